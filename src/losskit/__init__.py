@@ -1,0 +1,32 @@
+"""losskit: every common PyTorch loss, exact, explained and fast.
+
+Functions live in :mod:`losskit.functional` (alias ``losskit.F``), modules in
+:mod:`losskit.nn`, NumPy float64 references in :mod:`losskit.reference`, and
+:func:`losskit.get` builds a module from its registered name.
+"""
+
+from . import functional, nn, reference
+from . import functional as F
+from ._checks import checks_enabled, set_checks
+from ._errors import LossInputError, LossTypeError
+from ._registry import REGISTRY, Example, LossSpec, get, names, spec
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "F",
+    "functional",
+    "nn",
+    "reference",
+    "LossInputError",
+    "LossTypeError",
+    "set_checks",
+    "checks_enabled",
+    "REGISTRY",
+    "LossSpec",
+    "Example",
+    "get",
+    "spec",
+    "names",
+    "__version__",
+]

@@ -1,0 +1,93 @@
+"""Reduction: the only place that knows none/mean/sum, weighted means, masks, the
+``normalizer`` and the empty-mean rule.
+
+* ``"none"``: the per-element loss times its weight; masked (not counted) elements are 0.
+* ``"sum"``: ``sum(w * l)`` over the counted elements.
+* ``"mean"``: ``sum(w * l) / sum(w)`` over the counted elements (``w = 1`` without a
+  weight), or ``sum(w * l) / normalizer`` when a normalizer is given.
+* Empty mean (nothing counted, or every counted weight is 0): ``0.0``, still connected
+  to the graph, so the gradient is exactly zero. torch returns NaN there.
+
+The denominator is computed on the device and never read back to the host.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["reduce", "upcast", "compute_dtype"]
+
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float16/bfloat16 are computed (and returned) in float32; other dtypes as they are."""
+    return torch.float32 if dtype in _HALF else dtype
+
+
+def upcast(x: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Cast to the compute dtype (a no-op, not a copy, when it already is).
+
+    ``Tensor.to`` is differentiable, so a float16 input gets a float16 gradient back.
+    """
+    return x.to(dtype or compute_dtype(x.dtype))
+
+
+def _safe_divide(num: torch.Tensor, den: torch.Tensor | float) -> torch.Tensor:
+    """num / den, and num (which is then 0) where den == 0: never NaN, zero gradient."""
+    if not isinstance(den, torch.Tensor):
+        return num / den if den != 0 else num * 0.0
+    den = den.to(num.dtype)
+    return num / torch.where(den == 0, torch.ones_like(den), den)
+
+
+def reduce(
+    loss: torch.Tensor,
+    reduction: str,
+    *,
+    weight: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None,
+    normalizer: float | torch.Tensor | None = None,
+    dim: int | tuple[int, ...] | None = None,
+) -> torch.Tensor:
+    """Reduce a per-element loss.
+
+    Args:
+        loss: per-element loss, in the compute dtype.
+        reduction: ``"none"``, ``"mean"`` or ``"sum"`` (already validated).
+        weight: per-element weight, broadcastable to ``loss`` (already validated).
+        mask: bool tensor of ``loss``'s shape; ``False`` elements are not counted
+            (their loss, which may be garbage, never reaches the result or the gradient).
+        normalizer: with ``"mean"``, divide by this instead of ``sum(w)``.
+        dim: reduce only these dimensions (``"mean"`` and ``"sum"``); default all.
+    """
+    if mask is not None:
+        loss = torch.where(mask, loss, torch.zeros((), dtype=loss.dtype, device=loss.device))
+    if weight is not None:
+        weight = weight.to(loss.dtype)
+        loss = loss * weight
+    if reduction == "none":
+        return loss
+
+    dims = dim if dim is not None else tuple(range(loss.dim()))
+    if isinstance(dims, int):
+        dims = (dims,)
+    num = loss.sum(dim=dims) if dims else loss
+    if reduction == "sum":
+        return num
+
+    if normalizer is not None:
+        return _safe_divide(num, normalizer)
+    if weight is None and mask is None:
+        count = 1
+        for d in dims:
+            count *= loss.shape[d]
+        return _safe_divide(num, count)
+    if weight is None:
+        den = mask.sum(dim=dims)
+    else:
+        den = torch.broadcast_to(weight, loss.shape)
+        if mask is not None:
+            den = torch.where(mask, den, torch.zeros((), dtype=den.dtype, device=den.device))
+        den = den.sum(dim=dims) if dims else den
+    return _safe_divide(num, den)

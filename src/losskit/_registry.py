@@ -1,0 +1,252 @@
+"""The registry: one ``LossSpec`` row per loss, plain data read by the tests, the demo,
+the benchmarks, the command line and the docs. Adding a loss is one function, one module
+line, one reference and one row here."""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import torch
+import torch.nn.functional as TF
+
+from . import functional as F
+from . import nn as N
+from . import reference as R
+from ._checks import fail
+
+__all__ = ["Example", "LossSpec", "REGISTRY", "get", "spec", "names"]
+
+
+@dataclass(frozen=True)
+class Example:
+    """A worked example: inputs (nested lists), options, and the value its source prints."""
+
+    source: str
+    input: object
+    target: object
+    options: Mapping[str, object] = field(default_factory=dict)
+    article_value: float | None = None
+
+    def tensors(self, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+        return (torch.tensor(self.input, dtype=dtype), torch.tensor(self.target, dtype=dtype))
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """One registered loss.
+
+    ``input_kind`` is ``"real"`` (any value), ``"logits"`` or ``"probs"`` (in [0, 1]);
+    ``target_kind`` is ``"real"`` or ``"unit"`` (in [0, 1]). ``variants`` are option sets
+    (besides the defaults) that the contract tests run. ``torch_builtin`` computes torch's
+    own value for the same call, or returns ``None`` when torch has no equivalent for the
+    options given.
+    """
+
+    name: str
+    family: str
+    functional: Callable[..., torch.Tensor]
+    module: type
+    reference: Callable[..., object]
+    summary: str
+    when_to_use: str
+    examples: tuple[Example, ...]
+    aliases: tuple[str, ...] = ()
+    input_kind: str = "real"
+    target_kind: str = "real"
+    plot_axis: str = "residual"
+    variants: tuple[Mapping[str, object], ...] = ()
+    torch_builtin: Callable[..., torch.Tensor | None] | None = None
+    paper: str | None = None
+    nonnegative: bool = True
+
+    def __call__(self, input, target, **options):
+        return self.functional(input, target, **options)
+
+
+def _torch(fn: Callable[..., torch.Tensor], supports: tuple[str, ...] = (),
+           weight_mean_differs: bool = False):
+    """Adapter calling torch's built-in ``fn`` with the options it shares with losskit."""
+
+    def builtin(input, target, *, reduction="mean", **options):
+        if any(v is not None and v != 0.0 for k, v in options.items() if k not in supports):
+            return None
+        if weight_mean_differs and options.get("weight") is not None and reduction == "mean":
+            return None  # torch divides a weighted mean by the element count
+        kept = {k: v for k, v in options.items() if k in supports and v is not None}
+        return fn(input, target, reduction=reduction, **kept)
+
+    builtin.__name__ = f"torch_{fn.__name__}"
+    return builtin
+
+
+# Seed articles' inputs.
+_SEED003 = dict(input=[[1.0, 1.0], [1.0, 1.0]], target=[[0.0, 1.0], [2.0, 3.0]])
+_SEED004 = dict(input=[0.020, 0.176, 0.313], target=[0.019, 0.234, 0.918])
+_SEED000_LOGITS = [[-1.0, 1.0], [1.0, 2.0]]
+_SEED000_TARGET = [[1.0, 0.0], [0.0, 1.0]]  # torch.eye(2)[[0, 1]]
+_SEED004_FOCAL_P = [0.95, 0.05, 0.5, 0.5]
+
+
+def _sigmoid(v: float) -> float:
+    return 1.0 / (1.0 + math.exp(-v))
+
+
+def _logit(p: float) -> float:
+    return math.log(p / (1.0 - p))
+
+
+_S003 = "seed 003: sample = ones(2, 2), target = [[0, 1], [2, 3]]"
+_S004 = "seed 004: y_hat = [0.020, 0.176, 0.313], y_true = [0.019, 0.234, 0.918]"
+
+_ROWS = (
+    LossSpec(
+        name="l1_loss", aliases=("mae_loss",), family="regression",
+        functional=F.l1_loss, module=N.L1Loss, reference=R.l1_loss,
+        summary="Mean absolute error |x - y|.",
+        when_to_use="Regression robust to outliers; predicts the conditional median.",
+        examples=(Example(_S003, **_SEED003, article_value=1.0),
+                  Example(_S004 + " (MAE)", **_SEED004)),
+        torch_builtin=_torch(TF.l1_loss),
+    ),
+    LossSpec(
+        name="mse_loss", family="regression",
+        functional=F.mse_loss, module=N.MSELoss, reference=R.mse_loss,
+        summary="Mean squared error (x - y)^2.",
+        when_to_use="Default regression loss; Gaussian noise; penalises large errors most.",
+        examples=(Example(_S003, **_SEED003, article_value=1.5),),
+        torch_builtin=_torch(TF.mse_loss),
+    ),
+    LossSpec(
+        name="rmse_loss", family="regression",
+        functional=F.rmse_loss, module=N.RMSELoss, reference=R.rmse_loss,
+        summary="Root mean squared error sqrt(mean((x - y)^2)).",
+        when_to_use="When the loss should be in the target's units (reporting, tuning).",
+        examples=(Example(_S004, **_SEED004),),
+        torch_builtin=None,
+    ),
+    LossSpec(
+        name="smooth_l1_loss", family="regression",
+        functional=F.smooth_l1_loss, module=N.SmoothL1Loss, reference=R.smooth_l1_loss,
+        summary="Quadratic below beta, linear above (Fast R-CNN box regression).",
+        when_to_use="Box regression; L1 robustness with a smooth minimum.",
+        examples=(Example(_S003, **_SEED003, article_value=0.625),),
+        variants=({"beta": 0.5}, {"beta": 0.0}),
+        torch_builtin=_torch(TF.smooth_l1_loss, supports=("beta",)),
+        paper="https://arxiv.org/abs/1504.08083",
+    ),
+    LossSpec(
+        name="huber_loss", family="regression",
+        functional=F.huber_loss, module=N.HuberLoss, reference=R.huber_loss,
+        summary="0.5 r^2 below delta, delta (|r| - delta / 2) above.",
+        when_to_use="Regression with outliers: MSE near 0, MAE far away.",
+        examples=(Example(_S004, **_SEED004),),
+        variants=({"delta": 0.3},),
+        torch_builtin=_torch(TF.huber_loss, supports=("delta",)),
+    ),
+    LossSpec(
+        name="pseudo_huber_loss", family="regression",
+        functional=F.pseudo_huber_loss, module=N.PseudoHuberLoss,
+        reference=R.pseudo_huber_loss,
+        summary="delta^2 (sqrt(1 + (r / delta)^2) - 1): a Huber loss smooth everywhere.",
+        when_to_use="Like Huber, when second derivatives must be smooth.",
+        examples=(Example(_S004, **_SEED004),),
+        variants=({"delta": 0.2},),
+    ),
+    LossSpec(
+        name="log_cosh_loss", family="regression",
+        functional=F.log_cosh_loss, module=N.LogCoshLoss, reference=R.log_cosh_loss,
+        summary="log(cosh(x - y)): r^2 / 2 near 0, |r| - log 2 far away.",
+        when_to_use="Huber-like robustness with no hyperparameter, twice differentiable.",
+        examples=(Example(_S004, **_SEED004),),
+    ),
+    LossSpec(
+        name="quantile_loss", family="regression",
+        functional=F.quantile_loss, module=N.QuantileLoss, reference=R.quantile_loss,
+        summary="Pinball loss max(q r, (q - 1) r), r = y - x.",
+        when_to_use="Predicting a quantile (prediction intervals, forecasting).",
+        examples=(Example(_S004, **_SEED004, options={"quantile": 0.9}),),
+        variants=({"quantile": 0.1},),
+    ),
+    LossSpec(
+        name="binary_cross_entropy", family="binary",
+        functional=F.binary_cross_entropy, module=N.BCELoss,
+        reference=R.binary_cross_entropy,
+        summary="Binary cross entropy on probabilities (log clamped at -100).",
+        when_to_use="Binary / multi-label targets when the model already outputs sigmoid "
+                    "probabilities; prefer the logits form.",
+        examples=(
+            Example("seed 000: sigmoid([[-1, 1], [1, 2]]) against eye(2)[[0, 1]]",
+                    [[_sigmoid(v) for v in row] for row in _SEED000_LOGITS],
+                    _SEED000_TARGET, article_value=1.0167),
+            Example("seed 004: y_hat = [0.920, 0.976, 0.003], y_true = [0, 0, 1]",
+                    [0.920, 0.976, 0.003], [0.0, 0.0, 1.0]),
+        ),
+        input_kind="probs", target_kind="unit", plot_axis="p_t",
+        torch_builtin=_torch(TF.binary_cross_entropy, supports=("weight",),
+                             weight_mean_differs=True),
+    ),
+    LossSpec(
+        name="binary_cross_entropy_with_logits", family="binary",
+        functional=F.binary_cross_entropy_with_logits, module=N.BCEWithLogitsLoss,
+        reference=R.binary_cross_entropy_with_logits,
+        summary="Binary cross entropy on logits, with pos_weight, smoothing, ignore_index.",
+        when_to_use="Binary and multi-label classification; the stable form of BCE.",
+        examples=(Example("seed 000: logits [[-1, 1], [1, 2]] against eye(2)[[0, 1]]",
+                          _SEED000_LOGITS, _SEED000_TARGET, article_value=1.0167),),
+        input_kind="logits", target_kind="unit", plot_axis="p_t",
+        variants=({"label_smoothing": 0.1}, {"ignore_index": -1.0}),
+        torch_builtin=_torch(TF.binary_cross_entropy_with_logits,
+                             supports=("weight", "pos_weight"), weight_mean_differs=True),
+    ),
+    LossSpec(
+        name="sigmoid_focal_loss", family="binary",
+        functional=F.sigmoid_focal_loss, module=N.SigmoidFocalLoss,
+        reference=R.sigmoid_focal_loss,
+        summary="-alpha_t (1 - p_t)^gamma log p_t on logits (RetinaNet).",
+        when_to_use="Dense detection and heavy class imbalance: down-weights easy examples.",
+        examples=(Example("seed 004: y_pred = [0.95, 0.05, 0.5, 0.5] (as logits), "
+                          "y_true = [1, 0, 1, 0]",
+                          [_logit(p) for p in _SEED004_FOCAL_P], [1.0, 0.0, 1.0, 0.0],
+                          options={"alpha": 0.25, "gamma": 2.0}),),
+        input_kind="logits", target_kind="unit", plot_axis="p_t",
+        variants=({"gamma": 0.0, "alpha": None}, {"gamma": 0.5, "alpha": 0.75},
+                  {"gamma": 5.0}, {"ignore_index": -1.0}),
+        paper="https://arxiv.org/abs/1708.02002",
+    ),
+)
+
+REGISTRY: Mapping[str, LossSpec] = MappingProxyType({row.name: row for row in _ROWS})
+_ALIASES = {alias: row.name for row in _ROWS for alias in row.aliases}
+
+
+def names(include_aliases: bool = False) -> list[str]:
+    """Registered loss names (and aliases)."""
+    out = list(REGISTRY)
+    return out + list(_ALIASES) if include_aliases else out
+
+
+def spec(name: str) -> LossSpec:
+    """The registry row of a loss, by name or alias."""
+    key = _ALIASES.get(name, name)
+    if key not in REGISTRY:
+        close = difflib.get_close_matches(name, names(True), n=3)
+        fail("losskit", f"unknown loss {name!r}.",
+             f"did you mean {' or '.join(map(repr, close))}?" if close
+             else "`losskit list` shows every loss.")
+    return REGISTRY[key]
+
+
+def get(name: str, **options: object) -> torch.nn.Module:
+    """A loss module by name or alias, e.g. ``losskit.get("huber_loss", delta=0.5)``.
+
+    Example:
+        >>> import losskit, torch
+        >>> loss = losskit.get("mae_loss")
+        >>> loss(torch.ones(2, 2), torch.tensor([[0., 1.], [2., 3.]]))
+        tensor(1.)
+    """
+    return spec(name).module(**options)

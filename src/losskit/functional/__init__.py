@@ -1,0 +1,29 @@
+"""losskit.functional: every loss as a function ``loss(input, target, *, ..., reduction)``."""
+
+from .binary import binary_cross_entropy, binary_cross_entropy_with_logits, sigmoid_focal_loss
+from .regression import (
+    huber_loss,
+    l1_loss,
+    log_cosh_loss,
+    mae_loss,
+    mse_loss,
+    pseudo_huber_loss,
+    quantile_loss,
+    rmse_loss,
+    smooth_l1_loss,
+)
+
+__all__ = [
+    "l1_loss",
+    "mae_loss",
+    "mse_loss",
+    "rmse_loss",
+    "smooth_l1_loss",
+    "huber_loss",
+    "pseudo_huber_loss",
+    "log_cosh_loss",
+    "quantile_loss",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "sigmoid_focal_loss",
+]

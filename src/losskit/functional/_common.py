@@ -1,0 +1,43 @@
+"""Argument handling shared by the functional losses (validation lives in ``_checks``)."""
+
+from __future__ import annotations
+
+import torch
+
+from .. import _checks as C
+from .._reduction import compute_dtype
+
+
+def prepare_pointwise(
+    loss: str,
+    input: object,
+    target: object,
+    *,
+    weight: object = None,
+    reduction: str = "mean",
+    normalizer: object = None,
+    broadcast: bool = False,
+    target_hint: str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Validate an input/target pair of one shape (or broadcastable with ``broadcast``)
+    and return them, and the weight, in the compute dtype."""
+    C.check_reduction(loss, reduction)
+    C.check_tensor(loss, "input", input)
+    C.check_tensor(loss, "target", target)
+    C.check_floating(loss, "input", input)
+    C.check_real(loss, "target", target)
+    weight = C.check_weight_tensor(loss, weight)
+    C.check_same_device(loss, input=input, target=target, weight=weight)
+    shape = C.check_same_shape(loss, input, target, broadcast)
+    if weight is not None:
+        C.check_broadcastable_to(loss, "weight", weight, shape,
+                                 "weight is per element: give it the input's shape, or a "
+                                 "shape that broadcasts to it.")
+    C.check_normalizer(loss, normalizer, reduction)
+    dtype = compute_dtype(input.dtype)
+    x = input.to(dtype)
+    y = target.to(dtype)
+    if shape != x.shape or shape != y.shape:
+        x, y = torch.broadcast_tensors(x, y)
+    w = weight.to(dtype) if weight is not None else None
+    return x, y, w

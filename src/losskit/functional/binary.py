@@ -1,0 +1,211 @@
+"""Binary and multi-label losses: a target of the input's shape, with values in [0, 1]."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as TF
+
+from .. import _checks as C
+from .._reduction import compute_dtype, reduce
+
+__all__ = ["binary_cross_entropy", "binary_cross_entropy_with_logits", "sigmoid_focal_loss"]
+
+_WEIGHT_HINT = ("weight rescales each element's loss: give it the input's shape or one "
+                "that broadcasts to it, e.g. (C,) for an (N, C) input.")
+
+
+def _prepare_binary(loss, input, target, weight, reduction, normalizer, pos_weight=None):
+    C.check_reduction(loss, reduction)
+    C.check_tensor(loss, "input", input)
+    C.check_tensor(loss, "target", target)
+    C.check_floating(loss, "input", input)
+    C.check_real(loss, "target", target)
+    weight = C.check_weight_tensor(loss, weight)
+    if pos_weight is not None:
+        C.check_tensor(loss, "pos_weight", pos_weight)
+        C.check_real(loss, "pos_weight", pos_weight)
+    C.check_same_device(loss, input=input, target=target, weight=weight, pos_weight=pos_weight)
+    if target.shape != input.shape:
+        hint = None
+        if target.dim() == input.dim() - 1 and not target.is_floating_point():
+            hint = ("this looks like class indices; use cross_entropy, or one-hot encode the "
+                    "target with torch.nn.functional.one_hot(target, C).float().")
+        elif target.numel() == input.numel():
+            hint = f"reshape it with target.view({tuple(input.shape)})."
+        C.fail(loss, f"target must have the input's shape {tuple(input.shape)}, got "
+                     f"{tuple(target.shape)}.", hint)
+    if weight is not None:
+        C.check_broadcastable_to(loss, "weight", weight, input.shape, _WEIGHT_HINT)
+    if pos_weight is not None:
+        C.check_broadcastable_to(loss, "pos_weight", pos_weight, input.shape,
+                                 "pos_weight holds one weight per class: shape (C,) for an "
+                                 "(N, C) input, broadcast along the last dimension.")
+    C.check_normalizer(loss, normalizer, reduction)
+    dtype = compute_dtype(input.dtype)
+    w = weight.to(dtype) if weight is not None else None
+    pw = pos_weight.to(dtype) if pos_weight is not None else None
+    return input.to(dtype), target.to(dtype), w, pw
+
+
+def _ignore_mask(loss, target, ignore_index):
+    """Counted elements (``target != ignore_index``) and the target with ignored set to 0."""
+    if ignore_index is None:
+        return None, target
+    C.check_number(loss, "ignore_index", ignore_index)
+    mask = target != ignore_index
+    return mask, torch.where(mask, target, torch.zeros_like(target))
+
+
+def binary_cross_entropy(input, target, *, weight=None, reduction="mean", normalizer=None):
+    r"""Binary cross entropy on probabilities, as ``torch.nn.functional.binary_cross_entropy``.
+
+    .. math::
+        \ell_i = -w_i \left[ y_i \max(\log x_i, -100) + (1 - y_i) \max(\log(1 - x_i), -100)
+        \right]
+
+    The log is clamped at -100 as torch does, so ``x = 0`` or ``1`` gives a finite loss.
+    ``"mean"`` is ``sum(w l) / sum(w)`` (torch divides a weighted loss by the element
+    count; without ``weight`` both agree). Under autocast it computes in float32 instead
+    of refusing. Prefer :func:`binary_cross_entropy_with_logits` on logits: it is exact
+    where ``sigmoid`` saturates.
+
+    Args:
+        input: probabilities in [0, 1] (checked; a :class:`LossInputError` reports the
+            min and max found).
+        target: same shape as ``input``, values in [0, 1] (checked).
+        weight: per-element weight broadcastable to ``input``. Default: ``None``.
+        reduction: ``"none"`` | ``"mean"`` | ``"sum"``. Default: ``"mean"``.
+        normalizer: with ``"mean"``, divide ``sum(w * l)`` by this instead of ``sum(w)``.
+
+    Shape:
+        input ``(*)``, target ``(*)``; output scalar, or ``(*)`` with ``reduction="none"``.
+
+    Example:
+        >>> import torch, losskit.functional as LF
+        >>> p = torch.tensor([[-1., 1.], [1., 2.]]).sigmoid()
+        >>> LF.binary_cross_entropy(p, torch.tensor([[1., 0.], [0., 1.]]))
+        tensor(1.0167)
+    """
+    name = "binary_cross_entropy"
+    x, y, w, _ = _prepare_binary(name, input, target, weight, reduction, normalizer)
+    C.check_in_unit_interval(name, "input", x,
+                             hint="input must be probabilities; for logits use "
+                                  "binary_cross_entropy_with_logits.")
+    C.check_in_unit_interval(name, "target", y)
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        loss = TF.binary_cross_entropy(x, y, reduction="none")
+    return reduce(loss, reduction, weight=w, normalizer=normalizer)
+
+
+def _bce_logits_elementwise(x, y, pos_weight):
+    # -[pw * y * log sigmoid(x) + (1 - y) * log sigmoid(-x)], computed stably by torch.
+    return TF.binary_cross_entropy_with_logits(x, y, pos_weight=pos_weight, reduction="none")
+
+
+def binary_cross_entropy_with_logits(input, target, *, weight=None, pos_weight=None,
+                                     label_smoothing=0.0, ignore_index=None,
+                                     reduction="mean", normalizer=None):
+    r"""Binary cross entropy on logits, as ``torch.nn.functional.binary_cross_entropy_with_logits``.
+
+    .. math::
+        \ell_i = -w_i \left[ p_c\, y_i \log\sigma(x_i) + (1 - y_i) \log\sigma(-x_i) \right],
+        \qquad y_i \leftarrow y_i (1 - \epsilon) + \epsilon / 2
+
+    where ``p_c`` is ``pos_weight`` and ``epsilon`` is ``label_smoothing``. Elements whose
+    target equals ``ignore_index`` are not counted. ``"mean"`` is
+    ``sum(w l) / sum(w)`` over counted elements; ``pos_weight`` scales the positive term
+    only and is not part of the denominator (torch semantics). All ignored: 0.0.
+
+    Args:
+        input: logits, any shape.
+        target: same shape, values in [0, 1] (checked), or ``ignore_index``.
+        weight: per-element weight broadcastable to ``input``. Default: ``None``.
+        pos_weight: weight of the positive term, broadcastable to ``input`` (usually
+            ``(C,)``). Default: ``None``.
+        label_smoothing: ``epsilon`` in [0, 1]. Default: ``0.0``.
+        ignore_index: a target value to skip (e.g. ``-1``). Default: ``None``.
+        reduction: ``"none"`` | ``"mean"`` | ``"sum"``. Default: ``"mean"``.
+        normalizer: with ``"mean"``, divide by this instead of ``sum(w)``.
+
+    Shape:
+        input ``(*)``, target ``(*)``; output scalar, or ``(*)`` with ``reduction="none"``.
+
+    Example:
+        >>> import torch, losskit.functional as LF
+        >>> LF.binary_cross_entropy_with_logits(torch.tensor([[-1., 1.], [1., 2.]]),
+        ...                                     torch.tensor([[1., 0.], [0., 1.]]))
+        tensor(1.0167)
+    """
+    name = "binary_cross_entropy_with_logits"
+    ls = C.check_number(name, "label_smoothing", label_smoothing, low=0.0, high=1.0)
+    x, y, w, pw = _prepare_binary(name, input, target, weight, reduction, normalizer,
+                                  pos_weight)
+    mask, y = _ignore_mask(name, y, ignore_index)
+    C.check_in_unit_interval(name, "target", y, mask)
+    if ls:
+        y = y * (1.0 - ls) + 0.5 * ls
+    loss = _bce_logits_elementwise(x, y, pw)
+    return reduce(loss, reduction, weight=w, mask=mask, normalizer=normalizer)
+
+
+def sigmoid_focal_loss(input, target, *, alpha=0.25, gamma=2.0, weight=None, pos_weight=None,
+                       ignore_index=None, reduction="mean", normalizer=None):
+    r"""Sigmoid focal loss (Lin et al. 2017), the RetinaNet classification loss, on logits.
+
+    .. math::
+        \ell_i = -w_i\, \alpha_t\, (1 - p_t)^\gamma \log p_t, \qquad
+        p_t = p\,y + (1 - p)(1 - y), \quad \alpha_t = \alpha y + (1 - \alpha)(1 - y),
+        \quad p = \sigma(x)
+
+    ``log p_t`` is the binary cross entropy with logits (so ``pos_weight`` scales its
+    positive term), and the modulating factor is computed in log space,
+    ``(1 - p_t)^\gamma = \exp(\gamma \log(1 - p_t))`` with
+    ``\log(1 - p_t) = \operatorname{logaddexp}(\log y + \log\sigma(-x),
+    \log(1 - y) + \log\sigma(x))``, so logits of +-1e4 and every ``gamma >= 0`` (0 and
+    0 < gamma < 1 included) give finite values and gradients. ``gamma=0`` with
+    ``alpha=None`` equals :func:`binary_cross_entropy_with_logits` exactly.
+
+    Unlike torchvision (``reduction="none"`` by default), the default is ``"mean"``.
+
+    Args:
+        input: logits, any shape.
+        target: same shape, values in [0, 1] (checked), or ``ignore_index``.
+        alpha: weight of the positive class in [0, 1]; ``None`` or a negative value (as in
+            torchvision) disables it. Default: ``0.25``.
+        gamma: focusing parameter, ``>= 0``. Default: ``2.0``.
+        weight, pos_weight, ignore_index, reduction, normalizer: as
+            :func:`binary_cross_entropy_with_logits`.
+
+    Shape:
+        input ``(*)``, target ``(*)``; output scalar, or ``(*)`` with ``reduction="none"``.
+
+    Example:
+        >>> import torch, losskit.functional as LF
+        >>> logits = torch.tensor([0.95, 0.05, 0.5, 0.5]).logit()
+        >>> LF.sigmoid_focal_loss(logits, torch.tensor([1., 0., 1., 0.]), reduction="sum")
+        tensor(0.0872)
+
+    References:
+        Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017,
+        https://arxiv.org/abs/1708.02002
+    """
+    name = "sigmoid_focal_loss"
+    gamma = C.check_number(name, "gamma", gamma, low=0.0)
+    if alpha is not None:
+        alpha = C.check_number(name, "alpha", alpha, high=1.0)
+        if alpha < 0:
+            alpha = None
+    x, y, w, pw = _prepare_binary(name, input, target, weight, reduction, normalizer,
+                                  pos_weight)
+    mask, y = _ignore_mask(name, y, ignore_index)
+    C.check_in_unit_interval(name, "target", y, mask)
+    ce = _bce_logits_elementwise(x, y, pw)  # -log p_t (with pos_weight on the positive term)
+    loss = ce
+    if gamma != 0.0:
+        # log(1 - p_t) = log(y (1 - p) + (1 - y) p); log(1 - sigmoid(x)) = log_sigmoid(-x)
+        log_one_minus_pt = torch.logaddexp(torch.log(y) + TF.logsigmoid(-x),
+                                           torch.log1p(-y) + TF.logsigmoid(x))
+        loss = torch.exp(gamma * log_one_minus_pt) * ce
+    if alpha is not None:
+        loss = (alpha * y + (1.0 - alpha) * (1.0 - y)) * loss
+    return reduce(loss, reduction, weight=w, mask=mask, normalizer=normalizer)

@@ -1,0 +1,306 @@
+"""Regression losses: input and target of one shape, optional per-element ``weight``.
+
+Every loss here computes a per-element loss ``l`` of the residual ``r = input - target``
+and reduces it with :func:`losskit._reduction.reduce`:
+``"mean"`` is ``sum(w * l) / sum(w)`` (``w = 1`` without a weight), ``"sum"`` is
+``sum(w * l)``, ``"none"`` is ``w * l``. Unlike torch, a shape mismatch between input and
+target raises :class:`losskit.LossInputError` unless ``broadcast=True`` is passed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as TF
+
+from .. import _checks as C
+from .._reduction import reduce
+from ._common import prepare_pointwise
+
+__all__ = [
+    "l1_loss",
+    "mae_loss",
+    "mse_loss",
+    "rmse_loss",
+    "smooth_l1_loss",
+    "huber_loss",
+    "pseudo_huber_loss",
+    "log_cosh_loss",
+    "quantile_loss",
+]
+
+_LOG2 = math.log(2.0)
+
+
+def l1_loss(input, target, *, weight=None, reduction="mean", normalizer=None,
+            broadcast=False):
+    r"""Mean absolute error (L1 loss), as ``torch.nn.functional.l1_loss``.
+
+    .. math::
+        \ell_i = w_i \, |x_i - y_i|, \qquad
+        \text{mean} = \frac{\sum_i w_i |x_i - y_i|}{\sum_i w_i}
+
+    Args:
+        input: predictions, any shape, floating point.
+        target: same shape as ``input``.
+        weight: optional per-element weight, broadcastable to ``input``. Default: ``None``.
+        reduction: ``"none"`` | ``"mean"`` | ``"sum"``. Default: ``"mean"``.
+        normalizer: with ``"mean"``, divide ``sum(w * l)`` by this instead of ``sum(w)``.
+        broadcast: allow input and target shapes that broadcast. Default: ``False``.
+
+    Shape:
+        input ``(*)``, target ``(*)``; output scalar, or ``(*)`` with ``reduction="none"``.
+
+    Returns:
+        The loss; float32 for float16/bfloat16 inputs, else the input's dtype.
+
+    Example:
+        >>> import torch, losskit.functional as LF
+        >>> LF.l1_loss(torch.ones(2, 2), torch.tensor([[0., 1.], [2., 3.]]))
+        tensor(1.)
+    """
+    x, y, w = prepare_pointwise("l1_loss", input, target, weight=weight, reduction=reduction,
+                                normalizer=normalizer, broadcast=broadcast)
+    return reduce((x - y).abs(), reduction, weight=w, normalizer=normalizer)
+
+
+#: Alias of :func:`l1_loss` (mean absolute error).
+mae_loss = l1_loss
+
+
+def mse_loss(input, target, *, weight=None, reduction="mean", normalizer=None,
+             broadcast=False):
+    r"""Mean squared error, as ``torch.nn.functional.mse_loss``.
+
+    .. math::
+        \ell_i = w_i (x_i - y_i)^2, \qquad
+        \text{mean} = \frac{\sum_i w_i (x_i - y_i)^2}{\sum_i w_i}
+
+    Args: as :func:`l1_loss`.
+
+    Shape:
+        input ``(*)``, target ``(*)``; output scalar, or ``(*)`` with ``reduction="none"``.
+
+    Example:
+        >>> import torch, losskit.functional as LF
+        >>> LF.mse_loss(torch.ones(2, 2), torch.tensor([[0., 1.], [2., 3.]]))
+        tensor(1.5000)
+    """
+    x, y, w = prepare_pointwise("mse_loss", input, target, weight=weight, reduction=reduction,
+                                normalizer=normalizer, broadcast=broadcast)
+    return reduce((x - y).square(), reduction, weight=w, normalizer=normalizer)
+
+
+def _safe_sqrt(u: torch.Tensor) -> torch.Tensor:
+    # sqrt has an infinite derivative at 0; the RMSE of a perfect fit has zero gradient.
+    positive = u > 0
+    return torch.where(positive, torch.sqrt(torch.where(positive, u, torch.ones_like(u))),
+                       torch.zeros_like(u))
+
+
+def rmse_loss(input, target, *, weight=None, reduction="mean", normalizer=None,
+              broadcast=False):
+    r"""Root mean squared error.
+
+    .. math::
+        \text{mean} = \sqrt{\frac{\sum_i w_i (x_i - y_i)^2}{\sum_i w_i}}
+
+    ``"mean"`` is the RMSE over every element (the usual definition). ``"none"`` gives one
+    RMSE per sample, taken over all dimensions but the first, and ``"sum"`` adds those
+    per-sample values. With ``normalizer`` the mean is ``sqrt(sum(w r^2) / normalizer)``.
+    A perfect fit gives 0 with a zero (not NaN) gradient.
+
+    Args: as :func:`l1_loss`.
+
+    Shape:
+        input ``(N, *)``, target ``(N, *)``; output scalar, or ``(N,)`` with
+        ``reduction="none"`` (a 0-dim input gives a 0-dim output).
+
+    Example:
+        >>> import torch, losskit.functional as LF
+        >>> LF.rmse_loss(torch.tensor([0.020, 0.176, 0.313]), torch.tensor([0.019, 0.234, 0.918]))
+        tensor(0.3509)
+    """
+    x, y, w = prepare_pointwise("rmse_loss", input, target, weight=weight,
+                                reduction=reduction, normalizer=normalizer,
+                                broadcast=broadcast)
+    sq = (x - y).square()
+    if reduction == "mean":
+        return _safe_sqrt(reduce(sq, "mean", weight=w, normalizer=normalizer))
+    per_sample = _safe_sqrt(reduce(sq, "mean", weight=w, dim=tuple(range(1, sq.dim()))))
+    return per_sample if reduction == "none" else per_sample.sum()
+
+
+def smooth_l1_loss(input, target, *, beta=1.0, weight=None, reduction="mean",
+                   normalizer=None, broadcast=False):
+    r"""Smooth L1 loss, as ``torch.nn.functional.smooth_l1_loss``.
+
+    .. math::
+        \ell_i = \begin{cases} 0.5\, r_i^2 / \beta & |r_i| < \beta \\
+                 |r_i| - 0.5\,\beta & \text{otherwise} \end{cases}, \qquad r_i = x_i - y_i
+
+    ``smooth_l1_loss(beta=b) == huber_loss(delta=b) / b``; ``beta=0`` is the L1 loss (as in
+    torch).
+
+    Args:
+        beta: where the quadratic part ends, ``>= 0``. Default: ``1.0``.
+        others: as :func:`l1_loss`.
+
+    Shape:
+        input ``(*)``, target ``(*)``; output scalar, or ``(*)`` with ``reduction="none"``.
+
+    Example:
+        >>> import torch, losskit.functional as LF
+        >>> LF.smooth_l1_loss(torch.ones(2, 2), torch.tensor([[0., 1.], [2., 3.]]))
+        tensor(0.6250)
+    """
+    beta = C.check_number("smooth_l1_loss", "beta", beta, low=0.0)
+    x, y, w = prepare_pointwise("smooth_l1_loss", input, target, weight=weight,
+                                reduction=reduction, normalizer=normalizer,
+                                broadcast=broadcast)
+    if beta == 0.0:
+        loss = (x - y).abs()
+    else:
+        loss = TF.smooth_l1_loss(x, y, reduction="none", beta=beta)
+    return reduce(loss, reduction, weight=w, normalizer=normalizer)
+
+
+def huber_loss(input, target, *, delta=1.0, weight=None, reduction="mean", normalizer=None,
+               broadcast=False):
+    r"""Huber loss, as ``torch.nn.functional.huber_loss``.
+
+    .. math::
+        \ell_i = \begin{cases} 0.5\, r_i^2 & |r_i| \le \delta \\
+                 \delta\,(|r_i| - 0.5\,\delta) & \text{otherwise} \end{cases}
+
+    With ``weight``, ``"mean"`` is ``sum(w l) / sum(w)``; torch's own ``huber_loss(weight=)``
+    divides by the element count instead.
+
+    Args:
+        delta: where the quadratic part ends, ``> 0``. Default: ``1.0``.
+        others: as :func:`l1_loss`.
+
+    Shape:
+        input ``(*)``, target ``(*)``; output scalar, or ``(*)`` with ``reduction="none"``.
+
+    Example:
+        >>> import torch, losskit.functional as LF
+        >>> LF.huber_loss(torch.tensor([0.020, 0.176, 0.313]),
+        ...               torch.tensor([0.019, 0.234, 0.918]))
+        tensor(0.0616)
+    """
+    delta = C.check_number("huber_loss", "delta", delta, low=0.0, low_open=True)
+    x, y, w = prepare_pointwise("huber_loss", input, target, weight=weight,
+                                reduction=reduction, normalizer=normalizer,
+                                broadcast=broadcast)
+    loss = TF.huber_loss(x, y, reduction="none", delta=delta)
+    return reduce(loss, reduction, weight=w, normalizer=normalizer)
+
+
+def pseudo_huber_loss(input, target, *, delta=1.0, weight=None, reduction="mean",
+                      normalizer=None, broadcast=False):
+    r"""Pseudo-Huber loss: a smooth Huber, quadratic near 0 and linear far away.
+
+    .. math::
+        \ell_i = \delta^2 \left(\sqrt{1 + (r_i/\delta)^2} - 1\right)
+               = \frac{r_i^2}{\sqrt{1 + (r_i/\delta)^2} + 1}
+
+    The second form is what is computed: no cancellation for small residuals (where the
+    loss tends to ``r^2 / 2``) and no overflow for large ones (where it tends to
+    ``delta |r|``).
+
+    Args:
+        delta: the scale where the loss turns linear, ``> 0``. Default: ``1.0``.
+        others: as :func:`l1_loss`.
+
+    Shape:
+        input ``(*)``, target ``(*)``; output scalar, or ``(*)`` with ``reduction="none"``.
+
+    Example:
+        >>> import torch, losskit.functional as LF
+        >>> LF.pseudo_huber_loss(torch.tensor([0., 3.]), torch.tensor([0., 0.]))
+        tensor(1.0811)
+
+    References:
+        Charbonnier et al., "Deterministic edge-preserving regularization in computed
+        imaging", IEEE TIP 1997.
+    """
+    delta = C.check_number("pseudo_huber_loss", "delta", delta, low=0.0, low_open=True)
+    x, y, w = prepare_pointwise("pseudo_huber_loss", input, target, weight=weight,
+                                reduction=reduction, normalizer=normalizer,
+                                broadcast=broadcast)
+    r = x - y
+    root = torch.hypot(r / delta, torch.ones_like(r))  # sqrt(1 + (r/delta)^2), no overflow
+    loss = r * (r / (root + 1.0))
+    return reduce(loss, reduction, weight=w, normalizer=normalizer)
+
+
+def log_cosh_loss(input, target, *, weight=None, reduction="mean", normalizer=None,
+                  broadcast=False):
+    r"""Log-cosh loss: ``log(cosh(r))``, about ``r^2 / 2`` for small and ``|r| - log 2``
+    for large residuals.
+
+    .. math::
+        \ell_i = \log\cosh(r_i) = \begin{cases}
+            \operatorname{log1p}(2 \sinh^2(|r_i|/2)) & |r_i| < 10 \\
+            |r_i| + \operatorname{softplus}(-2|r_i|) - \log 2 & \text{otherwise}\end{cases}
+
+    Both forms are exact rewrites of ``log(cosh(r))``; the first keeps full relative
+    precision near 0, the second never overflows (``cosh(1e4)`` does). The gradient is
+    ``tanh(r)``.
+
+    Args: as :func:`l1_loss`.
+
+    Shape:
+        input ``(*)``, target ``(*)``; output scalar, or ``(*)`` with ``reduction="none"``.
+
+    Example:
+        >>> import torch, losskit.functional as LF
+        >>> LF.log_cosh_loss(torch.tensor([1e4, 1.0]), torch.tensor([0., 0.]))
+        tensor(5000.0898)
+    """
+    x, y, w = prepare_pointwise("log_cosh_loss", input, target, weight=weight,
+                                reduction=reduction, normalizer=normalizer,
+                                broadcast=broadcast)
+    a = (x - y).abs()
+    small = a < 10.0
+    a_small = torch.where(small, a, torch.zeros_like(a))  # keeps sinh finite off-branch
+    near = torch.log1p(2.0 * torch.sinh(0.5 * a_small).square())
+    far = a + TF.softplus(-2.0 * a) - _LOG2
+    return reduce(torch.where(small, near, far), reduction, weight=w, normalizer=normalizer)
+
+
+def quantile_loss(input, target, *, quantile=0.5, weight=None, reduction="mean",
+                  normalizer=None, broadcast=False):
+    r"""Quantile (pinball) loss: fits the ``quantile``-th conditional quantile.
+
+    .. math::
+        \ell_i = \max(q\, r_i,\ (q - 1)\, r_i), \qquad r_i = y_i - x_i
+
+    Under-prediction (``r > 0``) costs ``q`` per unit, over-prediction ``1 - q``;
+    ``quantile=0.5`` is half the L1 loss.
+
+    Args:
+        quantile: ``q``, strictly between 0 and 1. Default: ``0.5``.
+        others: as :func:`l1_loss`.
+
+    Shape:
+        input ``(*)``, target ``(*)``; output scalar, or ``(*)`` with ``reduction="none"``.
+
+    Example:
+        >>> import torch, losskit.functional as LF
+        >>> LF.quantile_loss(torch.tensor([1., 3.]), torch.tensor([2., 2.]), quantile=0.9)
+        tensor(0.5000)
+
+    References:
+        Koenker and Bassett, "Regression Quantiles", Econometrica 1978.
+    """
+    q = C.check_number("quantile_loss", "quantile", quantile, low=0.0, high=1.0,
+                       low_open=True, high_open=True)
+    x, y, w = prepare_pointwise("quantile_loss", input, target, weight=weight,
+                                reduction=reduction, normalizer=normalizer,
+                                broadcast=broadcast)
+    r = y - x
+    loss = torch.where(r >= 0, q * r, (q - 1.0) * r)
+    return reduce(loss, reduction, weight=w, normalizer=normalizer)

@@ -1,0 +1,84 @@
+"""The module base: hyperparameters in ``__init__``, a one-line ``forward``."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from .._checks import fail
+from .._errors import LossTypeError
+
+__all__ = ["Loss"]
+
+
+class Loss(nn.Module):
+    """Base of every losskit module.
+
+    A subclass names its functional, ``class HuberLoss(Loss, functional=F.huber_loss)``,
+    and takes that function's keyword-only arguments (hyperparameters, ``reduction``,
+    ``normalizer``...) in ``__init__``. Tensor hyperparameters become buffers, so
+    ``.to(device)`` moves them. ``forward(input, target, **overrides)`` calls the
+    functional; an override (e.g. ``normalizer=`` per batch) wins over the stored value.
+    """
+
+    functional: Callable[..., torch.Tensor]
+    _defaults: dict[str, object] = {}
+
+    def __init_subclass__(cls, functional: Callable[..., torch.Tensor] | None = None,
+                          **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if functional is None:
+            return
+        cls.functional = staticmethod(functional)
+        sig = inspect.signature(functional)
+        params = [p for p in sig.parameters.values() if p.kind is p.KEYWORD_ONLY]
+        cls._defaults = {p.name: p.default for p in params}
+        cls.__signature__ = inspect.Signature(
+            [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD), *params])
+        if not cls.__doc__:
+            cls.__doc__ = f"Module form of :func:`losskit.functional.{functional.__name__}`."
+
+    def __init__(self, **options: object) -> None:
+        super().__init__()
+        unknown = sorted(set(options) - set(self._defaults))
+        if unknown:
+            fail(type(self).__name__, f"unknown option {', '.join(map(repr, unknown))}; valid "
+                                      f"options are {', '.join(self._defaults)}.",
+                 cls=LossTypeError)
+        self._options: dict[str, object] = {}
+        self._buffers_named: list[str] = []
+        for name, default in self._defaults.items():
+            value = options.get(name, default)
+            if isinstance(value, torch.Tensor):
+                self.register_buffer(name, value)
+                self._buffers_named.append(name)
+            else:
+                self._options[name] = value
+        # Validate the hyperparameters now, not at the first forward: a 0-d probe input
+        # would not fit every loss, so the functional's checks run lazily; the common
+        # mistake (a bad reduction) is caught here.
+        reduction = self._options.get("reduction")
+        if reduction is not None and reduction not in ("none", "mean", "sum"):
+            fail(type(self).__name__, f"reduction must be one of 'none', 'mean', 'sum', got "
+                                      f"{reduction!r}.")
+
+    def options(self) -> dict[str, object]:
+        """The stored hyperparameters, buffers included."""
+        return {**self._options, **{n: getattr(self, n) for n in self._buffers_named}}
+
+    def forward(self, input: torch.Tensor, target: torch.Tensor, *args: torch.Tensor,
+                **overrides: object) -> torch.Tensor:
+        return self.functional(input, target, *args, **{**self.options(), **overrides})
+
+    def extra_repr(self) -> str:
+        parts = []
+        for name, value in self.options().items():
+            default = self._defaults[name]
+            if isinstance(value, torch.Tensor):
+                parts.append(f"{name}=tensor{tuple(value.shape)}")
+            elif value != default:
+                parts.append(f"{name}={value!r}")
+        return ", ".join(parts)
