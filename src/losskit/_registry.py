@@ -62,6 +62,7 @@ class LossSpec:
     torch_builtin: Callable[..., torch.Tensor | None] | None = None
     paper: str | None = None
     nonnegative: bool = True
+    per_sample: bool = False  # reduction="none" gives one value per sample, shape (N,)
 
     def __call__(self, input, target, **options):
         return self.functional(input, target, **options)
@@ -126,7 +127,7 @@ _ROWS = (
         summary="Root mean squared error sqrt(mean((x - y)^2)).",
         when_to_use="When the loss should be in the target's units (reporting, tuning).",
         examples=(Example(_S004, **_SEED004),),
-        torch_builtin=None,
+        per_sample=True,
     ),
     LossSpec(
         name="smooth_l1_loss", family="regression",

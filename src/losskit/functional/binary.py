@@ -66,8 +66,10 @@ def binary_cross_entropy(input, target, *, weight=None, reduction="mean", normal
     The log is clamped at -100 as torch does, so ``x = 0`` or ``1`` gives a finite loss.
     ``"mean"`` is ``sum(w l) / sum(w)`` (torch divides a weighted loss by the element
     count; without ``weight`` both agree). Under autocast it computes in float32 instead
-    of refusing. Prefer :func:`binary_cross_entropy_with_logits` on logits: it is exact
-    where ``sigmoid`` saturates.
+    of refusing. At ``x = 0`` or ``1`` the gradient is torch's ``(x - y) / 1e-12``, which
+    overflows to infinity in a float16 input's gradient. Prefer
+    :func:`binary_cross_entropy_with_logits` on logits: it is exact where ``sigmoid``
+    saturates.
 
     Args:
         input: probabilities in [0, 1] (checked; a :class:`LossInputError` reports the

@@ -1,0 +1,101 @@
+"""Hypothesis properties over the registry: arbitrary shapes and values either give a
+number or a named losskit error, never a traceback from inside torch."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import losskit
+from conftest import SPEC_IDS, SPECS
+
+SETTINGS = settings(max_examples=60, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+shapes = st.lists(st.integers(0, 4), min_size=0, max_size=3).map(tuple)
+finite = st.floats(-1e4, 1e4, allow_nan=False, width=32)
+unit = st.floats(0.0, 1.0, width=32)
+dtypes = st.sampled_from([torch.float32, torch.float64, torch.float16, torch.bfloat16])
+reductions = st.sampled_from(["none", "mean", "sum"])
+
+
+def _tensor(draw, shape, elements, dtype):
+    n = math.prod(shape)
+    values = draw(st.lists(elements, min_size=n, max_size=n))
+    return torch.tensor(values, dtype=torch.float64).reshape(shape).to(dtype)
+
+
+@st.composite
+def valid_call(draw, spec):
+    shape = draw(shapes)
+    dtype = draw(dtypes)
+    x = _tensor(draw, shape, unit if spec.input_kind == "probs" else finite, dtype)
+    y = _tensor(draw, shape, unit if spec.target_kind == "unit" else finite, dtype)
+    options = {"reduction": draw(reductions)}
+    if draw(st.booleans()):
+        options["weight"] = _tensor(draw, shape, st.floats(0.0, 10.0, width=32), dtype)
+    return x, y, options
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
+def test_valid_inputs_give_finite_nonnegative_losses(spec):
+    @SETTINGS
+    @given(valid_call(spec))
+    def check(call):
+        x, y, options = call
+        x = x.requires_grad_(True)
+        out = spec.functional(x, y, **options)
+        assert torch.isfinite(out).all()
+        if spec.nonnegative:
+            assert (out >= 0).all(), out
+        if x.numel():
+            (grad,) = torch.autograd.grad(out.sum(), x)
+            if spec.input_kind == "probs" and x.dtype == torch.float16:
+                # torch's BCE gradient at p = 0 or 1 is 1e12 (its eps), beyond float16's
+                # range (documented); every other element must be finite.
+                grad = grad[(x > 0) & (x < 1)]
+            assert torch.isfinite(grad).all()
+
+    check()
+
+
+@st.composite
+def any_call(draw, spec):
+    """Mismatched shapes, any dtype, values outside the valid range, odd options."""
+    x_shape = draw(shapes)
+    y_shape = draw(st.one_of(st.just(x_shape), shapes))
+    anything = st.one_of(st.floats(-1e5, 1e5, width=32), st.just(math.nan))
+    x = _tensor(draw, x_shape, anything, draw(st.sampled_from(
+        [torch.float32, torch.float64, torch.int64, torch.bool])))
+    y = _tensor(draw, y_shape, anything, draw(st.sampled_from(
+        [torch.float32, torch.int64, torch.complex64])))
+    options = {"reduction": draw(st.sampled_from(["none", "mean", "sum", "avg"]))}
+    if draw(st.booleans()):
+        options["weight"] = _tensor(draw, draw(shapes), anything, torch.float32)
+    if draw(st.booleans()):
+        options["normalizer"] = draw(st.one_of(st.floats(-2, 5), st.just(torch.ones(2))))
+    for name, value in draw(st.dictionaries(
+            st.sampled_from(["delta", "beta", "quantile", "gamma", "alpha", "label_smoothing"]),
+            st.floats(-2, 3), max_size=2)).items():
+        options[name] = value
+    return x, y, options
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
+def test_bad_inputs_raise_named_errors_only(spec):
+    @SETTINGS
+    @given(any_call(spec))
+    def check(call):
+        x, y, options = call
+        try:
+            spec.functional(x, y, **options)
+        except (losskit.LossInputError, losskit.LossTypeError) as err:
+            assert str(err).startswith(f"{spec.name}:"), str(err)
+        except TypeError as err:  # an option this loss does not take: Python's own message
+            assert "unexpected keyword argument" in str(err), str(err)
+
+    check()
