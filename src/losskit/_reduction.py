@@ -61,33 +61,36 @@ def reduce(
         normalizer: with ``"mean"``, divide by this instead of ``sum(w)``.
         dim: reduce only these dimensions (``"mean"`` and ``"sum"``); default all.
     """
+    zero = torch.zeros((), dtype=loss.dtype, device=loss.device)
     if mask is not None:
-        loss = torch.where(mask, loss, torch.zeros((), dtype=loss.dtype, device=loss.device))
+        loss = torch.where(mask, loss, zero)
     if weight is not None:
         weight = weight.to(loss.dtype)
-        loss = loss * weight
     if reduction == "none":
-        return loss
+        return loss * weight if weight is not None else loss
 
     dims = dim if dim is not None else tuple(range(loss.dim()))
     if isinstance(dims, int):
         dims = (dims,)
-    num = loss.sum(dim=dims) if dims else loss
-    if reduction == "sum":
-        return num
 
+    def total(t: torch.Tensor) -> torch.Tensor:
+        return t.sum(dim=dims) if dims else t
+
+    if reduction == "sum":
+        return total(loss * weight if weight is not None else loss)
     if normalizer is not None:
-        return _safe_divide(num, normalizer)
-    if weight is None and mask is None:
-        count = 1
-        for d in dims:
-            count *= loss.shape[d]
-        return _safe_divide(num, count)
+        return _safe_divide(total(loss * weight if weight is not None else loss), normalizer)
     if weight is None:
-        den = mask.sum(dim=dims)
-    else:
-        den = torch.broadcast_to(weight, loss.shape)
-        if mask is not None:
-            den = torch.where(mask, den, torch.zeros((), dtype=den.dtype, device=den.device))
-        den = den.sum(dim=dims) if dims else den
-    return _safe_divide(num, den)
+        if mask is None:
+            count = 1
+            for d in dims:
+                count *= loss.shape[d]
+            return _safe_divide(total(loss), count)
+        return _safe_divide(total(loss), total(mask))
+    # Weighted mean: sum(l * w / sum(w)). Normalising the weights first keeps the gradient
+    # (w / sum(w)) finite even when sum(w) is tiny; dividing afterwards would not.
+    w = torch.broadcast_to(weight, loss.shape)
+    if mask is not None:
+        w = torch.where(mask, w, zero)
+    den = w.sum(dim=dims, keepdim=True) if dims else w
+    return total(loss * _safe_divide(w, den))

@@ -185,7 +185,7 @@ def sigmoid_focal_loss(input, target, *, alpha=0.25, gamma=2.0, weight=None, pos
         >>> import torch, losskit.functional as LF
         >>> logits = torch.tensor([0.95, 0.05, 0.5, 0.5]).logit()
         >>> LF.sigmoid_focal_loss(logits, torch.tensor([1., 0., 1., 0.]), reduction="sum")
-        tensor(0.0872)
+        tensor(0.1734)
 
     References:
         Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017,

@@ -258,7 +258,7 @@ def log_cosh_loss(input, target, *, weight=None, reduction="mean", normalizer=No
     Example:
         >>> import torch, losskit.functional as LF
         >>> LF.log_cosh_loss(torch.tensor([1e4, 1.0]), torch.tensor([0., 0.]))
-        tensor(5000.0898)
+        tensor(4999.8701)
     """
     x, y, w = prepare_pointwise("log_cosh_loss", input, target, weight=weight,
                                 reduction=reduction, normalizer=normalizer,
