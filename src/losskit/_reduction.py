@@ -94,3 +94,23 @@ def reduce(
         w = torch.where(mask, w, zero)
     den = w.sum(dim=dims, keepdim=True) if dims else w
     return total(loss * _safe_divide(w, den))
+
+
+def reduce_builtin(
+    builtin,
+    reduction: str,
+    *,
+    weight: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None,
+    normalizer: float | torch.Tensor | None = None,
+    numel: int,
+) -> torch.Tensor:
+    """Reduce a loss that torch computes itself: ``builtin(reduction)`` returns torch's value.
+
+    Plain means and sums (no weight, mask or normalizer, non-empty) go to torch's fused
+    kernel, forward and backward; everything else takes torch's per-element loss through
+    :func:`reduce`, so the weighted-mean and empty-mean rules stay in one place.
+    """
+    if weight is None and mask is None and normalizer is None and numel > 0:
+        return builtin(reduction)
+    return reduce(builtin("none"), reduction, weight=weight, mask=mask, normalizer=normalizer)

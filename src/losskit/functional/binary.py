@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as TF
 
 from .. import _checks as C
-from .._reduction import compute_dtype, reduce
+from .._reduction import compute_dtype, reduce, reduce_builtin
 
 __all__ = ["binary_cross_entropy", "binary_cross_entropy_with_logits", "sigmoid_focal_loss"]
 
@@ -94,9 +94,12 @@ def binary_cross_entropy(input, target, *, weight=None, reduction="mean", normal
                              hint="input must be probabilities; for logits use "
                                   "binary_cross_entropy_with_logits.")
     C.check_in_unit_interval(name, "target", y)
-    with torch.autocast(device_type=x.device.type, enabled=False):
-        loss = TF.binary_cross_entropy(x, y, reduction="none")
-    return reduce(loss, reduction, weight=w, normalizer=normalizer)
+
+    def builtin(red):
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return TF.binary_cross_entropy(x, y, reduction=red)
+
+    return reduce_builtin(builtin, reduction, weight=w, normalizer=normalizer, numel=x.numel())
 
 
 def _bce_logits_elementwise(x, y, pos_weight):
@@ -146,8 +149,9 @@ def binary_cross_entropy_with_logits(input, target, *, weight=None, pos_weight=N
     C.check_in_unit_interval(name, "target", y, mask)
     if ls:
         y = y * (1.0 - ls) + 0.5 * ls
-    loss = _bce_logits_elementwise(x, y, pw)
-    return reduce(loss, reduction, weight=w, mask=mask, normalizer=normalizer)
+    return reduce_builtin(
+        lambda red: TF.binary_cross_entropy_with_logits(x, y, pos_weight=pw, reduction=red),
+        reduction, weight=w, mask=mask, normalizer=normalizer, numel=x.numel())
 
 
 def sigmoid_focal_loss(input, target, *, alpha=0.25, gamma=2.0, weight=None, pos_weight=None,
@@ -197,6 +201,10 @@ def sigmoid_focal_loss(input, target, *, alpha=0.25, gamma=2.0, weight=None, pos
         alpha = C.check_number(name, "alpha", alpha, high=1.0)
         if alpha < 0:
             alpha = None
+    if gamma == 0.0 and alpha is None:  # the identity, bit for bit: focal is plain BCE here
+        return binary_cross_entropy_with_logits(
+            input, target, weight=weight, pos_weight=pos_weight, ignore_index=ignore_index,
+            reduction=reduction, normalizer=normalizer)
     x, y, w, pw = _prepare_binary(name, input, target, weight, reduction, normalizer,
                                   pos_weight)
     mask, y = _ignore_mask(name, y, ignore_index)
@@ -207,7 +215,7 @@ def sigmoid_focal_loss(input, target, *, alpha=0.25, gamma=2.0, weight=None, pos
         # log(1 - p_t) = log(y (1 - p) + (1 - y) p); log(1 - sigmoid(x)) = log_sigmoid(-x)
         log_one_minus_pt = torch.logaddexp(torch.log(y) + TF.logsigmoid(-x),
                                            torch.log1p(-y) + TF.logsigmoid(x))
-        loss = torch.exp(gamma * log_one_minus_pt) * ce
+        loss = torch.exp(gamma * log_one_minus_pt) * ce  # (1 - p_t)^gamma * (-log p_t)
     if alpha is not None:
         loss = (alpha * y + (1.0 - alpha) * (1.0 - y)) * loss
     return reduce(loss, reduction, weight=w, mask=mask, normalizer=normalizer)

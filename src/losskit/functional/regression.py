@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as TF
 
 from .. import _checks as C
-from .._reduction import reduce
+from .._reduction import reduce, reduce_builtin
 from ._common import prepare_pointwise
 
 __all__ = [
@@ -62,7 +62,8 @@ def l1_loss(input, target, *, weight=None, reduction="mean", normalizer=None,
     """
     x, y, w = prepare_pointwise("l1_loss", input, target, weight=weight, reduction=reduction,
                                 normalizer=normalizer, broadcast=broadcast)
-    return reduce((x - y).abs(), reduction, weight=w, normalizer=normalizer)
+    return reduce_builtin(lambda red: TF.l1_loss(x, y, reduction=red), reduction, weight=w,
+                          normalizer=normalizer, numel=x.numel())
 
 
 #: Alias of :func:`l1_loss` (mean absolute error).
@@ -89,7 +90,8 @@ def mse_loss(input, target, *, weight=None, reduction="mean", normalizer=None,
     """
     x, y, w = prepare_pointwise("mse_loss", input, target, weight=weight, reduction=reduction,
                                 normalizer=normalizer, broadcast=broadcast)
-    return reduce((x - y).square(), reduction, weight=w, normalizer=normalizer)
+    return reduce_builtin(lambda red: TF.mse_loss(x, y, reduction=red), reduction, weight=w,
+                          normalizer=normalizer, numel=x.numel())
 
 
 def _safe_sqrt(u: torch.Tensor) -> torch.Tensor:
@@ -159,11 +161,8 @@ def smooth_l1_loss(input, target, *, beta=1.0, weight=None, reduction="mean",
     x, y, w = prepare_pointwise("smooth_l1_loss", input, target, weight=weight,
                                 reduction=reduction, normalizer=normalizer,
                                 broadcast=broadcast)
-    if beta == 0.0:
-        loss = (x - y).abs()
-    else:
-        loss = TF.smooth_l1_loss(x, y, reduction="none", beta=beta)
-    return reduce(loss, reduction, weight=w, normalizer=normalizer)
+    return reduce_builtin(lambda red: TF.smooth_l1_loss(x, y, reduction=red, beta=beta),
+                          reduction, weight=w, normalizer=normalizer, numel=x.numel())
 
 
 def huber_loss(input, target, *, delta=1.0, weight=None, reduction="mean", normalizer=None,
@@ -194,8 +193,8 @@ def huber_loss(input, target, *, delta=1.0, weight=None, reduction="mean", norma
     x, y, w = prepare_pointwise("huber_loss", input, target, weight=weight,
                                 reduction=reduction, normalizer=normalizer,
                                 broadcast=broadcast)
-    loss = TF.huber_loss(x, y, reduction="none", delta=delta)
-    return reduce(loss, reduction, weight=w, normalizer=normalizer)
+    return reduce_builtin(lambda red: TF.huber_loss(x, y, reduction=red, delta=delta),
+                          reduction, weight=w, normalizer=normalizer, numel=x.numel())
 
 
 def pseudo_huber_loss(input, target, *, delta=1.0, weight=None, reduction="mean",

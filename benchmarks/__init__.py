@@ -1,0 +1,1 @@
+"""losskit benchmarks: ``python -m benchmarks`` (see ``runner.py``)."""
