@@ -42,6 +42,7 @@ def _losskit(checks: bool) -> Callable:
     def run(spec, x, y):
         with losskit.set_checks(checks):
             return spec.functional(x, y)
+
     return run
 
 
@@ -56,8 +57,9 @@ PROVIDERS: dict[str, Callable] = {
 }
 
 
-def _time(fn: Callable, spec: LossSpec, x: torch.Tensor, y: torch.Tensor,
-          min_run_time: float) -> tuple[float, float]:
+def _time(
+    fn: Callable, spec: LossSpec, x: torch.Tensor, y: torch.Tensor, min_run_time: float
+) -> tuple[float, float]:
     x = x.detach().requires_grad_(True)
 
     def step():
@@ -65,13 +67,16 @@ def _time(fn: Callable, spec: LossSpec, x: torch.Tensor, y: torch.Tensor,
         fn(spec, x, y).backward()
 
     step()  # warm-up
-    m = tb.Timer(stmt="step()", globals={"step": step}).blocked_autorange(
-        min_run_time=min_run_time)
+    m = tb.Timer(stmt="step()", globals={"step": step}).blocked_autorange(min_run_time=min_run_time)
     return m.median * 1e3, min(m.raw_times) / m.number_per_run * 1e3
 
 
-def run(size: int = 1 << 20, min_run_time: float = 0.5, device: str = "cpu",
-        dtype: torch.dtype = torch.float32) -> list[dict[str, object]]:
+def run(
+    size: int = 1 << 20,
+    min_run_time: float = 0.5,
+    device: str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> list[dict[str, object]]:
     torch.manual_seed(0)
     rows = []
     shape = (size // 256, 256)
@@ -82,10 +87,17 @@ def run(size: int = 1 << 20, min_run_time: float = 0.5, device: str = "cpu",
         times = {name: _time(fn, spec, x, y, min_run_time) for name, fn in PROVIDERS.items()}
         base = times["torch built-in"][0]
         for name, (median, best) in times.items():
-            rows.append({"loss": spec.name, "shape": "x".join(map(str, shape)),
-                         "dtype": str(dtype).replace("torch.", ""), "provider": name,
-                         "median_ms": round(median, 4), "min_ms": round(best, 4),
-                         "vs_torch": round(median / base, 3)})
+            rows.append(
+                {
+                    "loss": spec.name,
+                    "shape": "x".join(map(str, shape)),
+                    "dtype": str(dtype).replace("torch.", ""),
+                    "provider": name,
+                    "median_ms": round(median, 4),
+                    "min_ms": round(best, 4),
+                    "vs_torch": round(median / base, 3),
+                }
+            )
     return rows
 
 
@@ -102,12 +114,20 @@ def markdown(rows: list[dict[str, object]]) -> str:
 
 
 def environment(device: str) -> dict[str, object]:
-    name = torch.cuda.get_device_name() if device == "cuda" else platform.processor() or \
-        platform.machine()
-    return {"device": device, "device_name": name, "torch": torch.__version__,
-            "losskit": losskit.__version__, "python": platform.python_version(),
-            "threads": torch.get_num_threads(),
-            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    name = (
+        torch.cuda.get_device_name()
+        if device == "cuda"
+        else platform.processor() or platform.machine()
+    )
+    return {
+        "device": device,
+        "device_name": name,
+        "torch": torch.__version__,
+        "losskit": losskit.__version__,
+        "python": platform.python_version(),
+        "threads": torch.get_num_threads(),
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -124,10 +144,11 @@ def main(argv: list[str] | None = None) -> None:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    (args.out / "results.json").write_text(json.dumps({"environment": env, "rows": rows},
-                                                      indent=1))
+    (args.out / "results.json").write_text(json.dumps({"environment": env, "rows": rows}, indent=1))
     table = markdown(rows)
     (args.out / "results.md").write_text(table + "\n")
-    print(f"{env['device_name']} ({env['device']}), torch {env['torch']}, "
-          f"{env['threads']} threads, {env['date']}")
+    print(
+        f"{env['device_name']} ({env['device']}), torch {env['torch']}, "
+        f"{env['threads']} threads, {env['date']}"
+    )
     print(table)

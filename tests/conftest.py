@@ -27,9 +27,14 @@ os.environ.setdefault("TRITON_INTERPRET", "1")
 def assert_close(actual, expected, dtype=None, *, rtol=None, atol=None, msg=""):
     dtype = dtype or expected.dtype
     r, a = TOL[dtype]
-    torch.testing.assert_close(actual, expected, rtol=rtol if rtol is not None else r,
-                               atol=atol if atol is not None else a, check_dtype=False,
-                               msg=lambda m: f"{msg}\n{m}" if msg else m)
+    torch.testing.assert_close(
+        actual,
+        expected,
+        rtol=rtol if rtol is not None else r,
+        atol=atol if atol is not None else a,
+        check_dtype=False,
+        msg=lambda m: f"{msg}\n{m}" if msg else m,
+    )
 
 
 def make_inputs(spec, shape=(5, 7), dtype=torch.float64, *, seed=0, extreme=False):
@@ -82,5 +87,6 @@ def variants(spec):
 
 
 def spec_variants():
-    return [pytest.param(s, v, id=f"{s.name}-{i}") for s in SPECS
-            for i, v in enumerate(variants(s))]
+    return [
+        pytest.param(s, v, id=f"{s.name}-{i}") for s in SPECS for i, v in enumerate(variants(s))
+    ]

@@ -99,7 +99,8 @@ def test_gradcheck_float64(spec, variant):
     x.requires_grad_(True)
     assert torch.autograd.gradcheck(lambda t: spec.functional(t, y, **options), (x,))
     assert torch.autograd.gradcheck(
-        lambda t: spec.functional(t, y, reduction="none", **options), (x,))
+        lambda t: spec.functional(t, y, reduction="none", **options), (x,)
+    )
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)

@@ -13,8 +13,7 @@ from hypothesis import strategies as st
 import losskit
 from conftest import SPEC_IDS, SPECS
 
-SETTINGS = settings(max_examples=60, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 shapes = st.lists(st.integers(0, 4), min_size=0, max_size=3).map(tuple)
 finite = st.floats(-1e4, 1e4, allow_nan=False, width=32)
@@ -71,18 +70,30 @@ def any_call(draw, spec):
     x_shape = draw(shapes)
     y_shape = draw(st.one_of(st.just(x_shape), shapes))
     anything = st.one_of(st.floats(-1e5, 1e5, width=32), st.just(math.nan))
-    x = _tensor(draw, x_shape, anything, draw(st.sampled_from(
-        [torch.float32, torch.float64, torch.int64, torch.bool])))
-    y = _tensor(draw, y_shape, anything, draw(st.sampled_from(
-        [torch.float32, torch.int64, torch.complex64])))
+    x = _tensor(
+        draw,
+        x_shape,
+        anything,
+        draw(st.sampled_from([torch.float32, torch.float64, torch.int64, torch.bool])),
+    )
+    y = _tensor(
+        draw,
+        y_shape,
+        anything,
+        draw(st.sampled_from([torch.float32, torch.int64, torch.complex64])),
+    )
     options = {"reduction": draw(st.sampled_from(["none", "mean", "sum", "avg"]))}
     if draw(st.booleans()):
         options["weight"] = _tensor(draw, draw(shapes), anything, torch.float32)
     if draw(st.booleans()):
         options["normalizer"] = draw(st.one_of(st.floats(-2, 5), st.just(torch.ones(2))))
-    for name, value in draw(st.dictionaries(
+    for name, value in draw(
+        st.dictionaries(
             st.sampled_from(["delta", "beta", "quantile", "gamma", "alpha", "label_smoothing"]),
-            st.floats(-2, 3), max_size=2)).items():
+            st.floats(-2, 3),
+            max_size=2,
+        )
+    ).items():
         options[name] = value
     return x, y, options
 

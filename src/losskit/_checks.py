@@ -25,8 +25,10 @@ __all__ = ["set_checks", "checks_enabled"]
 
 REDUCTIONS = ("none", "mean", "sum")
 
-_state = {"enabled": os.environ.get("LOSSKIT_CHECKS", "1").strip().lower()
-          not in ("0", "false", "no", "off")}
+_state = {
+    "enabled": os.environ.get("LOSSKIT_CHECKS", "1").strip().lower()
+    not in ("0", "false", "no", "off")
+}
 
 
 class set_checks:  # noqa: N801 - used like a function, as torch.set_grad_enabled is
@@ -96,15 +98,23 @@ def check_reduction(loss: str, reduction: object) -> None:
 
 def check_tensor(loss: str, name: str, x: object) -> torch.Tensor:
     if not isinstance(x, torch.Tensor):
-        fail(loss, f"{name} must be a torch.Tensor, got {type(x).__name__}.",
-             f"wrap it with torch.as_tensor({name}).", cls=LossTypeError)
+        fail(
+            loss,
+            f"{name} must be a torch.Tensor, got {type(x).__name__}.",
+            f"wrap it with torch.as_tensor({name}).",
+            cls=LossTypeError,
+        )
     return x
 
 
 def check_floating(loss: str, name: str, x: torch.Tensor, hint: str | None = None) -> None:
     if not x.is_floating_point():
-        fail(loss, f"{name} must be a floating-point tensor, got {describe(x)}.",
-             hint or f"convert it with {name}.float().", cls=LossTypeError)
+        fail(
+            loss,
+            f"{name} must be a floating-point tensor, got {describe(x)}.",
+            hint or f"convert it with {name}.float().",
+            cls=LossTypeError,
+        )
 
 
 def check_real(loss: str, name: str, x: torch.Tensor) -> None:
@@ -120,49 +130,79 @@ def check_same_device(loss: str, **tensors: torch.Tensor | None) -> None:
     first_name, first = items[0]
     for name, t in items[1:]:
         if t.device != first.device:
-            fail(loss, f"{name} is on {t.device} but {first_name} is on {first.device}.",
-                 f"move both to one device, e.g. {name}.to({first_name}.device).")
+            fail(
+                loss,
+                f"{name} is on {t.device} but {first_name} is on {first.device}.",
+                f"move both to one device, e.g. {name}.to({first_name}.device).",
+            )
 
 
-def check_same_shape(loss: str, input: torch.Tensor, target: torch.Tensor,
-                     broadcast: bool = False) -> torch.Size:
+def check_same_shape(
+    loss: str, input: torch.Tensor, target: torch.Tensor, broadcast: bool = False
+) -> torch.Size:
     """Input and target shapes must match; with ``broadcast=True`` they must broadcast."""
     if input.shape == target.shape:
         return input.shape
     if not broadcast:
-        fail(loss, f"target shape {tuple(target.shape)} does not match input shape "
-                   f"{tuple(input.shape)}.",
-             "torch would broadcast them silently, which is rarely intended; reshape one of "
-             "them, or pass broadcast=True to broadcast on purpose.")
+        fail(
+            loss,
+            f"target shape {tuple(target.shape)} does not match input shape {tuple(input.shape)}.",
+            "torch would broadcast them silently, which is rarely intended; reshape one of "
+            "them, or pass broadcast=True to broadcast on purpose.",
+        )
     try:
         return torch.broadcast_shapes(input.shape, target.shape)
     except RuntimeError:
-        fail(loss, f"target shape {tuple(target.shape)} cannot be broadcast with input "
-                   f"shape {tuple(input.shape)} (broadcast=True).")
+        fail(
+            loss,
+            f"target shape {tuple(target.shape)} cannot be broadcast with input "
+            f"shape {tuple(input.shape)} (broadcast=True).",
+        )
 
 
-def check_broadcastable_to(loss: str, name: str, t: torch.Tensor, shape: torch.Size,
-                           hint: str | None = None) -> None:
+def check_broadcastable_to(
+    loss: str, name: str, t: torch.Tensor, shape: torch.Size, hint: str | None = None
+) -> None:
     """``t`` must broadcast to ``shape`` without enlarging it."""
     try:
         ok = torch.broadcast_shapes(t.shape, shape) == shape
     except RuntimeError:
         ok = False
     if not ok:
-        fail(loss, f"{name} of shape {tuple(t.shape)} cannot be broadcast to the loss "
-                   f"shape {tuple(shape)}.", hint)
+        fail(
+            loss,
+            f"{name} of shape {tuple(t.shape)} cannot be broadcast to the loss "
+            f"shape {tuple(shape)}.",
+            hint,
+        )
 
 
-def check_same_shape_as(loss: str, name: str, t: torch.Tensor, other_name: str,
-                        shape: torch.Size, hint: str | None = None) -> None:
+def check_same_shape_as(
+    loss: str,
+    name: str,
+    t: torch.Tensor,
+    other_name: str,
+    shape: torch.Size,
+    hint: str | None = None,
+) -> None:
     if t.shape != shape:
-        fail(loss, f"{name} must have the shape of {other_name} {tuple(shape)}, got "
-                   f"{tuple(t.shape)}.", hint)
+        fail(
+            loss,
+            f"{name} must have the shape of {other_name} {tuple(shape)}, got {tuple(t.shape)}.",
+            hint,
+        )
 
 
-def check_number(loss: str, name: str, value: object, *, low: float | None = None,
-                 high: float | None = None, low_open: bool = False,
-                 high_open: bool = False) -> float:
+def check_number(
+    loss: str,
+    name: str,
+    value: object,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
     """A real Python number (or 0-dim tensor) inside the given bounds; returns a float."""
     if isinstance(value, torch.Tensor) and value.dim() == 0 and not value.is_complex():
         value = value.item()
@@ -188,12 +228,18 @@ def check_normalizer(loss: str, normalizer: object, reduction: str) -> None:
     if normalizer is None:
         return
     if reduction != "mean":
-        fail(loss, f"normalizer is used only with reduction='mean', got reduction="
-                   f"{reduction!r}.", "drop normalizer, or use reduction='mean'.")
+        fail(
+            loss,
+            f"normalizer is used only with reduction='mean', got reduction={reduction!r}.",
+            "drop normalizer, or use reduction='mean'.",
+        )
     if isinstance(normalizer, torch.Tensor):
         if normalizer.dim() != 0:
-            fail(loss, f"normalizer must be a float or a 0-dim tensor, got a tensor of "
-                       f"shape {tuple(normalizer.shape)}.")
+            fail(
+                loss,
+                f"normalizer must be a float or a 0-dim tensor, got a tensor of "
+                f"shape {tuple(normalizer.shape)}.",
+            )
         return
     check_number(loss, "normalizer", normalizer, low=0.0, low_open=True)
 
@@ -207,8 +253,9 @@ def check_weight_tensor(loss: str, weight: object) -> torch.Tensor | None:
 
 
 # --------------------------------------------------------------------------- value checks
-def check_in_unit_interval(loss: str, name: str, t: torch.Tensor,
-                           mask: torch.Tensor | None = None, hint: str | None = None) -> None:
+def check_in_unit_interval(
+    loss: str, name: str, t: torch.Tensor, mask: torch.Tensor | None = None, hint: str | None = None
+) -> None:
     """Value check: every (counted) element of ``t`` lies in [0, 1] and is not NaN."""
     if not checks_enabled() or t.numel() == 0:
         return
@@ -227,8 +274,11 @@ def check_in_unit_interval(loss: str, name: str, t: torch.Tensor,
     found = f"found min {lo}, max {hi}"
     if n_nan:
         found += f", {n_nan} NaN"
-    fail(loss, f"{name} must hold values in [0, 1], {found} "
-               f"({n_bad} of {values.numel()} values outside).", hint)
+    fail(
+        loss,
+        f"{name} must hold values in [0, 1], {found} ({n_bad} of {values.numel()} values outside).",
+        hint,
+    )
 
 
 def format_values(values: Iterable[int | float], limit: int = 5) -> str:

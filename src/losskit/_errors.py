@@ -13,6 +13,10 @@ class LossInputError(ValueError):
     likely, a hint.
     """
 
+    __module__ = "losskit"
+
 
 class LossTypeError(TypeError):
     """A loss got an argument of the wrong type or dtype (subclass of :class:`TypeError`)."""
+
+    __module__ = "losskit"

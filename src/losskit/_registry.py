@@ -68,8 +68,11 @@ class LossSpec:
         return self.functional(input, target, **options)
 
 
-def _torch(fn: Callable[..., torch.Tensor], supports: tuple[str, ...] = (),
-           weight_mean_differs: bool = False):
+def _torch(
+    fn: Callable[..., torch.Tensor],
+    supports: tuple[str, ...] = (),
+    weight_mean_differs: bool = False,
+):
     """Adapter calling torch's built-in ``fn`` with the options it shares with losskit."""
 
     def builtin(input, target, *, reduction="mean", **options):
@@ -105,33 +108,48 @@ _S004 = "seed 004: y_hat = [0.020, 0.176, 0.313], y_true = [0.019, 0.234, 0.918]
 
 _ROWS = (
     LossSpec(
-        name="l1_loss", aliases=("mae_loss",), family="regression",
-        functional=F.l1_loss, module=N.L1Loss, reference=R.l1_loss,
+        name="l1_loss",
+        aliases=("mae_loss",),
+        family="regression",
+        functional=F.l1_loss,
+        module=N.L1Loss,
+        reference=R.l1_loss,
         summary="Mean absolute error |x - y|.",
         when_to_use="Regression robust to outliers; predicts the conditional median.",
-        examples=(Example(_S003, **_SEED003, article_value=1.0),
-                  Example(_S004 + " (MAE)", **_SEED004)),
+        examples=(
+            Example(_S003, **_SEED003, article_value=1.0),
+            Example(_S004 + " (MAE)", **_SEED004),
+        ),
         torch_builtin=_torch(TF.l1_loss),
     ),
     LossSpec(
-        name="mse_loss", family="regression",
-        functional=F.mse_loss, module=N.MSELoss, reference=R.mse_loss,
+        name="mse_loss",
+        family="regression",
+        functional=F.mse_loss,
+        module=N.MSELoss,
+        reference=R.mse_loss,
         summary="Mean squared error (x - y)^2.",
         when_to_use="Default regression loss; Gaussian noise; penalises large errors most.",
         examples=(Example(_S003, **_SEED003, article_value=1.5),),
         torch_builtin=_torch(TF.mse_loss),
     ),
     LossSpec(
-        name="rmse_loss", family="regression",
-        functional=F.rmse_loss, module=N.RMSELoss, reference=R.rmse_loss,
+        name="rmse_loss",
+        family="regression",
+        functional=F.rmse_loss,
+        module=N.RMSELoss,
+        reference=R.rmse_loss,
         summary="Root mean squared error sqrt(mean((x - y)^2)).",
         when_to_use="When the loss should be in the target's units (reporting, tuning).",
         examples=(Example(_S004, **_SEED004),),
         per_sample=True,
     ),
     LossSpec(
-        name="smooth_l1_loss", family="regression",
-        functional=F.smooth_l1_loss, module=N.SmoothL1Loss, reference=R.smooth_l1_loss,
+        name="smooth_l1_loss",
+        family="regression",
+        functional=F.smooth_l1_loss,
+        module=N.SmoothL1Loss,
+        reference=R.smooth_l1_loss,
         summary="Quadratic below beta, linear above (Fast R-CNN box regression).",
         when_to_use="Box regression; L1 robustness with a smooth minimum.",
         examples=(Example(_S003, **_SEED003, article_value=0.625),),
@@ -140,8 +158,11 @@ _ROWS = (
         paper="https://arxiv.org/abs/1504.08083",
     ),
     LossSpec(
-        name="huber_loss", family="regression",
-        functional=F.huber_loss, module=N.HuberLoss, reference=R.huber_loss,
+        name="huber_loss",
+        family="regression",
+        functional=F.huber_loss,
+        module=N.HuberLoss,
+        reference=R.huber_loss,
         summary="0.5 r^2 below delta, delta (|r| - delta / 2) above.",
         when_to_use="Regression with outliers: MSE near 0, MAE far away.",
         examples=(Example(_S004, **_SEED004),),
@@ -149,8 +170,10 @@ _ROWS = (
         torch_builtin=_torch(TF.huber_loss, supports=("delta",)),
     ),
     LossSpec(
-        name="pseudo_huber_loss", family="regression",
-        functional=F.pseudo_huber_loss, module=N.PseudoHuberLoss,
+        name="pseudo_huber_loss",
+        family="regression",
+        functional=F.pseudo_huber_loss,
+        module=N.PseudoHuberLoss,
         reference=R.pseudo_huber_loss,
         summary="delta^2 (sqrt(1 + (r / delta)^2) - 1): a Huber loss smooth everywhere.",
         when_to_use="Like Huber, when second derivatives must be smooth.",
@@ -158,64 +181,106 @@ _ROWS = (
         variants=({"delta": 0.2},),
     ),
     LossSpec(
-        name="log_cosh_loss", family="regression",
-        functional=F.log_cosh_loss, module=N.LogCoshLoss, reference=R.log_cosh_loss,
+        name="log_cosh_loss",
+        family="regression",
+        functional=F.log_cosh_loss,
+        module=N.LogCoshLoss,
+        reference=R.log_cosh_loss,
         summary="log(cosh(x - y)): r^2 / 2 near 0, |r| - log 2 far away.",
         when_to_use="Huber-like robustness with no hyperparameter, twice differentiable.",
         examples=(Example(_S004, **_SEED004),),
     ),
     LossSpec(
-        name="quantile_loss", family="regression",
-        functional=F.quantile_loss, module=N.QuantileLoss, reference=R.quantile_loss,
+        name="quantile_loss",
+        family="regression",
+        functional=F.quantile_loss,
+        module=N.QuantileLoss,
+        reference=R.quantile_loss,
         summary="Pinball loss max(q r, (q - 1) r), r = y - x.",
         when_to_use="Predicting a quantile (prediction intervals, forecasting).",
         examples=(Example(_S004, **_SEED004, options={"quantile": 0.9}),),
         variants=({"quantile": 0.1},),
     ),
     LossSpec(
-        name="binary_cross_entropy", family="binary",
-        functional=F.binary_cross_entropy, module=N.BCELoss,
+        name="binary_cross_entropy",
+        family="binary",
+        functional=F.binary_cross_entropy,
+        module=N.BCELoss,
         reference=R.binary_cross_entropy,
         summary="Binary cross entropy on probabilities (log clamped at -100).",
         when_to_use="Binary / multi-label targets when the model already outputs sigmoid "
-                    "probabilities; prefer the logits form.",
+        "probabilities; prefer the logits form.",
         examples=(
-            Example("seed 000: sigmoid([[-1, 1], [1, 2]]) against eye(2)[[0, 1]]",
-                    [[_sigmoid(v) for v in row] for row in _SEED000_LOGITS],
-                    _SEED000_TARGET, article_value=1.0167),
-            Example("seed 004: y_hat = [0.920, 0.976, 0.003], y_true = [0, 0, 1]",
-                    [0.920, 0.976, 0.003], [0.0, 0.0, 1.0]),
+            Example(
+                "seed 000: sigmoid([[-1, 1], [1, 2]]) against eye(2)[[0, 1]]",
+                [[_sigmoid(v) for v in row] for row in _SEED000_LOGITS],
+                _SEED000_TARGET,
+                article_value=1.0167,
+            ),
+            Example(
+                "seed 004: y_hat = [0.920, 0.976, 0.003], y_true = [0, 0, 1]",
+                [0.920, 0.976, 0.003],
+                [0.0, 0.0, 1.0],
+            ),
         ),
-        input_kind="probs", target_kind="unit", plot_axis="p_t",
-        torch_builtin=_torch(TF.binary_cross_entropy, supports=("weight",),
-                             weight_mean_differs=True),
+        input_kind="probs",
+        target_kind="unit",
+        plot_axis="p_t",
+        torch_builtin=_torch(
+            TF.binary_cross_entropy, supports=("weight",), weight_mean_differs=True
+        ),
     ),
     LossSpec(
-        name="binary_cross_entropy_with_logits", family="binary",
-        functional=F.binary_cross_entropy_with_logits, module=N.BCEWithLogitsLoss,
+        name="binary_cross_entropy_with_logits",
+        family="binary",
+        functional=F.binary_cross_entropy_with_logits,
+        module=N.BCEWithLogitsLoss,
         reference=R.binary_cross_entropy_with_logits,
         summary="Binary cross entropy on logits, with pos_weight, smoothing, ignore_index.",
         when_to_use="Binary and multi-label classification; the stable form of BCE.",
-        examples=(Example("seed 000: logits [[-1, 1], [1, 2]] against eye(2)[[0, 1]]",
-                          _SEED000_LOGITS, _SEED000_TARGET, article_value=1.0167),),
-        input_kind="logits", target_kind="unit", plot_axis="p_t",
+        examples=(
+            Example(
+                "seed 000: logits [[-1, 1], [1, 2]] against eye(2)[[0, 1]]",
+                _SEED000_LOGITS,
+                _SEED000_TARGET,
+                article_value=1.0167,
+            ),
+        ),
+        input_kind="logits",
+        target_kind="unit",
+        plot_axis="p_t",
         variants=({"label_smoothing": 0.1}, {"ignore_index": -1.0}),
-        torch_builtin=_torch(TF.binary_cross_entropy_with_logits,
-                             supports=("weight", "pos_weight"), weight_mean_differs=True),
+        torch_builtin=_torch(
+            TF.binary_cross_entropy_with_logits,
+            supports=("weight", "pos_weight"),
+            weight_mean_differs=True,
+        ),
     ),
     LossSpec(
-        name="sigmoid_focal_loss", family="binary",
-        functional=F.sigmoid_focal_loss, module=N.SigmoidFocalLoss,
+        name="sigmoid_focal_loss",
+        family="binary",
+        functional=F.sigmoid_focal_loss,
+        module=N.SigmoidFocalLoss,
         reference=R.sigmoid_focal_loss,
         summary="-alpha_t (1 - p_t)^gamma log p_t on logits (RetinaNet).",
         when_to_use="Dense detection and heavy class imbalance: down-weights easy examples.",
-        examples=(Example("seed 004: y_pred = [0.95, 0.05, 0.5, 0.5] (as logits), "
-                          "y_true = [1, 0, 1, 0]",
-                          [_logit(p) for p in _SEED004_FOCAL_P], [1.0, 0.0, 1.0, 0.0],
-                          options={"alpha": 0.25, "gamma": 2.0}),),
-        input_kind="logits", target_kind="unit", plot_axis="p_t",
-        variants=({"gamma": 0.0, "alpha": None}, {"gamma": 0.5, "alpha": 0.75},
-                  {"gamma": 5.0}, {"ignore_index": -1.0}),
+        examples=(
+            Example(
+                "seed 004: y_pred = [0.95, 0.05, 0.5, 0.5] (as logits), y_true = [1, 0, 1, 0]",
+                [_logit(p) for p in _SEED004_FOCAL_P],
+                [1.0, 0.0, 1.0, 0.0],
+                options={"alpha": 0.25, "gamma": 2.0},
+            ),
+        ),
+        input_kind="logits",
+        target_kind="unit",
+        plot_axis="p_t",
+        variants=(
+            {"gamma": 0.0, "alpha": None},
+            {"gamma": 0.5, "alpha": 0.75},
+            {"gamma": 5.0},
+            {"ignore_index": -1.0},
+        ),
         paper="https://arxiv.org/abs/1708.02002",
     ),
 )
@@ -235,9 +300,13 @@ def spec(name: str) -> LossSpec:
     key = _ALIASES.get(name, name)
     if key not in REGISTRY:
         close = difflib.get_close_matches(name, names(True), n=3)
-        fail("losskit", f"unknown loss {name!r}.",
-             f"did you mean {' or '.join(map(repr, close))}?" if close
-             else "`losskit list` shows every loss.")
+        fail(
+            "losskit",
+            f"unknown loss {name!r}.",
+            f"did you mean {' or '.join(map(repr, close))}?"
+            if close
+            else "`losskit list` shows every loss.",
+        )
     return REGISTRY[key]
 
 

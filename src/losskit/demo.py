@@ -20,14 +20,16 @@ def rows() -> list[dict[str, object]]:
             x, y = example.tensors(torch.float32)
             value = float(spec.functional(x, y, **example.options))
             builtin = spec.torch_builtin(x, y, **example.options) if spec.torch_builtin else None
-            out.append({
-                "loss": spec.name,
-                "example": example.source,
-                "options": ", ".join(f"{k}={v}" for k, v in example.options.items()),
-                "losskit": value,
-                "torch": None if builtin is None else float(builtin),
-                "article": example.article_value,
-            })
+            out.append(
+                {
+                    "loss": spec.name,
+                    "example": example.source,
+                    "options": ", ".join(f"{k}={v}" for k, v in example.options.items()),
+                    "losskit": value,
+                    "torch": None if builtin is None else float(builtin),
+                    "article": example.article_value,
+                }
+            )
     return out
 
 
@@ -47,16 +49,20 @@ def _table(data: list[dict[str, object]]) -> str:
     widths[-1] = len(headers[-1])  # the last column is not padded
 
     def line(cells: list[str]) -> str:
-        return "  ".join(c.rjust(w) if 0 < i < 4 else c.ljust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+        return "  ".join(
+            c.rjust(w) if 0 < i < 4 else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
 
     return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, body)])
 
 
 def main() -> None:
     print("losskit: every registered loss on its worked example (float32).")
-    print("torch = torch's built-in where torch has the loss; article = the value the seed "
-          "article prints.\n")
+    print(
+        "torch = torch's built-in where torch has the loss; article = the value the seed "
+        "article prints.\n"
+    )
     print(_table(rows()))
 
 

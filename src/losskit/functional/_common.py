@@ -30,9 +30,13 @@ def prepare_pointwise(
     C.check_same_device(loss, input=input, target=target, weight=weight)
     shape = C.check_same_shape(loss, input, target, broadcast)
     if weight is not None:
-        C.check_broadcastable_to(loss, "weight", weight, shape,
-                                 "weight is per element: give it the input's shape, or a "
-                                 "shape that broadcasts to it.")
+        C.check_broadcastable_to(
+            loss,
+            "weight",
+            weight,
+            shape,
+            "weight is per element: give it the input's shape, or a shape that broadcasts to it.",
+        )
     C.check_normalizer(loss, normalizer, reduction)
     dtype = compute_dtype(input.dtype)
     x = input.to(dtype)

@@ -10,8 +10,10 @@ from .._reduction import compute_dtype, reduce, reduce_builtin
 
 __all__ = ["binary_cross_entropy", "binary_cross_entropy_with_logits", "sigmoid_focal_loss"]
 
-_WEIGHT_HINT = ("weight rescales each element's loss: give it the input's shape or one "
-                "that broadcasts to it, e.g. (C,) for an (N, C) input.")
+_WEIGHT_HINT = (
+    "weight rescales each element's loss: give it the input's shape or one "
+    "that broadcasts to it, e.g. (C,) for an (N, C) input."
+)
 
 
 def _prepare_binary(loss, input, target, weight, reduction, normalizer, pos_weight=None):
@@ -28,18 +30,28 @@ def _prepare_binary(loss, input, target, weight, reduction, normalizer, pos_weig
     if target.shape != input.shape:
         hint = None
         if target.dim() == input.dim() - 1 and not target.is_floating_point():
-            hint = ("this looks like class indices; use cross_entropy, or one-hot encode the "
-                    "target with torch.nn.functional.one_hot(target, C).float().")
+            hint = (
+                "this looks like class indices; use cross_entropy, or one-hot encode the "
+                "target with torch.nn.functional.one_hot(target, C).float()."
+            )
         elif target.numel() == input.numel():
             hint = f"reshape it with target.view({tuple(input.shape)})."
-        C.fail(loss, f"target must have the input's shape {tuple(input.shape)}, got "
-                     f"{tuple(target.shape)}.", hint)
+        C.fail(
+            loss,
+            f"target must have the input's shape {tuple(input.shape)}, got {tuple(target.shape)}.",
+            hint,
+        )
     if weight is not None:
         C.check_broadcastable_to(loss, "weight", weight, input.shape, _WEIGHT_HINT)
     if pos_weight is not None:
-        C.check_broadcastable_to(loss, "pos_weight", pos_weight, input.shape,
-                                 "pos_weight holds one weight per class: shape (C,) for an "
-                                 "(N, C) input, broadcast along the last dimension.")
+        C.check_broadcastable_to(
+            loss,
+            "pos_weight",
+            pos_weight,
+            input.shape,
+            "pos_weight holds one weight per class: shape (C,) for an "
+            "(N, C) input, broadcast along the last dimension.",
+        )
     C.check_normalizer(loss, normalizer, reduction)
     dtype = compute_dtype(input.dtype)
     w = weight.to(dtype) if weight is not None else None
@@ -90,9 +102,12 @@ def binary_cross_entropy(input, target, *, weight=None, reduction="mean", normal
     """
     name = "binary_cross_entropy"
     x, y, w, _ = _prepare_binary(name, input, target, weight, reduction, normalizer)
-    C.check_in_unit_interval(name, "input", x,
-                             hint="input must be probabilities; for logits use "
-                                  "binary_cross_entropy_with_logits.")
+    C.check_in_unit_interval(
+        name,
+        "input",
+        x,
+        hint="input must be probabilities; for logits use binary_cross_entropy_with_logits.",
+    )
     C.check_in_unit_interval(name, "target", y)
 
     def builtin(red):
@@ -107,9 +122,17 @@ def _bce_logits_elementwise(x, y, pos_weight):
     return TF.binary_cross_entropy_with_logits(x, y, pos_weight=pos_weight, reduction="none")
 
 
-def binary_cross_entropy_with_logits(input, target, *, weight=None, pos_weight=None,
-                                     label_smoothing=0.0, ignore_index=None,
-                                     reduction="mean", normalizer=None):
+def binary_cross_entropy_with_logits(
+    input,
+    target,
+    *,
+    weight=None,
+    pos_weight=None,
+    label_smoothing=0.0,
+    ignore_index=None,
+    reduction="mean",
+    normalizer=None,
+):
     r"""Binary cross entropy on logits, as ``torch.nn.functional.binary_cross_entropy_with_logits``.
 
     .. math::
@@ -143,19 +166,33 @@ def binary_cross_entropy_with_logits(input, target, *, weight=None, pos_weight=N
     """
     name = "binary_cross_entropy_with_logits"
     ls = C.check_number(name, "label_smoothing", label_smoothing, low=0.0, high=1.0)
-    x, y, w, pw = _prepare_binary(name, input, target, weight, reduction, normalizer,
-                                  pos_weight)
+    x, y, w, pw = _prepare_binary(name, input, target, weight, reduction, normalizer, pos_weight)
     mask, y = _ignore_mask(name, y, ignore_index)
     C.check_in_unit_interval(name, "target", y, mask)
     if ls:
         y = y * (1.0 - ls) + 0.5 * ls
     return reduce_builtin(
         lambda red: TF.binary_cross_entropy_with_logits(x, y, pos_weight=pw, reduction=red),
-        reduction, weight=w, mask=mask, normalizer=normalizer, numel=x.numel())
+        reduction,
+        weight=w,
+        mask=mask,
+        normalizer=normalizer,
+        numel=x.numel(),
+    )
 
 
-def sigmoid_focal_loss(input, target, *, alpha=0.25, gamma=2.0, weight=None, pos_weight=None,
-                       ignore_index=None, reduction="mean", normalizer=None):
+def sigmoid_focal_loss(
+    input,
+    target,
+    *,
+    alpha=0.25,
+    gamma=2.0,
+    weight=None,
+    pos_weight=None,
+    ignore_index=None,
+    reduction="mean",
+    normalizer=None,
+):
     r"""Sigmoid focal loss (Lin et al. 2017), the RetinaNet classification loss, on logits.
 
     .. math::
@@ -203,18 +240,24 @@ def sigmoid_focal_loss(input, target, *, alpha=0.25, gamma=2.0, weight=None, pos
             alpha = None
     if gamma == 0.0 and alpha is None:  # the identity, bit for bit: focal is plain BCE here
         return binary_cross_entropy_with_logits(
-            input, target, weight=weight, pos_weight=pos_weight, ignore_index=ignore_index,
-            reduction=reduction, normalizer=normalizer)
-    x, y, w, pw = _prepare_binary(name, input, target, weight, reduction, normalizer,
-                                  pos_weight)
+            input,
+            target,
+            weight=weight,
+            pos_weight=pos_weight,
+            ignore_index=ignore_index,
+            reduction=reduction,
+            normalizer=normalizer,
+        )
+    x, y, w, pw = _prepare_binary(name, input, target, weight, reduction, normalizer, pos_weight)
     mask, y = _ignore_mask(name, y, ignore_index)
     C.check_in_unit_interval(name, "target", y, mask)
     ce = _bce_logits_elementwise(x, y, pw)  # -log p_t (with pos_weight on the positive term)
     loss = ce
     if gamma != 0.0:
         # log(1 - p_t) = log(y (1 - p) + (1 - y) p); log(1 - sigmoid(x)) = log_sigmoid(-x)
-        log_one_minus_pt = torch.logaddexp(torch.log(y) + TF.logsigmoid(-x),
-                                           torch.log1p(-y) + TF.logsigmoid(x))
+        log_one_minus_pt = torch.logaddexp(
+            torch.log(y) + TF.logsigmoid(-x), torch.log1p(-y) + TF.logsigmoid(x)
+        )
         loss = torch.exp(gamma * log_one_minus_pt) * ce  # (1 - p_t)^gamma * (-log p_t)
     if alpha is not None:
         loss = (alpha * y + (1.0 - alpha) * (1.0 - y)) * loss

@@ -33,8 +33,7 @@ __all__ = [
 _LOG2 = math.log(2.0)
 
 
-def l1_loss(input, target, *, weight=None, reduction="mean", normalizer=None,
-            broadcast=False):
+def l1_loss(input, target, *, weight=None, reduction="mean", normalizer=None, broadcast=False):
     r"""Mean absolute error (L1 loss), as ``torch.nn.functional.l1_loss``.
 
     .. math::
@@ -60,18 +59,29 @@ def l1_loss(input, target, *, weight=None, reduction="mean", normalizer=None,
         >>> LF.l1_loss(torch.ones(2, 2), torch.tensor([[0., 1.], [2., 3.]]))
         tensor(1.)
     """
-    x, y, w = prepare_pointwise("l1_loss", input, target, weight=weight, reduction=reduction,
-                                normalizer=normalizer, broadcast=broadcast)
-    return reduce_builtin(lambda red: TF.l1_loss(x, y, reduction=red), reduction, weight=w,
-                          normalizer=normalizer, numel=x.numel())
+    x, y, w = prepare_pointwise(
+        "l1_loss",
+        input,
+        target,
+        weight=weight,
+        reduction=reduction,
+        normalizer=normalizer,
+        broadcast=broadcast,
+    )
+    return reduce_builtin(
+        lambda red: TF.l1_loss(x, y, reduction=red),
+        reduction,
+        weight=w,
+        normalizer=normalizer,
+        numel=x.numel(),
+    )
 
 
 #: Alias of :func:`l1_loss` (mean absolute error).
 mae_loss = l1_loss
 
 
-def mse_loss(input, target, *, weight=None, reduction="mean", normalizer=None,
-             broadcast=False):
+def mse_loss(input, target, *, weight=None, reduction="mean", normalizer=None, broadcast=False):
     r"""Mean squared error, as ``torch.nn.functional.mse_loss``.
 
     .. math::
@@ -88,21 +98,33 @@ def mse_loss(input, target, *, weight=None, reduction="mean", normalizer=None,
         >>> LF.mse_loss(torch.ones(2, 2), torch.tensor([[0., 1.], [2., 3.]]))
         tensor(1.5000)
     """
-    x, y, w = prepare_pointwise("mse_loss", input, target, weight=weight, reduction=reduction,
-                                normalizer=normalizer, broadcast=broadcast)
-    return reduce_builtin(lambda red: TF.mse_loss(x, y, reduction=red), reduction, weight=w,
-                          normalizer=normalizer, numel=x.numel())
+    x, y, w = prepare_pointwise(
+        "mse_loss",
+        input,
+        target,
+        weight=weight,
+        reduction=reduction,
+        normalizer=normalizer,
+        broadcast=broadcast,
+    )
+    return reduce_builtin(
+        lambda red: TF.mse_loss(x, y, reduction=red),
+        reduction,
+        weight=w,
+        normalizer=normalizer,
+        numel=x.numel(),
+    )
 
 
 def _safe_sqrt(u: torch.Tensor) -> torch.Tensor:
     # sqrt has an infinite derivative at 0; the RMSE of a perfect fit has zero gradient.
     positive = u > 0
-    return torch.where(positive, torch.sqrt(torch.where(positive, u, torch.ones_like(u))),
-                       torch.zeros_like(u))
+    return torch.where(
+        positive, torch.sqrt(torch.where(positive, u, torch.ones_like(u))), torch.zeros_like(u)
+    )
 
 
-def rmse_loss(input, target, *, weight=None, reduction="mean", normalizer=None,
-              broadcast=False):
+def rmse_loss(input, target, *, weight=None, reduction="mean", normalizer=None, broadcast=False):
     r"""Root mean squared error.
 
     .. math::
@@ -124,9 +146,15 @@ def rmse_loss(input, target, *, weight=None, reduction="mean", normalizer=None,
         >>> LF.rmse_loss(torch.tensor([0.020, 0.176, 0.313]), torch.tensor([0.019, 0.234, 0.918]))
         tensor(0.3509)
     """
-    x, y, w = prepare_pointwise("rmse_loss", input, target, weight=weight,
-                                reduction=reduction, normalizer=normalizer,
-                                broadcast=broadcast)
+    x, y, w = prepare_pointwise(
+        "rmse_loss",
+        input,
+        target,
+        weight=weight,
+        reduction=reduction,
+        normalizer=normalizer,
+        broadcast=broadcast,
+    )
     sq = (x - y).square()
     if reduction == "mean":
         return _safe_sqrt(reduce(sq, "mean", weight=w, normalizer=normalizer))
@@ -134,8 +162,9 @@ def rmse_loss(input, target, *, weight=None, reduction="mean", normalizer=None,
     return per_sample if reduction == "none" else per_sample.sum()
 
 
-def smooth_l1_loss(input, target, *, beta=1.0, weight=None, reduction="mean",
-                   normalizer=None, broadcast=False):
+def smooth_l1_loss(
+    input, target, *, beta=1.0, weight=None, reduction="mean", normalizer=None, broadcast=False
+):
     r"""Smooth L1 loss, as ``torch.nn.functional.smooth_l1_loss``.
 
     .. math::
@@ -158,15 +187,27 @@ def smooth_l1_loss(input, target, *, beta=1.0, weight=None, reduction="mean",
         tensor(0.6250)
     """
     beta = C.check_number("smooth_l1_loss", "beta", beta, low=0.0)
-    x, y, w = prepare_pointwise("smooth_l1_loss", input, target, weight=weight,
-                                reduction=reduction, normalizer=normalizer,
-                                broadcast=broadcast)
-    return reduce_builtin(lambda red: TF.smooth_l1_loss(x, y, reduction=red, beta=beta),
-                          reduction, weight=w, normalizer=normalizer, numel=x.numel())
+    x, y, w = prepare_pointwise(
+        "smooth_l1_loss",
+        input,
+        target,
+        weight=weight,
+        reduction=reduction,
+        normalizer=normalizer,
+        broadcast=broadcast,
+    )
+    return reduce_builtin(
+        lambda red: TF.smooth_l1_loss(x, y, reduction=red, beta=beta),
+        reduction,
+        weight=w,
+        normalizer=normalizer,
+        numel=x.numel(),
+    )
 
 
-def huber_loss(input, target, *, delta=1.0, weight=None, reduction="mean", normalizer=None,
-               broadcast=False):
+def huber_loss(
+    input, target, *, delta=1.0, weight=None, reduction="mean", normalizer=None, broadcast=False
+):
     r"""Huber loss, as ``torch.nn.functional.huber_loss``.
 
     .. math::
@@ -190,15 +231,27 @@ def huber_loss(input, target, *, delta=1.0, weight=None, reduction="mean", norma
         tensor(0.0616)
     """
     delta = C.check_number("huber_loss", "delta", delta, low=0.0, low_open=True)
-    x, y, w = prepare_pointwise("huber_loss", input, target, weight=weight,
-                                reduction=reduction, normalizer=normalizer,
-                                broadcast=broadcast)
-    return reduce_builtin(lambda red: TF.huber_loss(x, y, reduction=red, delta=delta),
-                          reduction, weight=w, normalizer=normalizer, numel=x.numel())
+    x, y, w = prepare_pointwise(
+        "huber_loss",
+        input,
+        target,
+        weight=weight,
+        reduction=reduction,
+        normalizer=normalizer,
+        broadcast=broadcast,
+    )
+    return reduce_builtin(
+        lambda red: TF.huber_loss(x, y, reduction=red, delta=delta),
+        reduction,
+        weight=w,
+        normalizer=normalizer,
+        numel=x.numel(),
+    )
 
 
-def pseudo_huber_loss(input, target, *, delta=1.0, weight=None, reduction="mean",
-                      normalizer=None, broadcast=False):
+def pseudo_huber_loss(
+    input, target, *, delta=1.0, weight=None, reduction="mean", normalizer=None, broadcast=False
+):
     r"""Pseudo-Huber loss: a smooth Huber, quadratic near 0 and linear far away.
 
     .. math::
@@ -226,17 +279,24 @@ def pseudo_huber_loss(input, target, *, delta=1.0, weight=None, reduction="mean"
         imaging", IEEE TIP 1997.
     """
     delta = C.check_number("pseudo_huber_loss", "delta", delta, low=0.0, low_open=True)
-    x, y, w = prepare_pointwise("pseudo_huber_loss", input, target, weight=weight,
-                                reduction=reduction, normalizer=normalizer,
-                                broadcast=broadcast)
+    x, y, w = prepare_pointwise(
+        "pseudo_huber_loss",
+        input,
+        target,
+        weight=weight,
+        reduction=reduction,
+        normalizer=normalizer,
+        broadcast=broadcast,
+    )
     r = x - y
     root = torch.hypot(r / delta, torch.ones_like(r))  # sqrt(1 + (r/delta)^2), no overflow
     loss = r * (r / (root + 1.0))
     return reduce(loss, reduction, weight=w, normalizer=normalizer)
 
 
-def log_cosh_loss(input, target, *, weight=None, reduction="mean", normalizer=None,
-                  broadcast=False):
+def log_cosh_loss(
+    input, target, *, weight=None, reduction="mean", normalizer=None, broadcast=False
+):
     r"""Log-cosh loss: ``log(cosh(r))``, about ``r^2 / 2`` for small and ``|r| - log 2``
     for large residuals.
 
@@ -259,9 +319,15 @@ def log_cosh_loss(input, target, *, weight=None, reduction="mean", normalizer=No
         >>> LF.log_cosh_loss(torch.tensor([1e4, 1.0]), torch.tensor([0., 0.]))
         tensor(4999.8701)
     """
-    x, y, w = prepare_pointwise("log_cosh_loss", input, target, weight=weight,
-                                reduction=reduction, normalizer=normalizer,
-                                broadcast=broadcast)
+    x, y, w = prepare_pointwise(
+        "log_cosh_loss",
+        input,
+        target,
+        weight=weight,
+        reduction=reduction,
+        normalizer=normalizer,
+        broadcast=broadcast,
+    )
     a = (x - y).abs()
     small = a < 10.0
     a_small = torch.where(small, a, torch.zeros_like(a))  # keeps sinh finite off-branch
@@ -270,8 +336,9 @@ def log_cosh_loss(input, target, *, weight=None, reduction="mean", normalizer=No
     return reduce(torch.where(small, near, far), reduction, weight=w, normalizer=normalizer)
 
 
-def quantile_loss(input, target, *, quantile=0.5, weight=None, reduction="mean",
-                  normalizer=None, broadcast=False):
+def quantile_loss(
+    input, target, *, quantile=0.5, weight=None, reduction="mean", normalizer=None, broadcast=False
+):
     r"""Quantile (pinball) loss: fits the ``quantile``-th conditional quantile.
 
     .. math::
@@ -295,11 +362,18 @@ def quantile_loss(input, target, *, quantile=0.5, weight=None, reduction="mean",
     References:
         Koenker and Bassett, "Regression Quantiles", Econometrica 1978.
     """
-    q = C.check_number("quantile_loss", "quantile", quantile, low=0.0, high=1.0,
-                       low_open=True, high_open=True)
-    x, y, w = prepare_pointwise("quantile_loss", input, target, weight=weight,
-                                reduction=reduction, normalizer=normalizer,
-                                broadcast=broadcast)
+    q = C.check_number(
+        "quantile_loss", "quantile", quantile, low=0.0, high=1.0, low_open=True, high_open=True
+    )
+    x, y, w = prepare_pointwise(
+        "quantile_loss",
+        input,
+        target,
+        weight=weight,
+        reduction=reduction,
+        normalizer=normalizer,
+        broadcast=broadcast,
+    )
     r = y - x
     loss = torch.where(r >= 0, q * r, (q - 1.0) * r)
     return reduce(loss, reduction, weight=w, normalizer=normalizer)

@@ -27,8 +27,9 @@ class Loss(nn.Module):
     functional: Callable[..., torch.Tensor]
     _defaults: dict[str, object] = {}
 
-    def __init_subclass__(cls, functional: Callable[..., torch.Tensor] | None = None,
-                          **kwargs: object) -> None:
+    def __init_subclass__(
+        cls, functional: Callable[..., torch.Tensor] | None = None, **kwargs: object
+    ) -> None:
         super().__init_subclass__(**kwargs)
         if functional is None:
             return
@@ -37,7 +38,8 @@ class Loss(nn.Module):
         params = [p for p in sig.parameters.values() if p.kind is p.KEYWORD_ONLY]
         cls._defaults = {p.name: p.default for p in params}
         cls.__signature__ = inspect.Signature(
-            [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD), *params])
+            [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD), *params]
+        )
         if not cls.__doc__:
             cls.__doc__ = f"Module form of :func:`losskit.functional.{functional.__name__}`."
 
@@ -45,9 +47,12 @@ class Loss(nn.Module):
         super().__init__()
         unknown = sorted(set(options) - set(self._defaults))
         if unknown:
-            fail(type(self).__name__, f"unknown option {', '.join(map(repr, unknown))}; valid "
-                                      f"options are {', '.join(self._defaults)}.",
-                 cls=LossTypeError)
+            fail(
+                type(self).__name__,
+                f"unknown option {', '.join(map(repr, unknown))}; valid "
+                f"options are {', '.join(self._defaults)}.",
+                cls=LossTypeError,
+            )
         self._options: dict[str, object] = {}
         self._buffers_named: list[str] = []
         for name, default in self._defaults.items():
@@ -62,15 +67,18 @@ class Loss(nn.Module):
         # mistake (a bad reduction) is caught here.
         reduction = self._options.get("reduction")
         if reduction is not None and reduction not in ("none", "mean", "sum"):
-            fail(type(self).__name__, f"reduction must be one of 'none', 'mean', 'sum', got "
-                                      f"{reduction!r}.")
+            fail(
+                type(self).__name__,
+                f"reduction must be one of 'none', 'mean', 'sum', got {reduction!r}.",
+            )
 
     def options(self) -> dict[str, object]:
         """The stored hyperparameters, buffers included."""
         return {**self._options, **{n: getattr(self, n) for n in self._buffers_named}}
 
-    def forward(self, input: torch.Tensor, target: torch.Tensor, *args: torch.Tensor,
-                **overrides: object) -> torch.Tensor:
+    def forward(
+        self, input: torch.Tensor, target: torch.Tensor, *args: torch.Tensor, **overrides: object
+    ) -> torch.Tensor:
         return self.functional(input, target, *args, **{**self.options(), **overrides})
 
     def extra_repr(self) -> str:

@@ -13,15 +13,15 @@ def reduce(loss, reduction, *, weight=None, mask=None, normalizer=None, what="lo
     w = np.ones_like(loss) if weight is None else np.broadcast_to(as_array(weight), loss.shape)
     if mask is not None:
         mask = np.broadcast_to(np.asarray(mask, dtype=bool), loss.shape)
-        loss = step("drop the ignored elements", f"{what} where counted, else 0",
-                    np.where(mask, loss, 0.0))
+        loss = step(
+            "drop the ignored elements", f"{what} where counted, else 0", np.where(mask, loss, 0.0)
+        )
         w = np.where(mask, w, 0.0)
     if weight is not None:
         loss = step(f"weighted {what}", f"w * {what}", w * loss)
     if reduction == "none":
         return loss
-    total = step("sum", f"sum(w * {what})" if weight is not None else f"sum({what})",
-                 loss.sum())
+    total = step("sum", f"sum(w * {what})" if weight is not None else f"sum({what})", loss.sum())
     if reduction == "sum":
         return total
     if normalizer is not None:
@@ -32,5 +32,9 @@ def reduce(loss, reduction, *, weight=None, mask=None, normalizer=None, what="lo
         den = step("count", "number of counted elements", w.sum())
     if den == 0:
         return step("mean", "nothing counted: 0 (losskit's empty-mean rule)", 0.0)
-    return step("mean", "sum / " + ("normalizer" if normalizer is not None else
-                                    "sum(w)" if weight is not None else "count"), total / den)
+    return step(
+        "mean",
+        "sum / "
+        + ("normalizer" if normalizer is not None else "sum(w)" if weight is not None else "count"),
+        total / den,
+    )

@@ -17,7 +17,8 @@ import numpy as np
 __all__ = ["Step", "record", "step", "as_array"]
 
 _steps: contextvars.ContextVar[list[Step] | None] = contextvars.ContextVar(
-    "losskit_reference_steps", default=None)
+    "losskit_reference_steps", default=None
+)
 
 
 @dataclass(frozen=True)

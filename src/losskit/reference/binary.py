@@ -20,8 +20,9 @@ def binary_cross_entropy(input, target, *, weight=None, reduction="mean", normal
     y = step("target", "y", as_array(target))
     with np.errstate(divide="ignore"):
         log_p = step("log p, clamped at -100", "max(log p, -100)", np.maximum(np.log(p), -100))
-        log_q = step("log(1 - p), clamped at -100", "max(log(1 - p), -100)",
-                     np.maximum(np.log1p(-p), -100))
+        log_q = step(
+            "log(1 - p), clamped at -100", "max(log(1 - p), -100)", np.maximum(np.log1p(-p), -100)
+        )
     loss = step("BCE", "-(y log p + (1 - y) log(1 - p))", -(y * log_p + (1 - y) * log_q))
     return reduce(loss, reduction, weight=weight, normalizer=normalizer)
 
@@ -42,30 +43,57 @@ def _bce_logits_steps(input, target, pos_weight, label_smoothing, ignore_index):
     if pos_weight is None:
         ce = step("BCE", "-(y log p + (1 - y) log(1 - p))", -(y * log_p + (1 - y) * log_q))
     else:
-        ce = step("BCE with pos_weight", "-(pos_weight y log p + (1 - y) log(1 - p))",
-                  -(pw * y * log_p + (1 - y) * log_q))
+        ce = step(
+            "BCE with pos_weight",
+            "-(pos_weight y log p + (1 - y) log(1 - p))",
+            -(pw * y * log_p + (1 - y) * log_q),
+        )
     return x, y, ce, mask
 
 
-def binary_cross_entropy_with_logits(input, target, *, weight=None, pos_weight=None,
-                                     label_smoothing=0.0, ignore_index=None, reduction="mean",
-                                     normalizer=None):
+def binary_cross_entropy_with_logits(
+    input,
+    target,
+    *,
+    weight=None,
+    pos_weight=None,
+    label_smoothing=0.0,
+    ignore_index=None,
+    reduction="mean",
+    normalizer=None,
+):
     _, _, ce, mask = _bce_logits_steps(input, target, pos_weight, label_smoothing, ignore_index)
     return reduce(ce, reduction, weight=weight, mask=mask, normalizer=normalizer)
 
 
-def sigmoid_focal_loss(input, target, *, alpha=0.25, gamma=2.0, weight=None, pos_weight=None,
-                       ignore_index=None, reduction="mean", normalizer=None):
+def sigmoid_focal_loss(
+    input,
+    target,
+    *,
+    alpha=0.25,
+    gamma=2.0,
+    weight=None,
+    pos_weight=None,
+    ignore_index=None,
+    reduction="mean",
+    normalizer=None,
+):
     x, y, ce, mask = _bce_logits_steps(input, target, pos_weight, 0.0, ignore_index)
     p = step("probability", "p = sigmoid(x)", np.exp(_log_sigmoid(x)))
     p_t = step("p_t", "p y + (1 - p)(1 - y)", p * y + (1 - p) * (1 - y))
     # (1 - p_t) from the two tails, exact where p is within rounding of 0 or 1
     one_minus_pt = y * np.exp(_log_sigmoid(-x)) + (1 - y) * p
-    factor = step("focal factor", f"(1 - p_t)^gamma (gamma={gamma})",
-                  one_minus_pt**gamma if gamma else np.ones_like(p_t))
+    factor = step(
+        "focal factor",
+        f"(1 - p_t)^gamma (gamma={gamma})",
+        one_minus_pt**gamma if gamma else np.ones_like(p_t),
+    )
     loss = step("focal", "factor * BCE", factor * ce)
     if alpha is not None and alpha >= 0:
-        a_t = step("alpha_t", f"alpha y + (1 - alpha)(1 - y) (alpha={alpha})",
-                   alpha * y + (1 - alpha) * (1 - y))
+        a_t = step(
+            "alpha_t",
+            f"alpha y + (1 - alpha)(1 - y) (alpha={alpha})",
+            alpha * y + (1 - alpha) * (1 - y),
+        )
         loss = step("focal with alpha", "alpha_t * factor * BCE", a_t * loss)
     return reduce(loss, reduction, weight=weight, mask=mask, normalizer=normalizer)
