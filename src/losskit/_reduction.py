@@ -49,6 +49,7 @@ def reduce(
     mask: torch.Tensor | None = None,
     normalizer: float | torch.Tensor | None = None,
     dim: int | tuple[int, ...] | None = None,
+    weight_applied: bool = False,
 ) -> torch.Tensor:
     """Reduce a per-element loss.
 
@@ -60,12 +61,21 @@ def reduce(
             (their loss, which may be garbage, never reaches the result or the gradient).
         normalizer: with ``"mean"``, divide by this instead of ``sum(w)``.
         dim: reduce only these dimensions (``"mean"`` and ``"sum"``); default all.
+        weight_applied: ``loss`` already holds ``w * l`` (e.g. torch's class-weighted
+            cross entropy with label smoothing, which is not ``w`` times one number);
+            ``weight`` then only gives the mean's denominator ``sum(w)``.
     """
     zero = torch.zeros((), dtype=loss.dtype, device=loss.device)
     if mask is not None:
         loss = torch.where(mask, loss, zero)
     if weight is not None:
         weight = weight.to(loss.dtype)
+    if weight_applied:
+        if reduction != "mean" or normalizer is not None or weight is None:
+            return reduce(loss, reduction, mask=mask, normalizer=normalizer, dim=dim)
+        den = weight if mask is None else torch.where(mask, weight, zero)
+        dims = tuple(range(loss.dim())) if dim is None else dim
+        return _safe_divide(loss.sum(dim=dims), den.sum(dim=dims))
     if reduction == "none":
         return loss * weight if weight is not None else loss
 

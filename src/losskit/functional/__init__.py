@@ -1,6 +1,16 @@
 """losskit.functional: every loss as a function ``loss(input, target, *, ..., reduction)``."""
 
 from .binary import binary_cross_entropy, binary_cross_entropy_with_logits, sigmoid_focal_loss
+from .detection import detection_focal_loss
+from .metrics import in_top_k, top_k_accuracy
+from .multiclass import (
+    categorical_cross_entropy,
+    cross_entropy,
+    nll_loss,
+    reverse_cross_entropy,
+    softmax_focal_loss,
+    symmetric_cross_entropy,
+)
 from .regression import (
     huber_loss,
     l1_loss,
@@ -26,4 +36,13 @@ __all__ = [
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "sigmoid_focal_loss",
+    "cross_entropy",
+    "nll_loss",
+    "softmax_focal_loss",
+    "symmetric_cross_entropy",
+    "reverse_cross_entropy",
+    "categorical_cross_entropy",
+    "detection_focal_loss",
+    "top_k_accuracy",
+    "in_top_k",
 ]

@@ -18,6 +18,13 @@ __all__ = [
     "BCELoss",
     "BCEWithLogitsLoss",
     "SigmoidFocalLoss",
+    "CrossEntropyLoss",
+    "NLLLoss",
+    "SoftmaxFocalLoss",
+    "SymmetricCrossEntropyLoss",
+    "ReverseCrossEntropyLoss",
+    "CategoricalCrossEntropyLoss",
+    "DetectionFocalLoss",
 ]
 
 
@@ -66,3 +73,32 @@ class BCEWithLogitsLoss(Loss, functional=F.binary_cross_entropy_with_logits):
 
 class SigmoidFocalLoss(Loss, functional=F.sigmoid_focal_loss):
     """Module form of :func:`losskit.functional.sigmoid_focal_loss`."""
+
+
+class CrossEntropyLoss(Loss, functional=F.cross_entropy):
+    """Module form of :func:`losskit.functional.cross_entropy`."""
+
+
+class NLLLoss(Loss, functional=F.nll_loss):
+    """Module form of :func:`losskit.functional.nll_loss`."""
+
+
+class SoftmaxFocalLoss(Loss, functional=F.softmax_focal_loss):
+    """Module form of :func:`losskit.functional.softmax_focal_loss`."""
+
+
+class SymmetricCrossEntropyLoss(Loss, functional=F.symmetric_cross_entropy):
+    """Module form of :func:`losskit.functional.symmetric_cross_entropy`."""
+
+
+class ReverseCrossEntropyLoss(Loss, functional=F.reverse_cross_entropy):
+    """Module form of :func:`losskit.functional.reverse_cross_entropy`."""
+
+
+class CategoricalCrossEntropyLoss(Loss, functional=F.categorical_cross_entropy):
+    """Module form of :func:`losskit.functional.categorical_cross_entropy`."""
+
+
+class DetectionFocalLoss(Loss, functional=F.detection_focal_loss):
+    """Module form of :func:`losskit.functional.detection_focal_loss`:
+    ``forward(input, target, anchor_state)``."""

@@ -13,6 +13,17 @@ Example:
 
 from ._steps import Step, record
 from .binary import binary_cross_entropy, binary_cross_entropy_with_logits, sigmoid_focal_loss
+from .multiclass import (
+    categorical_cross_entropy,
+    cross_entropy,
+    detection_focal_loss,
+    in_top_k,
+    nll_loss,
+    reverse_cross_entropy,
+    softmax_focal_loss,
+    symmetric_cross_entropy,
+    top_k_accuracy,
+)
 from .regression import (
     huber_loss,
     l1_loss,
@@ -40,4 +51,13 @@ __all__ = [
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "sigmoid_focal_loss",
+    "cross_entropy",
+    "nll_loss",
+    "softmax_focal_loss",
+    "symmetric_cross_entropy",
+    "reverse_cross_entropy",
+    "categorical_cross_entropy",
+    "detection_focal_loss",
+    "top_k_accuracy",
+    "in_top_k",
 ]

@@ -7,8 +7,13 @@ import numpy as np
 from ._steps import as_array, step
 
 
-def reduce(loss, reduction, *, weight=None, mask=None, normalizer=None, what="loss"):
-    """Reduce a per-element ``loss`` array the way losskit's functional losses do."""
+def reduce(loss, reduction, *, weight=None, mask=None, normalizer=None, what="loss",
+           weight_applied=False):
+    """Reduce a per-element ``loss`` array the way losskit's functional losses do.
+
+    With ``weight_applied`` the loss already holds ``w * l``; ``weight`` then only gives
+    the mean's denominator.
+    """
     loss = np.asarray(loss, dtype=np.float64)
     w = np.ones_like(loss) if weight is None else np.broadcast_to(as_array(weight), loss.shape)
     if mask is not None:
@@ -17,7 +22,7 @@ def reduce(loss, reduction, *, weight=None, mask=None, normalizer=None, what="lo
             "drop the ignored elements", f"{what} where counted, else 0", np.where(mask, loss, 0.0)
         )
         w = np.where(mask, w, 0.0)
-    if weight is not None:
+    if weight is not None and not weight_applied:
         loss = step(f"weighted {what}", f"w * {what}", w * loss)
     if reduction == "none":
         return loss

@@ -1,0 +1,209 @@
+"""Input/target handling for the multi-class losses: target form, shapes, class indices.
+
+Input is ``(N, C)``, ``(N, C, d1, ..., dk)`` or torch's unbatched ``(C,)``; the class
+dimension is 1 (0 when unbatched). The target is either class indices of shape
+``(N, d1, ..., dk)`` (``()`` when unbatched), of any integer dtype, or probabilities of
+the input's shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .. import _checks as C
+from .._reduction import compute_dtype
+
+TARGET_TYPES = ("auto", "index", "probs")
+
+
+@dataclass
+class Classes:
+    """A validated multi-class call."""
+
+    input: torch.Tensor  # in the compute dtype
+    target: torch.Tensor  # int64 indices, or probabilities in the compute dtype
+    kind: str  # "index" | "probs"
+    class_dim: int
+    num_classes: int
+    weight: torch.Tensor | None  # (C,), compute dtype
+
+    def class_view(self, t: torch.Tensor) -> torch.Tensor:
+        """A ``(C,)`` tensor shaped to broadcast along the class dimension of the input."""
+        shape = [1] * self.input.dim()
+        shape[self.class_dim] = -1
+        return t.view(shape)
+
+
+def index_shape(input: torch.Tensor) -> tuple[int, ...]:
+    if input.dim() == 1:
+        return ()
+    return (input.shape[0], *input.shape[2:])
+
+
+def prepare_classes(
+    loss: str,
+    input: object,
+    target: object,
+    *,
+    weight: object = None,
+    ignore_index: int | None = None,
+    reduction: str = "mean",
+    normalizer: object = None,
+    target_type: str = "auto",
+    input_name: str = "input",
+    allow_probs: bool = True,
+) -> tuple[Classes, torch.Tensor | None]:
+    """Validate a multi-class call; returns it and the mask of counted targets."""
+    C.check_reduction(loss, reduction)
+    C.check_tensor(loss, "input", input)
+    C.check_tensor(loss, "target", target)
+    C.check_floating(loss, "input", input)
+    C.check_real(loss, "target", target)
+    weight = C.check_weight_tensor(loss, weight)
+    C.check_same_device(loss, input=input, target=target, weight=weight)
+    C.check_normalizer(loss, normalizer, reduction)
+    if target_type not in TARGET_TYPES:
+        C.fail(loss, f"target_type must be one of 'auto', 'index', 'probs', got {target_type!r}.")
+    if input.dim() == 0:
+        C.fail(
+            loss,
+            f"{input_name} must have a class dimension: (N, C), (N, C, d1, ...) or (C,), "
+            "got a 0-dim tensor.",
+        )
+    class_dim = 0 if input.dim() == 1 else 1
+    num_classes = input.shape[class_dim]
+    idx_shape = index_shape(input)
+    kind = _target_kind(loss, input, target, target_type, idx_shape, allow_probs)
+
+    if weight is not None and (weight.dim() != 1 or weight.shape[0] != num_classes):
+        C.fail(
+            loss,
+            f"weight must hold one value per class, shape ({num_classes},), got "
+            f"{tuple(weight.shape)}.",
+            "weight is the class weight (C,); for a per-sample weight, use "
+            "reduction='none' and weigh the result.",
+        )
+    dtype = compute_dtype(input.dtype)
+    x = input.to(dtype)
+    w = weight.to(dtype) if weight is not None else None
+    mask = None
+    if kind == "index":
+        t = target.long()
+        if ignore_index is not None:
+            mask = t != ignore_index
+        _check_index_range(loss, t, num_classes, ignore_index)
+    else:
+        t = target.to(dtype)
+        check_probs(loss, t, class_dim)
+    return Classes(x, t, kind, class_dim, num_classes, w), mask
+
+
+def _target_kind(loss, input, target, target_type, idx_shape, allow_probs):
+    integer = not target.is_floating_point()
+    if target_type == "index" or (target_type == "auto" and integer):
+        if target.is_floating_point():
+            C.fail(
+                loss,
+                f"target_type='index' needs an integer target, got {C.describe(target)}.",
+                "cast it with target.long().",
+                cls=C.LossTypeError,
+            )
+        if tuple(target.shape) != idx_shape:
+            hint = None
+            if target.dim() == len(idx_shape) + 1 and target.shape[1] == 1:
+                hint = "squeeze the class dimension: target.squeeze(1)."
+            elif tuple(target.shape) == tuple(input.shape):
+                hint = "an integer target of the input's shape: for one-hot or probability "
+                hint += "targets pass target.float(); for class indices use target.argmax(1)."
+            C.fail(
+                loss,
+                f"target of class indices must have shape {idx_shape} for input of shape "
+                f"{tuple(input.shape)}, got {tuple(target.shape)}.",
+                hint,
+            )
+        return "index"
+    # floating target
+    if tuple(target.shape) == tuple(input.shape) and allow_probs:
+        return "probs"
+    if tuple(target.shape) == idx_shape:
+        C.fail(
+            loss,
+            f"target has the shape of class indices {idx_shape} but a floating dtype "
+            f"({C.dtype_name(target.dtype)}).",
+            "class indices must be integers: cast with target.long().",
+            cls=C.LossTypeError,
+        )
+    if not allow_probs:
+        C.fail(
+            loss,
+            f"target must hold class indices of shape {idx_shape}, got "
+            f"{C.describe(target)}.",
+            "cast class indices with target.long().",
+        )
+    C.fail(
+        loss,
+        f"target must be class indices of shape {idx_shape} or probabilities of the "
+        f"input's shape {tuple(input.shape)}, got {C.describe(target)}.",
+        "squeeze the class dimension: target.squeeze(1)."
+        if target.dim() == len(idx_shape) + 1 and target.shape[1] == 1
+        else None,
+    )
+
+
+def _check_index_range(loss, t, num_classes, ignore_index):
+    if not C.checks_enabled() or t.numel() == 0:
+        return
+    with torch.no_grad():
+        bad = (t < 0) | (t >= num_classes)
+        if ignore_index is not None:
+            bad &= t != ignore_index
+        n_bad = int(bad.sum())
+        if n_bad == 0:
+            return
+        values = torch.unique(t[bad]).tolist()
+        t_min, t_max = int(t.min()), int(t.max())
+    noun = "class index" if len(values) == 1 else "class indices"
+    plural = "value" if n_bad == 1 else "values"
+    ignore = f", or ignore_index={ignore_index}" if ignore_index is not None else ""
+    hint = None
+    if t_max == num_classes and t_min >= 1:
+        hint = "labels look 1-based: subtract 1 (target - 1)."
+    elif 255 in values:
+        hint = "did you mean ignore_index=255? (255 marks void pixels in many segmentation sets)"
+    elif len(values) == 1 and values[0] < 0:
+        hint = f"did you mean ignore_index={values[0]}?"
+    C.fail(
+        loss,
+        f"target has {noun} {C.format_values(values)}, but input has {num_classes} classes "
+        f"(valid 0..{num_classes - 1}{ignore}); {n_bad} {plural} out of range.",
+        hint,
+    )
+
+
+def check_probs(loss, t, class_dim):
+    C.check_in_unit_interval(
+        loss,
+        "target",
+        t,
+        hint="probability targets must lie in [0, 1]; for class indices pass an integer "
+        "tensor (target.long()).",
+    )
+    if not C.checks_enabled() or t.numel() == 0:
+        return
+    with torch.no_grad():
+        sums = t.sum(dim=class_dim)
+        tol = 1e-3 if t.dtype == torch.float32 else 1e-6
+        off = (sums - 1).abs() > tol
+        n_off = int(off.sum())
+        if n_off == 0:
+            return
+        worst = sums[off]
+        lo, hi = float(worst.min()), float(worst.max())
+    C.fail(
+        loss,
+        f"probability targets must sum to 1 over the class dimension {class_dim}; "
+        f"{n_off} of {sums.numel()} rows do not (sums from {lo:.6g} to {hi:.6g}).",
+        "normalise with target / target.sum(dim, keepdim=True), or pass class indices.",
+    )

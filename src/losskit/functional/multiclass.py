@@ -1,0 +1,512 @@
+"""Multi-class losses: softmax over a class dimension, class-index or probability targets.
+
+Input ``(N, C)``, ``(N, C, d1, ..., dk)`` (segmentation maps: no permuted copy needed) or
+torch's unbatched ``(C,)``. Targets: class indices ``(N, d1, ..., dk)`` of any integer
+dtype, or probabilities of the input's shape (``target_type="auto" | "index" | "probs"``).
+
+One weighted-mean rule for both target forms: ``"mean"`` divides the summed (class
+weighted) loss by the summed weight of the counted targets, ``sum_i w[y_i]`` for indices
+and ``sum_i sum_c w_c y_ic`` for probabilities, so a one-hot probability target gives
+exactly the loss of its index. (torch divides probability targets by N instead.)
+Targets equal to ``ignore_index`` are not counted; if none is counted, the mean is 0.0
+with a zero gradient (torch returns NaN).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as TF
+
+from .. import _checks as C
+from .._reduction import compute_dtype, reduce
+from ._classes import Classes, check_probs, prepare_classes
+
+__all__ = [
+    "cross_entropy",
+    "nll_loss",
+    "softmax_focal_loss",
+    "symmetric_cross_entropy",
+    "reverse_cross_entropy",
+    "categorical_cross_entropy",
+]
+
+
+def _check_ignore_index(loss: str, ignore_index: object) -> int:
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
+        if isinstance(ignore_index, torch.Tensor) and ignore_index.dim() == 0:
+            return int(ignore_index)
+        C.fail(loss, f"ignore_index must be an int, got {ignore_index!r}.", cls=C.LossTypeError)
+    return ignore_index
+
+
+def _gather(t: torch.Tensor, index: torch.Tensor, dim: int) -> torch.Tensor:
+    return t.gather(dim, index.unsqueeze(dim)).squeeze(dim)
+
+
+def _safe_index(c: Classes, mask: torch.Tensor | None) -> torch.Tensor:
+    """Class indices with ignored targets replaced by 0, so that gathers stay in range."""
+    return c.target if mask is None else torch.where(mask, c.target, 0)
+
+
+def _sample_weight(c: Classes, mask: torch.Tensor | None) -> torch.Tensor | None:
+    """Weight of each counted target: ``w[y_i]`` for indices, ``sum_c w_c y_ic`` for probs."""
+    if c.weight is None:
+        return None
+    if c.kind == "index":
+        return c.weight[_safe_index(c, mask)]
+    return (c.class_view(c.weight) * c.target).sum(c.class_dim)
+
+
+def _ce_per_sample(c: Classes, mask, label_smoothing: float, ignore_index: int):
+    """Per-sample cross entropy with torch's semantics (class weight already applied)."""
+    if c.kind == "index":
+        return TF.cross_entropy(
+            c.input,
+            c.target,
+            weight=c.weight,
+            ignore_index=ignore_index,
+            reduction="none",
+            label_smoothing=label_smoothing,
+        )
+    logp = TF.log_softmax(c.input, dim=c.class_dim)
+    y = c.target
+    if label_smoothing:
+        y = y * (1.0 - label_smoothing) + label_smoothing / c.num_classes
+    if c.weight is not None:
+        y = y * c.class_view(c.weight)
+    return -(y * logp).sum(c.class_dim)
+
+
+def _z_term(c: Classes, z_loss: float) -> torch.Tensor:
+    return z_loss * torch.logsumexp(c.input, dim=c.class_dim).square()
+
+
+def _finish(per, reduction, c, mask, normalizer):
+    return reduce(
+        per,
+        reduction,
+        weight=_sample_weight(c, mask),
+        mask=mask,
+        normalizer=normalizer,
+        weight_applied=True,
+    )
+
+
+def _prepare(loss, input, target, weight, ignore_index, reduction, normalizer, target_type,
+             **kw):
+    ignore_index = _check_ignore_index(loss, ignore_index)
+    c, mask = prepare_classes(
+        loss,
+        input,
+        target,
+        weight=weight,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        normalizer=normalizer,
+        target_type=target_type,
+        **kw,
+    )
+    if c.kind == "probs" and ignore_index != -100:
+        C.fail(
+            loss,
+            f"ignore_index={ignore_index} applies to class-index targets only; this target "
+            "holds probabilities.",
+            "give ignored rows a zero weight through reduction='none', or pass indices.",
+        )
+    return c, mask, ignore_index
+
+
+def cross_entropy(
+    input,
+    target,
+    *,
+    weight=None,
+    ignore_index=-100,
+    label_smoothing=0.0,
+    z_loss=0.0,
+    target_type="auto",
+    reduction="mean",
+    normalizer=None,
+):
+    r"""Cross entropy on logits, as ``torch.nn.functional.cross_entropy``, plus ``z_loss``.
+
+    For a class-index target ``y_i``, with ``p = softmax(x)`` over the class dimension,
+    class weights ``w`` and label smoothing ``epsilon`` (torch's exact semantics):
+
+    .. math::
+        \ell_i = (1 - \epsilon)\, w_{y_i} (-\log p_{i, y_i})
+                 + \frac{\epsilon}{C} \sum_c w_c (-\log p_{i,c})
+                 + z \,(\operatorname{logsumexp}_c x_{i,c})^2, \qquad
+        \text{mean} = \frac{\sum_i \ell_i}{\sum_i w_{y_i}}
+
+    over the targets not equal to ``ignore_index``. For a probability target ``q``:
+    ``\ell_i = -\sum_c w_c q'_{i,c} \log p_{i,c}`` with ``q' = q (1 - \epsilon) +
+    \epsilon / C``, and the mean divides by ``\sum_i \sum_c w_c q_{i,c}`` (``N`` without
+    a weight), so one-hot targets give the index loss exactly. The ``z_loss`` term (PaLM)
+    is not class-weighted and shares the denominator.
+
+    Args:
+        input: logits ``(N, C)``, ``(N, C, d1, ..., dk)`` or ``(C,)``.
+        target: class indices ``(N, d1, ..., dk)`` (``()`` for ``(C,)``), any integer
+            dtype, or probabilities of the input's shape.
+        weight: class weights ``(C,)``. Default: ``None``.
+        ignore_index: a class index not counted (index targets). Default: ``-100``.
+        label_smoothing: ``epsilon`` in [0, 1]. Default: ``0.0``.
+        z_loss: coefficient of ``logsumexp^2``, ``>= 0``. Default: ``0.0``.
+        target_type: ``"auto"`` (integer dtype: indices; floating of the input's shape:
+            probabilities), ``"index"`` or ``"probs"``. Default: ``"auto"``.
+        reduction: ``"none"`` | ``"mean"`` | ``"sum"``. Default: ``"mean"``.
+        normalizer: with ``"mean"``, divide the summed loss by this instead.
+
+    Shape:
+        input ``(N, C, *)``, target ``(N, *)`` or ``(N, C, *)``; output scalar, or
+        ``(N, *)`` with ``reduction="none"`` (ignored targets give 0).
+
+    Example:
+        >>> import torch, losskit.functional as LF
+        >>> pred = torch.tensor([[0.9, 0.1], [0.8, 0.2], [0.7, 0.3]])
+        >>> LF.cross_entropy(pred, torch.tensor([0, 1, 0]), weight=torch.tensor([1., 2.]))
+        tensor(0.7398)
+    """
+    name = "cross_entropy"
+    ls = C.check_number(name, "label_smoothing", label_smoothing, low=0.0, high=1.0)
+    z = C.check_number(name, "z_loss", z_loss, low=0.0)
+    c, mask, ii = _prepare(name, input, target, weight, ignore_index, reduction, normalizer,
+                           target_type)
+    per = _ce_per_sample(c, mask, ls, ii)
+    if z:
+        per = per + _z_term(c, z)
+    return _finish(per, reduction, c, mask, normalizer)
+
+
+def nll_loss(input, target, *, weight=None, ignore_index=-100, reduction="mean",
+             normalizer=None):
+    r"""Negative log-likelihood of log-probabilities, as ``torch.nn.functional.nll_loss``.
+
+    .. math::
+        \ell_i = -w_{y_i}\, x_{i, y_i}, \qquad
+        \text{mean} = \frac{\sum_i \ell_i}{\sum_i w_{y_i}}
+
+    over targets not equal to ``ignore_index``. ``nll_loss(log_softmax(x), y)`` equals
+    ``cross_entropy(x, y)``. The K-dim form ``(N, C, d1, ..., dk)`` is what older torch
+    called ``NLLLoss2d``.
+
+    Args:
+        input: log-probabilities ``(N, C)``, ``(N, C, d1, ..., dk)`` or ``(C,)``.
+        target: class indices ``(N, d1, ..., dk)``, any integer dtype.
+        weight, ignore_index, reduction, normalizer: as :func:`cross_entropy`.
+
+    Shape:
+        input ``(N, C, *)``, target ``(N, *)``; output scalar, or ``(N, *)`` with
+        ``reduction="none"``.
+
+    Example:
+        >>> import torch, losskit.functional as LF
+        >>> p = torch.tensor([[0.2, 0.3, 0.5], [0.1, 0.7, 0.2], [0.4, 0.5, 0.1]])
+        >>> LF.nll_loss(p.log(), torch.tensor([0, 1, 2]))
+        tensor(1.4229)
+    """
+    name = "nll_loss"
+    c, mask, ii = _prepare(name, input, target, weight, ignore_index, reduction, normalizer,
+                           "index", input_name="input", allow_probs=False)
+    per = TF.nll_loss(c.input, c.target, weight=c.weight, ignore_index=ii, reduction="none")
+    return _finish(per, reduction, c, mask, normalizer)
+
+
+def _log_one_minus_softmax(x: torch.Tensor, logp: torch.Tensor, dim: int) -> torch.Tensor:
+    """``log(1 - p_c)`` for every class, finite and with finite gradients.
+
+    For the largest logit ``1 - p`` can round to 0, so it is the softmax mass of the
+    other classes, ``logsumexp(x without x_max) - logsumexp(x)``; every other class has
+    ``p <= 1/2``, where ``log1p(-p)`` is exact.
+    """
+    if x.shape[dim] == 1:  # one class: p = 1, so 1 - p = 0 and the loss is 0 anyway
+        return torch.full_like(x, float("-inf")).detach()
+    top = x.argmax(dim, keepdim=True)
+    is_top = torch.zeros_like(x, dtype=torch.bool).scatter_(dim, top, True)
+    others = torch.logsumexp(x.masked_fill(is_top, float("-inf")), dim, keepdim=True)
+    lse = torch.logsumexp(x, dim, keepdim=True)
+    p_rest = torch.where(is_top, torch.zeros_like(logp), logp.exp())  # finite off-branch
+    return torch.where(is_top, others - lse, torch.log1p(-p_rest))
+
+
+def softmax_focal_loss(
+    input,
+    target,
+    *,
+    gamma=2.0,
+    weight=None,
+    ignore_index=-100,
+    label_smoothing=0.0,
+    target_type="auto",
+    reduction="mean",
+    normalizer=None,
+):
+    r"""Softmax (multi-class) focal loss: cross entropy scaled by ``(1 - p_t)^gamma``.
+
+    .. math::
+        \ell_i = \sum_c w_c\, q_{i,c}\, (1 - p_{i,c})^\gamma\, (-\log p_{i,c}), \qquad
+        \text{mean} = \frac{\sum_i \ell_i}{\sum_i w_{y_i}}
+
+    where ``q`` is the (smoothed) target: for an index target without smoothing,
+    ``\ell_i = -w_{y_i} (1 - p_t)^\gamma \log p_t``. The mean counts only the targets not
+    equal to ``ignore_index``, with class balancing through ``weight`` (the
+    ``alpha`` of the binary form). ``gamma=0`` equals :func:`cross_entropy` exactly.
+    ``(1 - p)^\gamma`` is ``exp(gamma * log(1 - p))`` with ``log(1 - p)`` computed from
+    the logits, so logits of +-1e4 and every ``gamma >= 0`` give finite values and
+    gradients.
+
+    Args:
+        gamma: focusing parameter, ``>= 0``. Default: ``2.0``.
+        others: as :func:`cross_entropy`.
+
+    Shape:
+        as :func:`cross_entropy`.
+
+    Example:
+        >>> import torch, losskit.functional as LF
+        >>> logits = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
+        >>> LF.softmax_focal_loss(logits, torch.tensor([0, 2]), gamma=2.0)
+        tensor(0.2062)
+
+    References:
+        Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017,
+        https://arxiv.org/abs/1708.02002
+    """
+    name = "softmax_focal_loss"
+    gamma = C.check_number(name, "gamma", gamma, low=0.0)
+    ls = C.check_number(name, "label_smoothing", label_smoothing, low=0.0, high=1.0)
+    if gamma == 0.0:  # the identity, bit for bit
+        return cross_entropy(
+            input,
+            target,
+            weight=weight,
+            ignore_index=ignore_index,
+            label_smoothing=ls,
+            target_type=target_type,
+            reduction=reduction,
+            normalizer=normalizer,
+        )
+    c, mask, _ = _prepare(name, input, target, weight, ignore_index, reduction, normalizer,
+                          target_type)
+    cd = c.class_dim
+    logp = TF.log_softmax(c.input, dim=cd)
+    # (1 - p)^gamma = exp(gamma * log(1 - p)), finite for every gamma >= 0
+    focal_ce = -torch.exp(gamma * _log_one_minus_softmax(c.input, logp, cd)) * logp
+    if c.kind == "index":
+        t = _safe_index(c, mask)
+        per = _gather(focal_ce, t, cd)
+        if c.weight is not None:
+            per = per * c.weight[t]
+        if ls:
+            spread = focal_ce if c.weight is None else focal_ce * c.class_view(c.weight)
+            per = (1.0 - ls) * per + (ls / c.num_classes) * spread.sum(cd)
+    else:
+        q = c.target
+        if ls:
+            q = q * (1.0 - ls) + ls / c.num_classes
+        if c.weight is not None:
+            q = q * c.class_view(c.weight)
+        per = (q * focal_ce).sum(cd)
+    return _finish(per, reduction, c, mask, normalizer)
+
+
+def _rce_per_sample(c: Classes, mask, log_zero: float) -> torch.Tensor:
+    """Reverse cross entropy ``-sum_k p_k log q_k`` with ``log 0 := log_zero``."""
+    logp = TF.log_softmax(c.input, dim=c.class_dim)
+    if c.kind == "index":
+        # one-hot q: log q_y = 0, log q_k = log_zero elsewhere -> -log_zero * (1 - p_y)
+        one_minus_py = -torch.expm1(_gather(logp, _safe_index(c, mask), c.class_dim))
+        per = -log_zero * one_minus_py
+    else:
+        log_q = torch.log(c.target).clamp_min(log_zero)
+        per = -(logp.exp() * log_q).sum(c.class_dim)
+    weight = _sample_weight(c, mask)
+    return per if weight is None else per * weight
+
+
+def reverse_cross_entropy(
+    input,
+    target,
+    *,
+    log_zero=-4.0,
+    weight=None,
+    ignore_index=-100,
+    target_type="auto",
+    reduction="mean",
+    normalizer=None,
+):
+    r"""Reverse cross entropy (Wang et al. 2019): the cross entropy with prediction and
+    label swapped, robust to noisy labels.
+
+    .. math::
+        \ell_i = -w_{y_i} \sum_k p_{i,k} \log q_{i,k}, \qquad \log 0 := A
+        \quad(\texttt{log\_zero})
+
+    For a one-hot (index) target this is ``-A (1 - p_y)``. ``A = -4`` is the paper's
+    choice; it is an argument here, not a clamp hidden in the code. The mean divides by
+    ``sum_i w_{y_i}`` over targets not equal to ``ignore_index``.
+
+    Args:
+        log_zero: the value ``A`` taken for ``log 0``, ``< 0``. Default: ``-4.0``.
+        others: as :func:`cross_entropy`.
+
+    Shape:
+        as :func:`cross_entropy`.
+
+    Example:
+        >>> import torch, losskit.functional as LF
+        >>> y_pred = torch.tensor([[10.0, 5.0, -6.0], [8.0, 8.0, 8.0]])
+        >>> LF.reverse_cross_entropy(y_pred, torch.tensor([0, 2]), reduction="none")
+        tensor([0.0268, 2.6667])
+
+    References:
+        Wang et al., "Symmetric Cross Entropy for Robust Learning with Noisy Labels",
+        ICCV 2019, https://arxiv.org/abs/1908.06112
+    """
+    name = "reverse_cross_entropy"
+    a = C.check_number(name, "log_zero", log_zero, high=0.0, high_open=True)
+    c, mask, _ = _prepare(name, input, target, weight, ignore_index, reduction, normalizer,
+                          target_type)
+    return _finish(_rce_per_sample(c, mask, a), reduction, c, mask, normalizer)
+
+
+def symmetric_cross_entropy(
+    input,
+    target,
+    *,
+    alpha=1.0,
+    beta=1.0,
+    log_zero=-4.0,
+    weight=None,
+    ignore_index=-100,
+    target_type="auto",
+    reduction="mean",
+    normalizer=None,
+):
+    r"""Symmetric cross entropy (Wang et al. 2019): ``alpha * CE + beta * RCE``.
+
+    .. math::
+        \ell_i = \alpha\, \mathrm{CE}_i + \beta\, \mathrm{RCE}_i, \qquad
+        \text{mean} = \frac{\sum_i \ell_i}{\sum_i w_{y_i}}
+
+    with :func:`cross_entropy` and :func:`reverse_cross_entropy` per sample; ``weight``,
+    ``ignore_index`` and the reduction apply to both terms. ``beta=0`` gives
+    ``alpha * cross_entropy``.
+
+    Args:
+        alpha: weight of the cross entropy, ``>= 0``. Default: ``1.0``.
+        beta: weight of the reverse cross entropy, ``>= 0``. Default: ``1.0``.
+        log_zero: ``A``, the value taken for ``log 0`` in the RCE. Default: ``-4.0``.
+        others: as :func:`cross_entropy`.
+
+    Shape:
+        as :func:`cross_entropy`.
+
+    Example:
+        >>> import torch, losskit.functional as LF
+        >>> y_pred = torch.tensor([[10.0, 5.0, -6.0], [8.0, 8.0, 8.0]])
+        >>> LF.symmetric_cross_entropy(y_pred, torch.tensor([0, 2]))
+        tensor(1.8994)
+
+    References:
+        Wang et al., "Symmetric Cross Entropy for Robust Learning with Noisy Labels",
+        ICCV 2019, https://arxiv.org/abs/1908.06112
+    """
+    name = "symmetric_cross_entropy"
+    a = C.check_number(name, "alpha", alpha, low=0.0)
+    b = C.check_number(name, "beta", beta, low=0.0)
+    lz = C.check_number(name, "log_zero", log_zero, high=0.0, high_open=True)
+    c, mask, ii = _prepare(name, input, target, weight, ignore_index, reduction, normalizer,
+                           target_type)
+    per = a * _ce_per_sample(c, mask, 0.0, ii) + b * _rce_per_sample(c, mask, lz)
+    return _finish(per, reduction, c, mask, normalizer)
+
+
+def categorical_cross_entropy(
+    input,
+    target,
+    *,
+    from_logits=False,
+    label_smoothing=0.0,
+    dim=-1,
+    eps=1e-7,
+    reduction="mean",
+    normalizer=None,
+):
+    r"""Categorical cross entropy in the Keras form: one-hot or probability targets along
+    ``dim`` (default: the last), probabilities or logits as input.
+
+    .. math::
+        \ell_i = -\sum_c q'_{i,c} \log \hat p_{i,c}, \qquad
+        \hat p = \operatorname{clip}\left(\frac{x}{\sum_c x_c}, \epsilon, 1 - \epsilon\right),
+        \qquad q' = q (1 - s) + s / C
+
+    With ``from_logits=True``, ``\log \hat p = \operatorname{log\_softmax}(x)`` (no clip).
+    Rows of probabilities are rescaled to sum to 1 and clipped as Keras does, so their
+    gradient is 0 where the clip is active.
+
+    Args:
+        input: probabilities in [0, 1] (checked; the error suggests ``from_logits=True``)
+            or, with ``from_logits=True``, logits.
+        target: one-hot or probabilities, the input's shape.
+        from_logits: the input holds logits. Default: ``False``.
+        label_smoothing: ``s`` in [0, 1]. Default: ``0.0``.
+        dim: the class dimension. Default: ``-1``.
+        eps: the clip of the probabilities, in (0, 0.5). Default: ``1e-7``.
+        reduction, normalizer: as :func:`cross_entropy`.
+
+    Shape:
+        input ``(*, C, *)``, target the same; output scalar, or the input's shape without
+        ``dim`` with ``reduction="none"``.
+
+    Example:
+        >>> import torch, losskit.functional as LF
+        >>> y_hat = torch.tensor([[0.920, 0.080], [0.020, 0.80]])
+        >>> y_true = torch.tensor([[1., 0.], [0., 1.]])
+        >>> LF.categorical_cross_entropy(y_hat, y_true, reduction="none")
+        tensor([0.0834, 0.0247])
+    """
+    name = "categorical_cross_entropy"
+    ls = C.check_number(name, "label_smoothing", label_smoothing, low=0.0, high=1.0)
+    eps = C.check_number(name, "eps", eps, low=0.0, high=0.5, low_open=True, high_open=True)
+    C.check_reduction(name, reduction)
+    C.check_tensor(name, "input", input)
+    C.check_tensor(name, "target", target)
+    C.check_floating(name, "input", input)
+    C.check_real(name, "target", target)
+    C.check_same_device(name, input=input, target=target)
+    C.check_normalizer(name, normalizer, reduction)
+    if input.dim() == 0:
+        C.fail(name, "input must have a class dimension, got a 0-dim tensor.")
+    if not -input.dim() <= dim < input.dim():
+        C.fail(name, f"dim={dim} is out of range for input of shape {tuple(input.shape)}.")
+    if target.shape != input.shape:
+        C.fail(
+            name,
+            f"target must be one-hot or probabilities of the input's shape "
+            f"{tuple(input.shape)}, got {tuple(target.shape)}.",
+            "for class indices use cross_entropy, or one-hot encode with "
+            "torch.nn.functional.one_hot(target, C).float().",
+        )
+    dtype = compute_dtype(input.dtype)
+    x = input.to(dtype)
+    q = target.to(dtype)
+    check_probs(name, q, dim % input.dim())
+    if from_logits:
+        logp = TF.log_softmax(x, dim=dim)
+    else:
+        C.check_in_unit_interval(
+            name,
+            "input",
+            x,
+            hint="input holds values outside [0, 1], so it looks like logits: pass "
+            "from_logits=True.",
+        )
+        # rescale each row to sum to 1, then clip, as Keras does
+        p = x / x.sum(dim, keepdim=True).clamp_min(eps)
+        logp = torch.log(p.clamp(eps, 1.0 - eps))
+    if ls:
+        q = q * (1.0 - ls) + ls / x.shape[dim]
+    per = -(q * logp).sum(dim)
+    return reduce(per, reduction, normalizer=normalizer)
