@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import losskit
-from conftest import SPEC_IDS, SPECS
+from conftest import SPEC_IDS, SPECS, make_inputs, make_weight
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -30,16 +30,30 @@ def _tensor(draw, shape, elements, dtype):
 
 @st.composite
 def valid_call(draw, spec):
-    shape = draw(shapes)
+    """A valid call of any shape, dtype and scale; values from ``make_inputs``."""
+    dims = st.integers(0, 4)
+    if spec.target_kind == "anchors":
+        shape = (draw(dims), draw(dims), draw(st.integers(1, 4)))
+    elif spec.target_kind in ("index", "rows"):
+        shape = (*draw(st.lists(dims, max_size=3)), draw(st.integers(1, 5)))
+        if spec.target_kind == "index" and len(shape) > 1:  # (N, C, d...): C second
+            shape = (shape[0], shape[-1], *shape[1:-1])
+    else:
+        shape = draw(shapes)
     dtype = draw(dtypes)
-    # float16 tops out at 65504: keep values where the true gradient is representable
-    real = st.floats(-100, 100, width=32) if dtype == torch.float16 else finite
-    x = _tensor(draw, shape, unit if spec.input_kind == "probs" else real, dtype)
-    y = _tensor(draw, shape, unit if spec.target_kind == "unit" else real, dtype)
+    x, y, *extra = make_inputs(spec, shape, seed=draw(st.integers(0, 2**16)))
+    if spec.input_kind in ("real", "logits"):
+        # float16 tops out at 65504: keep values where the true gradient is representable
+        top = 100.0 if dtype == torch.float16 else 1e4
+        x = x * draw(st.sampled_from([1e-3, 1.0, 10.0, top]))
+    x = x.to(dtype)
+    if y.is_floating_point():
+        y = y.to(dtype)
     options = {"reduction": draw(reductions)}
-    if draw(st.booleans()):
-        options["weight"] = _tensor(draw, shape, st.floats(0.0, 10.0, width=32), dtype)
-    return x, y, options
+    if spec.weight_kind and draw(st.booleans()):
+        w = make_weight(spec, x.shape, seed=draw(st.integers(0, 100)))
+        options["weight"] = (w * draw(st.sampled_from([0.0, 1e-30, 1.0, 10.0]))).to(dtype)
+    return (x, y, *extra), options
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
@@ -47,9 +61,9 @@ def test_valid_inputs_give_finite_nonnegative_losses(spec):
     @SETTINGS
     @given(valid_call(spec))
     def check(call):
-        x, y, options = call
+        (x, *rest), options = call
         x = x.requires_grad_(True)
-        out = spec.functional(x, y, **options)
+        out = spec.functional(x, *rest, **options)
         assert torch.isfinite(out).all()
         if spec.nonnegative:
             assert (out >= 0).all(), out
@@ -95,7 +109,10 @@ def any_call(draw, spec):
         )
     ).items():
         options[name] = value
-    return x, y, options
+    extra = ()
+    if spec.target_kind == "anchors":
+        extra = (_tensor(draw, draw(shapes), anything, torch.int64),)
+    return (x, y, *extra), options
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
@@ -103,9 +120,9 @@ def test_bad_inputs_raise_named_errors_only(spec):
     @SETTINGS
     @given(any_call(spec))
     def check(call):
-        x, y, options = call
+        args, options = call
         try:
-            spec.functional(x, y, **options)
+            spec.functional(*args, **options)
         except (losskit.LossInputError, losskit.LossTypeError) as err:
             assert str(err).startswith(f"{spec.name}:"), str(err)
         except TypeError as err:  # an option this loss does not take: Python's own message

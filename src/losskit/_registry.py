@@ -23,27 +23,51 @@ __all__ = ["Example", "LossSpec", "REGISTRY", "get", "spec", "names"]
 
 @dataclass(frozen=True)
 class Example:
-    """A worked example: inputs (nested lists), options, and the value its source prints."""
+    """A worked example: inputs (nested lists), options, and the value its source prints.
+
+    A target of Python ints is a class-index target (int64); ``extra`` holds further
+    positional inputs (``anchor_state`` of the detection loss). List-valued options
+    (class weights) become float tensors in :meth:`call_options`.
+    """
 
     source: str
     input: object
     target: object
     options: Mapping[str, object] = field(default_factory=dict)
     article_value: float | None = None
+    extra: tuple = ()
 
-    def tensors(self, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
-        return (torch.tensor(self.input, dtype=dtype), torch.tensor(self.target, dtype=dtype))
+    def tensors(self, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, ...]:
+        """``(input, target, *extra)`` as tensors, floating ones in ``dtype``."""
+
+        def cast(v: object) -> torch.Tensor:
+            t = torch.tensor(v)
+            return torch.tensor(v, dtype=dtype) if t.is_floating_point() else t
+
+        return (cast(self.input), cast(self.target), *map(cast, self.extra))
+
+    def call_options(self, dtype: torch.dtype = torch.float32) -> dict[str, object]:
+        return {
+            k: torch.tensor(v, dtype=dtype) if isinstance(v, list) else v
+            for k, v in self.options.items()
+        }
 
 
 @dataclass(frozen=True)
 class LossSpec:
     """One registered loss.
 
-    ``input_kind`` is ``"real"`` (any value), ``"logits"`` or ``"probs"`` (in [0, 1]);
-    ``target_kind`` is ``"real"`` or ``"unit"`` (in [0, 1]). ``variants`` are option sets
-    (besides the defaults) that the contract tests run. ``torch_builtin`` computes torch's
-    own value for the same call, or returns ``None`` when torch has no equivalent for the
-    options given.
+    ``input_kind``: ``"real"`` (any value), ``"logits"``, ``"probs"`` (in [0, 1]) or
+    ``"logprobs"``. ``target_kind``: ``"real"``, ``"unit"`` (in [0, 1], the input's
+    shape), ``"index"`` (class indices: the input's shape without dimension 1),
+    ``"rows"`` (probability rows along the last dimension) or ``"anchors"`` (one-hot
+    classes plus an ``anchor_state`` input). ``weight_kind``: ``"element"`` (broadcast to
+    the input), ``"class"`` (one per class) or ``None``. ``none_shape``, the shape of
+    ``reduction="none"``: ``"input"``, ``"sample"`` (``(N,)``), ``"index"`` or ``"rows"``
+    (the input without its last dimension). ``variants`` are option sets (besides the
+    defaults) that the contract tests run. ``torch_builtin`` computes torch's own value
+    for the same call, or returns ``None`` when torch has no equivalent for the options
+    given.
     """
 
     name: str
@@ -62,24 +86,34 @@ class LossSpec:
     torch_builtin: Callable[..., torch.Tensor | None] | None = None
     paper: str | None = None
     nonnegative: bool = True
-    per_sample: bool = False  # reduction="none" gives one value per sample, shape (N,)
+    weight_kind: str | None = "element"
+    none_shape: str = "input"
 
-    def __call__(self, input, target, **options):
-        return self.functional(input, target, **options)
+    def __call__(self, input, target, *extra, **options):
+        return self.functional(input, target, *extra, **options)
 
 
 def _torch(
     fn: Callable[..., torch.Tensor],
     supports: tuple[str, ...] = (),
     weight_mean_differs: bool = False,
+    defaults: Mapping[str, object] | None = None,
 ):
-    """Adapter calling torch's built-in ``fn`` with the options it shares with losskit."""
+    """Adapter calling torch's built-in ``fn`` with the options it shares with losskit.
+
+    It returns ``None`` when an option torch lacks is set away from its default.
+    """
+    defaults = {"target_type": "auto", "normalizer": None, **(defaults or {})}
 
     def builtin(input, target, *, reduction="mean", **options):
-        if any(v is not None and v != 0.0 for k, v in options.items() if k not in supports):
-            return None
+        for k, v in options.items():
+            if k not in supports and v is not None and v != 0.0 and defaults.get(k) != v:
+                return None
         if weight_mean_differs and options.get("weight") is not None and reduction == "mean":
             return None  # torch divides a weighted mean by the element count
+        probs = target.is_floating_point() and "ignore_index" in supports
+        if probs and options.get("weight") is not None and reduction == "mean":
+            return None  # probability targets: torch divides a weighted mean by N
         kept = {k: v for k, v in options.items() if k in supports and v is not None}
         return fn(input, target, reduction=reduction, **kept)
 
@@ -93,6 +127,11 @@ _SEED004 = dict(input=[0.020, 0.176, 0.313], target=[0.019, 0.234, 0.918])
 _SEED000_LOGITS = [[-1.0, 1.0], [1.0, 2.0]]
 _SEED000_TARGET = [[1.0, 0.0], [0.0, 1.0]]  # torch.eye(2)[[0, 1]]
 _SEED004_FOCAL_P = [0.95, 0.05, 0.5, 0.5]
+_SEED002_PRED = [[0.9, 0.1], [0.8, 0.2], [0.7, 0.3]]
+_SEED002_PRED4 = [[0.9, 0.1, 0.2], [0.8, 0.2, 0.1], [0.7, 0.3, 0.5], [0.1, 0.5, 0.6]]
+_SEED000_P = [[0.1, 0.2, 0.3], [0.4, 0.5, 0.6], [0.1, 0.2, 0.3]]
+_SEED000_NLL_P = [[0.2, 0.3, 0.5], [0.1, 0.7, 0.2], [0.4, 0.5, 0.1]]
+_SEED001_PRED = [[10.0, 5.0, -6.0], [8.0, 8.0, 8.0]]
 
 
 def _sigmoid(v: float) -> float:
@@ -142,7 +181,7 @@ _ROWS = (
         summary="Root mean squared error sqrt(mean((x - y)^2)).",
         when_to_use="When the loss should be in the target's units (reporting, tuning).",
         examples=(Example(_S004, **_SEED004),),
-        per_sample=True,
+        none_shape="sample",
     ),
     LossSpec(
         name="smooth_l1_loss",
@@ -281,6 +320,215 @@ _ROWS = (
             {"gamma": 5.0},
             {"ignore_index": -1.0},
         ),
+        paper="https://arxiv.org/abs/1708.02002",
+    ),
+    LossSpec(
+        name="cross_entropy",
+        family="multiclass",
+        functional=F.cross_entropy,
+        module=N.CrossEntropyLoss,
+        reference=R.cross_entropy,
+        summary="Softmax cross entropy on logits: class weights, ignore_index, label "
+        "smoothing, z-loss, index or probability targets.",
+        when_to_use="Multi-class classification and segmentation; the default.",
+        examples=(
+            Example(
+                "seed 002: pred = [[0.9, 0.1], [0.8, 0.2], [0.7, 0.3]], label = [0, 1, 0]",
+                _SEED002_PRED,
+                [0, 1, 0],
+                article_value=0.6405,
+            ),
+            Example(
+                "seed 002: the same pred and label",
+                _SEED002_PRED,
+                [0, 1, 0],
+                options={"ignore_index": 1},
+                article_value=0.4421,
+            ),
+            Example(
+                "seed 002: the same pred and label",
+                _SEED002_PRED,
+                [0, 1, 0],
+                options={"weight": [1.0, 2.0]},
+                article_value=0.7398,
+            ),
+            Example(
+                "seed 002: 4 x 3 pred, label = [2, 1, 0, 1]",
+                _SEED002_PRED4,
+                [2, 1, 0, 1],
+                options={"weight": [2.0, 1.0, 2.0], "ignore_index": 2},
+                article_value=1.0401,
+            ),
+            Example(
+                "seed 000: p = [[0.1, 0.2, 0.3], [0.4, 0.5, 0.6], [0.1, 0.2, 0.3]], "
+                "label = [0, 1, 1]",
+                _SEED000_P,
+                [0, 1, 1],
+                options={"ignore_index": 0},
+                article_value=1.1019,
+            ),
+        ),
+        input_kind="logits",
+        target_kind="index",
+        plot_axis="p_t",
+        weight_kind="class",
+        none_shape="index",
+        variants=(
+            {"label_smoothing": 0.2},
+            {"ignore_index": 1},
+            {"z_loss": 1e-2},
+            {"ignore_index": 0, "label_smoothing": 0.1},
+        ),
+        torch_builtin=_torch(
+            TF.cross_entropy,
+            supports=("weight", "ignore_index", "label_smoothing"),
+            defaults={"ignore_index": -100},
+        ),
+    ),
+    LossSpec(
+        name="nll_loss",
+        family="multiclass",
+        functional=F.nll_loss,
+        module=N.NLLLoss,
+        reference=R.nll_loss,
+        summary="Negative log-likelihood of log-probabilities (NLLLoss, NLLLoss2d).",
+        when_to_use="After an explicit log_softmax; cross_entropy fuses both.",
+        examples=(
+            Example(
+                "seed 000: log of p = [[0.2, 0.3, 0.5], [0.1, 0.7, 0.2], [0.4, 0.5, 0.1]], "
+                "label = [0, 1, 2] (the article prints 1.4429, a typo for 1.4229)",
+                [[math.log(v) for v in row] for row in _SEED000_NLL_P],
+                [0, 1, 2],
+            ),
+        ),
+        input_kind="logprobs",
+        target_kind="index",
+        plot_axis="p_t",
+        weight_kind="class",
+        none_shape="index",
+        variants=({"ignore_index": 1},),
+        torch_builtin=_torch(
+            TF.nll_loss, supports=("weight", "ignore_index"), defaults={"ignore_index": -100}
+        ),
+    ),
+    LossSpec(
+        name="softmax_focal_loss",
+        family="multiclass",
+        functional=F.softmax_focal_loss,
+        module=N.SoftmaxFocalLoss,
+        reference=R.softmax_focal_loss,
+        summary="-(1 - p_t)^gamma log p_t over a softmax; class balancing via weight.",
+        when_to_use="Multi-class or segmentation with many easy examples or imbalance.",
+        examples=(
+            Example(
+                "seed 002: pred = [[0.9, 0.1], [0.8, 0.2], [0.7, 0.3]], label = [0, 1, 0]",
+                _SEED002_PRED,
+                [0, 1, 0],
+                options={"gamma": 2.0},
+            ),
+        ),
+        input_kind="logits",
+        target_kind="index",
+        plot_axis="p_t",
+        weight_kind="class",
+        none_shape="index",
+        variants=(
+            {"gamma": 0.5},
+            {"gamma": 0.0},
+            {"gamma": 5.0, "label_smoothing": 0.1},
+            {"ignore_index": 1},
+        ),
+        paper="https://arxiv.org/abs/1708.02002",
+    ),
+    LossSpec(
+        name="symmetric_cross_entropy",
+        family="multiclass",
+        functional=F.symmetric_cross_entropy,
+        module=N.SymmetricCrossEntropyLoss,
+        reference=R.symmetric_cross_entropy,
+        summary="alpha * CE + beta * RCE (Wang et al. 2019), robust to noisy labels.",
+        when_to_use="Training on noisy labels.",
+        examples=(
+            Example(
+                "seed 001: y_pred = [[10, 5, -6], [8, 8, 8]], y_true = [0, 2]",
+                _SEED001_PRED,
+                [0, 2],
+            ),
+        ),
+        input_kind="logits",
+        target_kind="index",
+        plot_axis="p_t",
+        weight_kind="class",
+        none_shape="index",
+        variants=({"alpha": 0.1, "beta": 1.0}, {"log_zero": -6.0}, {"ignore_index": 1}),
+        paper="https://arxiv.org/abs/1908.06112",
+    ),
+    LossSpec(
+        name="reverse_cross_entropy",
+        family="multiclass",
+        functional=F.reverse_cross_entropy,
+        module=N.ReverseCrossEntropyLoss,
+        reference=R.reverse_cross_entropy,
+        summary="-sum_k p_k log q_k with log 0 := log_zero; -log_zero (1 - p_y) one-hot.",
+        when_to_use="The noise-robust half of symmetric cross entropy.",
+        examples=(
+            Example(
+                "seed 001: y_pred = [[10, 5, -6], [8, 8, 8]], y_true = [0, 2]",
+                _SEED001_PRED,
+                [0, 2],
+            ),
+        ),
+        input_kind="logits",
+        target_kind="index",
+        plot_axis="p_t",
+        weight_kind="class",
+        none_shape="index",
+        variants=({"log_zero": -2.0}, {"ignore_index": 1}),
+        paper="https://arxiv.org/abs/1908.06112",
+    ),
+    LossSpec(
+        name="categorical_cross_entropy",
+        family="multiclass",
+        functional=F.categorical_cross_entropy,
+        module=N.CategoricalCrossEntropyLoss,
+        reference=R.categorical_cross_entropy,
+        summary="The Keras form: one-hot/probability rows, probabilities or logits.",
+        when_to_use="Porting Keras code; one-hot targets along the last dimension.",
+        examples=(
+            Example(
+                "seed 004: y_hat = [[0.920, 0.080], [0.020, 0.80]], y_true = [[1, 0], [0, 1]]",
+                [[0.920, 0.080], [0.020, 0.80]],
+                [[1.0, 0.0], [0.0, 1.0]],
+            ),
+        ),
+        input_kind="probs",
+        target_kind="rows",
+        plot_axis="p_t",
+        weight_kind=None,
+        none_shape="rows",
+        variants=({"from_logits": True}, {"label_smoothing": 0.1}, {"eps": 1e-3}),
+    ),
+    LossSpec(
+        name="detection_focal_loss",
+        family="detection",
+        functional=F.detection_focal_loss,
+        module=N.DetectionFocalLoss,
+        reference=R.detection_focal_loss,
+        summary="RetinaNet focal loss: ignored anchors, sum / max(1, object anchors).",
+        when_to_use="One-stage detectors (RetinaNet style) with anchor states.",
+        examples=(
+            Example(
+                "1 image, 3 anchors (object, background, ignored), 2 classes",
+                [[[2.0, -1.0], [-3.0, -2.0], [0.5, 0.5]]],
+                [[[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]]],
+                extra=([[1, 0, -1]],),
+            ),
+        ),
+        input_kind="logits",
+        target_kind="anchors",
+        plot_axis="p_t",
+        weight_kind=None,
+        variants=({"gamma": 0.5, "alpha": None},),
         paper="https://arxiv.org/abs/1708.02002",
     ),
 )

@@ -17,9 +17,10 @@ def rows() -> list[dict[str, object]]:
     out = []
     for spec in REGISTRY.values():
         for example in spec.examples:
-            x, y = example.tensors(torch.float32)
-            value = float(spec.functional(x, y, **example.options))
-            builtin = spec.torch_builtin(x, y, **example.options) if spec.torch_builtin else None
+            tensors = example.tensors(torch.float32)
+            options = example.call_options(torch.float32)
+            value = float(spec.functional(*tensors, **options))
+            builtin = spec.torch_builtin(*tensors, **options) if spec.torch_builtin else None
             out.append(
                 {
                     "loss": spec.name,

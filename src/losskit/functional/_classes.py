@@ -74,6 +74,12 @@ def prepare_classes(
         )
     class_dim = 0 if input.dim() == 1 else 1
     num_classes = input.shape[class_dim]
+    if num_classes == 0:
+        C.fail(
+            loss,
+            f"{input_name} of shape {tuple(input.shape)} has 0 classes (dimension "
+            f"{class_dim}); at least one is needed.",
+        )
     idx_shape = index_shape(input)
     kind = _target_kind(loss, input, target, target_type, idx_shape, allow_probs)
 
@@ -96,8 +102,20 @@ def prepare_classes(
         _check_index_range(loss, t, num_classes, ignore_index)
     else:
         t = target.to(dtype)
-        check_probs(loss, t, class_dim)
+        check_probs(loss, t, class_dim, target.dtype)
     return Classes(x, t, kind, class_dim, num_classes, w), mask
+
+
+_SQUEEZE = "squeeze the class dimension: target.squeeze(1)."
+
+
+def _has_unit_class_dim(target, idx_shape):
+    """An (N, 1, d...) target where (N, d...) indices were meant."""
+    return (
+        target.dim() >= 2
+        and target.shape[1] == 1
+        and (target.shape[0], *target.shape[2:]) == tuple(idx_shape)
+    )
 
 
 def _target_kind(loss, input, target, target_type, idx_shape, allow_probs):
@@ -112,8 +130,8 @@ def _target_kind(loss, input, target, target_type, idx_shape, allow_probs):
             )
         if tuple(target.shape) != idx_shape:
             hint = None
-            if target.dim() == len(idx_shape) + 1 and target.shape[1] == 1:
-                hint = "squeeze the class dimension: target.squeeze(1)."
+            if _has_unit_class_dim(target, idx_shape):
+                hint = _SQUEEZE
             elif tuple(target.shape) == tuple(input.shape):
                 hint = "an integer target of the input's shape: for one-hot or probability "
                 hint += "targets pass target.float(); for class indices use target.argmax(1)."
@@ -138,17 +156,14 @@ def _target_kind(loss, input, target, target_type, idx_shape, allow_probs):
     if not allow_probs:
         C.fail(
             loss,
-            f"target must hold class indices of shape {idx_shape}, got "
-            f"{C.describe(target)}.",
+            f"target must hold class indices of shape {idx_shape}, got {C.describe(target)}.",
             "cast class indices with target.long().",
         )
     C.fail(
         loss,
         f"target must be class indices of shape {idx_shape} or probabilities of the "
         f"input's shape {tuple(input.shape)}, got {C.describe(target)}.",
-        "squeeze the class dimension: target.squeeze(1)."
-        if target.dim() == len(idx_shape) + 1 and target.shape[1] == 1
-        else None,
+        _SQUEEZE if _has_unit_class_dim(target, idx_shape) else None,
     )
 
 
@@ -182,7 +197,16 @@ def _check_index_range(loss, t, num_classes, ignore_index):
     )
 
 
-def check_probs(loss, t, class_dim):
+# How far from 1 a probability row may sum, by the dtype the user passed it in.
+_SUM_TOLERANCE = {
+    torch.float64: 1e-6,
+    torch.float32: 1e-3,
+    torch.float16: 3e-2,
+    torch.bfloat16: 3e-2,
+}
+
+
+def check_probs(loss, t, class_dim, source_dtype=None):
     C.check_in_unit_interval(
         loss,
         "target",
@@ -194,7 +218,7 @@ def check_probs(loss, t, class_dim):
         return
     with torch.no_grad():
         sums = t.sum(dim=class_dim)
-        tol = 1e-3 if t.dtype == torch.float32 else 1e-6
+        tol = _SUM_TOLERANCE.get(source_dtype or t.dtype, 1e-3)
         off = (sums - 1).abs() > tol
         n_off = int(off.sum())
         if n_off == 0:

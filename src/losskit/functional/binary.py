@@ -164,7 +164,22 @@ def binary_cross_entropy_with_logits(
         ...                                     torch.tensor([[1., 0.], [0., 1.]]))
         tensor(1.0167)
     """
-    name = "binary_cross_entropy_with_logits"
+    return _bce_with_logits(
+        "binary_cross_entropy_with_logits",
+        input,
+        target,
+        weight=weight,
+        pos_weight=pos_weight,
+        label_smoothing=label_smoothing,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        normalizer=normalizer,
+    )
+
+
+def _bce_with_logits(
+    name, input, target, *, weight, pos_weight, label_smoothing, ignore_index, reduction, normalizer
+):
     ls = C.check_number(name, "label_smoothing", label_smoothing, low=0.0, high=1.0)
     x, y, w, pw = _prepare_binary(name, input, target, weight, reduction, normalizer, pos_weight)
     mask, y = _ignore_mask(name, y, ignore_index)
@@ -232,18 +247,37 @@ def sigmoid_focal_loss(
         Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017,
         https://arxiv.org/abs/1708.02002
     """
-    name = "sigmoid_focal_loss"
+    return _sigmoid_focal(
+        "sigmoid_focal_loss",
+        input,
+        target,
+        alpha=alpha,
+        gamma=gamma,
+        weight=weight,
+        pos_weight=pos_weight,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        normalizer=normalizer,
+    )
+
+
+def _sigmoid_focal(
+    name, input, target, *, alpha, gamma, weight, pos_weight, ignore_index, reduction, normalizer
+):
+    """The sigmoid focal loss; errors are reported under ``name``."""
     gamma = C.check_number(name, "gamma", gamma, low=0.0)
     if alpha is not None:
         alpha = C.check_number(name, "alpha", alpha, high=1.0)
         if alpha < 0:
             alpha = None
     if gamma == 0.0 and alpha is None:  # the identity, bit for bit: focal is plain BCE here
-        return binary_cross_entropy_with_logits(
+        return _bce_with_logits(
+            name,
             input,
             target,
             weight=weight,
             pos_weight=pos_weight,
+            label_smoothing=0.0,
             ignore_index=ignore_index,
             reduction=reduction,
             normalizer=normalizer,

@@ -6,7 +6,7 @@ import torch
 
 from .. import _checks as C
 from .._reduction import reduce
-from .binary import sigmoid_focal_loss
+from .binary import _sigmoid_focal
 
 __all__ = ["detection_focal_loss"]
 
@@ -80,12 +80,25 @@ def detection_focal_loss(
             C.fail(name, f"anchor_state must hold -1, 0 or 1, found {C.format_values(found)}.")
     state = anchor_state.unsqueeze(-1)
     # background anchors: every class target is 0, whatever target holds there
-    per = sigmoid_focal_loss(
+    C.check_tensor(name, "target", target)
+    C.check_real(name, "target", target)
+    if target.shape != input.shape:
+        C.fail(
+            name,
+            f"target must be one-hot classes of the input's shape "
+            f"{tuple(input.shape)}, got {tuple(target.shape)}.",
+        )
+    per = _sigmoid_focal(
+        name,
         input,
-        target * (state == 1).to(target.dtype) if target.is_floating_point() else target,
+        target * (state == 1).to(target.dtype),
         alpha=alpha,
         gamma=gamma,
+        weight=None,
+        pos_weight=None,
+        ignore_index=None,
         reduction="none",
+        normalizer=None,
     )
     mask = (state != -1).expand_as(per)
     if reduction != "mean" or normalizer is not None:

@@ -12,8 +12,9 @@ __all__ = ["in_top_k", "top_k_accuracy"]
 
 def _in_top_k(name, input, target, k, ignore_index):
     k = int(C.check_number(name, "k", k, low=1))
-    c, mask = prepare_classes(name, input, target, ignore_index=ignore_index,
-                              target_type="index", allow_probs=False)
+    c, mask = prepare_classes(
+        name, input, target, ignore_index=ignore_index, target_type="index", allow_probs=False
+    )
     if k > c.num_classes:
         C.fail(name, f"k={k} is larger than the number of classes {c.num_classes}.")
     top = c.input.topk(k, dim=c.class_dim).indices

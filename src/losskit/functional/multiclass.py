@@ -92,8 +92,7 @@ def _finish(per, reduction, c, mask, normalizer):
     )
 
 
-def _prepare(loss, input, target, weight, ignore_index, reduction, normalizer, target_type,
-             **kw):
+def _prepare(loss, input, target, weight, ignore_index, reduction, normalizer, target_type, **kw):
     ignore_index = _check_ignore_index(loss, ignore_index)
     c, mask = prepare_classes(
         loss,
@@ -168,19 +167,46 @@ def cross_entropy(
         >>> LF.cross_entropy(pred, torch.tensor([0, 1, 0]), weight=torch.tensor([1., 2.]))
         tensor(0.7398)
     """
-    name = "cross_entropy"
+    return _cross_entropy(
+        "cross_entropy",
+        input,
+        target,
+        weight=weight,
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        target_type=target_type,
+        reduction=reduction,
+        normalizer=normalizer,
+    )
+
+
+def _cross_entropy(
+    name,
+    input,
+    target,
+    *,
+    weight,
+    ignore_index,
+    label_smoothing,
+    z_loss,
+    target_type,
+    reduction,
+    normalizer,
+):
+    """The cross entropy; errors are reported under ``name``."""
     ls = C.check_number(name, "label_smoothing", label_smoothing, low=0.0, high=1.0)
     z = C.check_number(name, "z_loss", z_loss, low=0.0)
-    c, mask, ii = _prepare(name, input, target, weight, ignore_index, reduction, normalizer,
-                           target_type)
+    c, mask, ii = _prepare(
+        name, input, target, weight, ignore_index, reduction, normalizer, target_type
+    )
     per = _ce_per_sample(c, mask, ls, ii)
     if z:
         per = per + _z_term(c, z)
     return _finish(per, reduction, c, mask, normalizer)
 
 
-def nll_loss(input, target, *, weight=None, ignore_index=-100, reduction="mean",
-             normalizer=None):
+def nll_loss(input, target, *, weight=None, ignore_index=-100, reduction="mean", normalizer=None):
     r"""Negative log-likelihood of log-probabilities, as ``torch.nn.functional.nll_loss``.
 
     .. math::
@@ -207,8 +233,18 @@ def nll_loss(input, target, *, weight=None, ignore_index=-100, reduction="mean",
         tensor(1.4229)
     """
     name = "nll_loss"
-    c, mask, ii = _prepare(name, input, target, weight, ignore_index, reduction, normalizer,
-                           "index", input_name="input", allow_probs=False)
+    c, mask, ii = _prepare(
+        name,
+        input,
+        target,
+        weight,
+        ignore_index,
+        reduction,
+        normalizer,
+        "index",
+        input_name="input",
+        allow_probs=False,
+    )
     per = TF.nll_loss(c.input, c.target, weight=c.weight, ignore_index=ii, reduction="none")
     return _finish(per, reduction, c, mask, normalizer)
 
@@ -277,18 +313,21 @@ def softmax_focal_loss(
     gamma = C.check_number(name, "gamma", gamma, low=0.0)
     ls = C.check_number(name, "label_smoothing", label_smoothing, low=0.0, high=1.0)
     if gamma == 0.0:  # the identity, bit for bit
-        return cross_entropy(
+        return _cross_entropy(
+            name,
             input,
             target,
             weight=weight,
             ignore_index=ignore_index,
             label_smoothing=ls,
+            z_loss=0.0,
             target_type=target_type,
             reduction=reduction,
             normalizer=normalizer,
         )
-    c, mask, _ = _prepare(name, input, target, weight, ignore_index, reduction, normalizer,
-                          target_type)
+    c, mask, _ = _prepare(
+        name, input, target, weight, ignore_index, reduction, normalizer, target_type
+    )
     cd = c.class_dim
     logp = TF.log_softmax(c.input, dim=cd)
     # (1 - p)^gamma = exp(gamma * log(1 - p)), finite for every gamma >= 0
@@ -366,8 +405,9 @@ def reverse_cross_entropy(
     """
     name = "reverse_cross_entropy"
     a = C.check_number(name, "log_zero", log_zero, high=0.0, high_open=True)
-    c, mask, _ = _prepare(name, input, target, weight, ignore_index, reduction, normalizer,
-                          target_type)
+    c, mask, _ = _prepare(
+        name, input, target, weight, ignore_index, reduction, normalizer, target_type
+    )
     return _finish(_rce_per_sample(c, mask, a), reduction, c, mask, normalizer)
 
 
@@ -417,8 +457,9 @@ def symmetric_cross_entropy(
     a = C.check_number(name, "alpha", alpha, low=0.0)
     b = C.check_number(name, "beta", beta, low=0.0)
     lz = C.check_number(name, "log_zero", log_zero, high=0.0, high_open=True)
-    c, mask, ii = _prepare(name, input, target, weight, ignore_index, reduction, normalizer,
-                           target_type)
+    c, mask, ii = _prepare(
+        name, input, target, weight, ignore_index, reduction, normalizer, target_type
+    )
     per = a * _ce_per_sample(c, mask, 0.0, ii) + b * _rce_per_sample(c, mask, lz)
     return _finish(per, reduction, c, mask, normalizer)
 
@@ -481,6 +522,8 @@ def categorical_cross_entropy(
         C.fail(name, "input must have a class dimension, got a 0-dim tensor.")
     if not -input.dim() <= dim < input.dim():
         C.fail(name, f"dim={dim} is out of range for input of shape {tuple(input.shape)}.")
+    if input.shape[dim] == 0:
+        C.fail(name, f"input of shape {tuple(input.shape)} has 0 classes (dim={dim}).")
     if target.shape != input.shape:
         C.fail(
             name,
@@ -492,7 +535,7 @@ def categorical_cross_entropy(
     dtype = compute_dtype(input.dtype)
     x = input.to(dtype)
     q = target.to(dtype)
-    check_probs(name, q, dim % input.dim())
+    check_probs(name, q, dim % input.dim(), target.dtype)
     if from_logits:
         logp = TF.log_softmax(x, dim=dim)
     else:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from .._checks import fail
+from .._checks import check_reduction, fail
 from .._errors import LossTypeError
 
 __all__ = ["Loss"]
@@ -62,15 +62,10 @@ class Loss(nn.Module):
                 self._buffers_named.append(name)
             else:
                 self._options[name] = value
-        # Validate the hyperparameters now, not at the first forward: a 0-d probe input
-        # would not fit every loss, so the functional's checks run lazily; the common
-        # mistake (a bad reduction) is caught here.
-        reduction = self._options.get("reduction")
-        if reduction is not None and reduction not in ("none", "mean", "sum"):
-            fail(
-                type(self).__name__,
-                f"reduction must be one of 'none', 'mean', 'sum', got {reduction!r}.",
-            )
+        # A bad reduction is caught at construction; the other hyperparameters are checked
+        # by the functional at the first forward.
+        if "reduction" in self._defaults:
+            check_reduction(type(self).__name__, self._options["reduction"])
 
     def options(self) -> dict[str, object]:
         """The stored hyperparameters, buffers included."""

@@ -7,8 +7,9 @@ import numpy as np
 from ._steps import as_array, step
 
 
-def reduce(loss, reduction, *, weight=None, mask=None, normalizer=None, what="loss",
-           weight_applied=False):
+def reduce(
+    loss, reduction, *, weight=None, mask=None, normalizer=None, what="loss", weight_applied=False
+):
     """Reduce a per-element ``loss`` array the way losskit's functional losses do.
 
     With ``weight_applied`` the loss already holds ``w * l``; ``weight`` then only gives

@@ -62,8 +62,18 @@ def _probs_target(target, cd):
     return step("target probabilities", "q", np.moveaxis(as_array(target), cd, -1))
 
 
-def cross_entropy(input, target, *, weight=None, ignore_index=-100, label_smoothing=0.0,
-                  z_loss=0.0, target_type="auto", reduction="mean", normalizer=None):
+def cross_entropy(
+    input,
+    target,
+    *,
+    weight=None,
+    ignore_index=-100,
+    label_smoothing=0.0,
+    z_loss=0.0,
+    target_type="auto",
+    reduction="mean",
+    normalizer=None,
+):
     x, cd = _scores(input)
     c = x.shape[-1]
     _, logp, lse = _softmax_steps(x)
@@ -76,36 +86,46 @@ def cross_entropy(input, target, *, weight=None, ignore_index=-100, label_smooth
         per = step("weighted NLL", "-w[y] log p[y]", -w_y * logp_y)
         if ls:
             spread = step("smoothing term", "sum_c w_c (-log p_c)", -(w * logp).sum(-1))
-            per = step("smoothed loss", f"(1 - ls) NLL + ls / C * smoothing term (ls={ls})",
-                       (1 - ls) * per + ls / c * spread)
+            per = step(
+                "smoothed loss",
+                f"(1 - ls) NLL + ls / C * smoothing term (ls={ls})",
+                (1 - ls) * per + ls / c * spread,
+            )
         mask, den = counted, w_y
     else:
         q = _probs_target(target, cd)
         qs = q * (1 - ls) + ls / c if ls else q
-        per = step("cross entropy of each row", "-sum_c w_c q_c log p_c",
-                   -(w * qs * logp).sum(-1))
+        per = step("cross entropy of each row", "-sum_c w_c q_c log p_c", -(w * qs * logp).sum(-1))
         mask, den = None, (w * q).sum(-1) if weight is not None else np.ones(per.shape)
     if z_loss:
         per = step("z-loss added", f"loss + z logsumexp(x)^2 (z={z_loss})", per + z_loss * lse**2)
-    return reduce(per, reduction, weight=den, mask=mask, normalizer=normalizer,
-                  weight_applied=True)
+    return reduce(per, reduction, weight=den, mask=mask, normalizer=normalizer, weight_applied=True)
 
 
-def nll_loss(input, target, *, weight=None, ignore_index=-100, reduction="mean",
-             normalizer=None):
+def nll_loss(input, target, *, weight=None, ignore_index=-100, reduction="mean", normalizer=None):
     logp, _ = _scores(input, "log-probabilities")
     w = _class_weight(weight, logp.shape[-1])
     t, counted = _index_target(target, ignore_index)
     logp_y = step("log-probability of the target class", "log p[y]", _take(logp, t))
     w_y = step("class weight of each sample", "w[y]", w[t])
     per = step("weighted NLL", "-w[y] log p[y]", -w_y * logp_y)
-    return reduce(per, reduction, weight=w_y, mask=counted, normalizer=normalizer,
-                  weight_applied=True)
+    return reduce(
+        per, reduction, weight=w_y, mask=counted, normalizer=normalizer, weight_applied=True
+    )
 
 
-def softmax_focal_loss(input, target, *, gamma=2.0, weight=None, ignore_index=-100,
-                       label_smoothing=0.0, target_type="auto", reduction="mean",
-                       normalizer=None):
+def softmax_focal_loss(
+    input,
+    target,
+    *,
+    gamma=2.0,
+    weight=None,
+    ignore_index=-100,
+    label_smoothing=0.0,
+    target_type="auto",
+    reduction="mean",
+    normalizer=None,
+):
     x, cd = _scores(input)
     c = x.shape[-1]
     p, logp, _ = _softmax_steps(x)
@@ -118,16 +138,18 @@ def softmax_focal_loss(input, target, *, gamma=2.0, weight=None, ignore_index=-1
         w_y = step("class weight of each sample", "w[y]", w[t])
         per = step("focal loss of the target class", "w[y] * focal[y]", w_y * _take(fce, t))
         if ls:
-            per = step("smoothed focal loss", f"(1 - ls) loss + ls / C sum_c w_c focal_c (ls={ls})",
-                       (1 - ls) * per + ls / c * (w * fce).sum(-1))
+            per = step(
+                "smoothed focal loss",
+                f"(1 - ls) loss + ls / C sum_c w_c focal_c (ls={ls})",
+                (1 - ls) * per + ls / c * (w * fce).sum(-1),
+            )
         mask, den = counted, w_y
     else:
         q = _probs_target(target, cd)
         qs = q * (1 - ls) + ls / c if ls else q
         per = step("focal loss of each row", "sum_c w_c q_c focal_c", (w * qs * fce).sum(-1))
         mask, den = None, (w * q).sum(-1) if weight is not None else np.ones(per.shape)
-    return reduce(per, reduction, weight=den, mask=mask, normalizer=normalizer,
-                  weight_applied=True)
+    return reduce(per, reduction, weight=den, mask=mask, normalizer=normalizer, weight_applied=True)
 
 
 def _rce_steps(x, cd, target, log_zero, weight, ignore_index, target_type):
@@ -138,55 +160,91 @@ def _rce_steps(x, cd, target, log_zero, weight, ignore_index, target_type):
         t, counted = _index_target(target, ignore_index)
         w_y = step("class weight of each sample", "w[y]", w[t])
         p_y = step("probability of the target class", "p[y]", _take(p, t))
-        rce = step("reverse cross entropy", f"-A (1 - p[y]) (A = log_zero = {log_zero})",
-                   -log_zero * (1 - p_y))
+        rce = step(
+            "reverse cross entropy",
+            f"-A (1 - p[y]) (A = log_zero = {log_zero})",
+            -log_zero * (1 - p_y),
+        )
         return p, logp, rce * w_y, counted, w_y, t
     q = _probs_target(target, cd)
     with np.errstate(divide="ignore"):
-        log_q = step("log of the target", f"log q, with log 0 := {log_zero}",
-                     np.maximum(np.log(q), log_zero))
+        log_q = step(
+            "log of the target", f"log q, with log 0 := {log_zero}", np.maximum(np.log(q), log_zero)
+        )
     rce = step("reverse cross entropy", "-sum_k p_k log q_k", -(p * log_q).sum(-1))
     den = (w * q).sum(-1) if weight is not None else np.ones(rce.shape)
     return p, logp, rce * den, None, den, None
 
 
-def reverse_cross_entropy(input, target, *, log_zero=-4.0, weight=None, ignore_index=-100,
-                          target_type="auto", reduction="mean", normalizer=None):
+def reverse_cross_entropy(
+    input,
+    target,
+    *,
+    log_zero=-4.0,
+    weight=None,
+    ignore_index=-100,
+    target_type="auto",
+    reduction="mean",
+    normalizer=None,
+):
     x, cd = _scores(input)
-    _, _, per, mask, den, _ = _rce_steps(x, cd, target, log_zero, weight, ignore_index,
-                                         target_type)
-    return reduce(per, reduction, weight=den, mask=mask, normalizer=normalizer,
-                  weight_applied=True)
+    _, _, per, mask, den, _ = _rce_steps(x, cd, target, log_zero, weight, ignore_index, target_type)
+    return reduce(per, reduction, weight=den, mask=mask, normalizer=normalizer, weight_applied=True)
 
 
-def symmetric_cross_entropy(input, target, *, alpha=1.0, beta=1.0, log_zero=-4.0,
-                            weight=None, ignore_index=-100, target_type="auto",
-                            reduction="mean", normalizer=None):
+def symmetric_cross_entropy(
+    input,
+    target,
+    *,
+    alpha=1.0,
+    beta=1.0,
+    log_zero=-4.0,
+    weight=None,
+    ignore_index=-100,
+    target_type="auto",
+    reduction="mean",
+    normalizer=None,
+):
     x, cd = _scores(input)
-    _, logp, rce, mask, den, t = _rce_steps(x, cd, target, log_zero, weight, ignore_index,
-                                            target_type)
+    _, logp, rce, mask, den, t = _rce_steps(
+        x, cd, target, log_zero, weight, ignore_index, target_type
+    )
     w = _class_weight(weight, x.shape[-1])
     if t is not None:
         ce = step("cross entropy", "-w[y] log p[y]", -w[t] * _take(logp, t))
     else:
         q = _probs_target(target, cd)
         ce = step("cross entropy", "-sum_c w_c q_c log p_c", -(w * q * logp).sum(-1))
-    per = step("symmetric cross entropy", f"alpha CE + beta RCE (alpha={alpha}, beta={beta})",
-               alpha * ce + beta * rce)
-    return reduce(per, reduction, weight=den, mask=mask, normalizer=normalizer,
-                  weight_applied=True)
+    per = step(
+        "symmetric cross entropy",
+        f"alpha CE + beta RCE (alpha={alpha}, beta={beta})",
+        alpha * ce + beta * rce,
+    )
+    return reduce(per, reduction, weight=den, mask=mask, normalizer=normalizer, weight_applied=True)
 
 
-def categorical_cross_entropy(input, target, *, from_logits=False, label_smoothing=0.0,
-                              dim=-1, eps=1e-7, reduction="mean", normalizer=None):
+def categorical_cross_entropy(
+    input,
+    target,
+    *,
+    from_logits=False,
+    label_smoothing=0.0,
+    dim=-1,
+    eps=1e-7,
+    reduction="mean",
+    normalizer=None,
+):
     x = np.moveaxis(as_array(input), dim, -1)
     q = step("target", "q (one-hot or probabilities)", np.moveaxis(as_array(target), dim, -1))
     c = x.shape[-1]
     if from_logits:
         _, logp, _ = _softmax_steps(step("logits", "x", x))
     else:
-        p = step("rows rescaled to sum to 1", "p = x / sum(x)",
-                 x / np.maximum(x.sum(-1, keepdims=True), eps))
+        p = step(
+            "rows rescaled to sum to 1",
+            "p = x / sum(x)",
+            x / np.maximum(x.sum(-1, keepdims=True), eps),
+        )
         p = step("clipped", f"clip(p, eps, 1 - eps) (eps={eps})", np.clip(p, eps, 1 - eps))
         logp = step("log-probabilities", "log p", np.log(p))
     if label_smoothing:
@@ -196,24 +254,32 @@ def categorical_cross_entropy(input, target, *, from_logits=False, label_smoothi
     return reduce(per, reduction, normalizer=normalizer)
 
 
-def detection_focal_loss(input, target, anchor_state, *, alpha=0.25, gamma=2.0,
-                         reduction="mean", normalizer=None):
+def detection_focal_loss(
+    input, target, anchor_state, *, alpha=0.25, gamma=2.0, reduction="mean", normalizer=None
+):
     s = step("anchor state", "-1 ignored, 0 background, 1 object", as_array(anchor_state))
-    y = step("target", "one-hot classes for object anchors, 0 for background",
-             as_array(target) * (s == 1)[..., None])
+    y = step(
+        "target",
+        "one-hot classes for object anchors, 0 for background",
+        as_array(target) * (s == 1)[..., None],
+    )
     per = sigmoid_focal_loss(input, y, alpha=alpha, gamma=gamma, reduction="none")
     mask = np.broadcast_to((s != -1)[..., None], per.shape)
     if reduction == "mean" and normalizer is None:
-        normalizer = step("number of object anchors", "max(1, #(state == 1))",
-                          max(1.0, float((s == 1).sum())))
+        normalizer = step(
+            "number of object anchors", "max(1, #(state == 1))", max(1.0, float((s == 1).sum()))
+        )
     return reduce(per, reduction, mask=mask, normalizer=normalizer)
 
 
 def in_top_k(input, target, k=1):
     x, _ = _scores(input, "scores")
     t = as_array(target, np.int64)
-    top_k = step("top-k classes", f"the {k} largest scores of each row",
-                 np.argsort(-x, axis=-1, kind="stable")[..., :k])
+    top_k = step(
+        "top-k classes",
+        f"the {k} largest scores of each row",
+        np.argsort(-x, axis=-1, kind="stable")[..., :k],
+    )
     return (top_k == t[..., None]).any(-1)
 
 
