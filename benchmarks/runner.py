@@ -23,19 +23,7 @@ import torch.utils.benchmark as tb
 
 import losskit
 from losskit._registry import LossSpec
-
-
-def _inputs(spec: LossSpec, shape: tuple[int, ...], dtype: torch.dtype, device: str):
-    g = torch.Generator(device="cpu").manual_seed(0)
-    if spec.input_kind == "probs":
-        x = torch.rand(shape, generator=g) * 0.98 + 0.01
-    else:
-        x = torch.randn(shape, generator=g)
-    if spec.target_kind == "unit":
-        y = (torch.rand(shape, generator=g) > 0.5).float()
-    else:
-        y = torch.randn(shape, generator=g)
-    return x.to(device, dtype), y.to(device, dtype)
+from losskit._samples import sample_inputs
 
 
 def _losskit(checks: bool) -> Callable:
@@ -79,11 +67,13 @@ def run(
 ) -> list[dict[str, object]]:
     torch.manual_seed(0)
     rows = []
-    shape = (size // 256, 256)
     for spec in losskit.REGISTRY.values():
         if spec.torch_builtin is None:
             continue
-        x, y = _inputs(spec, shape, dtype, device)
+        # multi-class rows: N x 1000 classes; elementwise rows: N x 256
+        width = 1000 if spec.target_kind == "index" else 256
+        shape = (size // width, width)
+        x, y = sample_inputs(spec, shape, dtype, device=device)[:2]
         times = {name: _time(fn, spec, x, y, min_run_time) for name, fn in PROVIDERS.items()}
         base = times["torch built-in"][0]
         for name, (median, best) in times.items():

@@ -240,6 +240,8 @@ def check_normalizer(loss: str, normalizer: object, reduction: str) -> None:
                 f"normalizer must be a float or a 0-dim tensor, got a tensor of "
                 f"shape {tuple(normalizer.shape)}.",
             )
+        if checks_enabled() and not bool(normalizer > 0):  # a value check: reads the data
+            fail(loss, f"normalizer must be > 0, got {float(normalizer):g}.")
         return
     check_number(loss, "normalizer", normalizer, low=0.0, low_open=True)
 
@@ -262,11 +264,13 @@ def check_in_unit_interval(
     with torch.no_grad():
         values = t.detach()
         if mask is not None:
-            values = values[mask]
-        bad = ~((values >= 0) & (values <= 1))
-        n_bad = int(bad.sum())
-        if n_bad == 0:
+            values = torch.where(mask, values, 0.5)
+        lo, hi = torch.aminmax(values)  # one pass; NaN propagates into both
+        if bool((lo >= 0) & (hi <= 1)):
             return
+        if mask is not None:
+            values = t.detach()[mask]
+        n_bad = int((~((values >= 0) & (values <= 1))).sum())
         finite = values[~torch.isnan(values)]
         lo = _fmt(float(finite.min())) if finite.numel() else "nan"
         hi = _fmt(float(finite.max())) if finite.numel() else "nan"

@@ -171,6 +171,10 @@ def _check_index_range(loss, t, num_classes, ignore_index):
     if not C.checks_enabled() or t.numel() == 0:
         return
     with torch.no_grad():
+        counted = t if ignore_index is None else torch.where(t == ignore_index, 0, t)
+        lo, hi = torch.aminmax(counted)  # one pass, one synchronisation when all is well
+        if bool((lo >= 0) & (hi < num_classes)):
+            return
         bad = (t < 0) | (t >= num_classes)
         if ignore_index is not None:
             bad &= t != ignore_index

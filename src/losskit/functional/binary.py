@@ -112,7 +112,17 @@ def binary_cross_entropy(input, target, *, weight=None, reduction="mean", normal
 
     def builtin(red):
         with torch.autocast(device_type=x.device.type, enabled=False):
-            return TF.binary_cross_entropy(x, y, reduction=red)
+            try:
+                return TF.binary_cross_entropy(x, y, reduction=red)
+            except RuntimeError as err:  # torch's own range check, with value checks off
+                if "between 0 and 1" not in str(err):
+                    raise
+                arg = "target" if "target" in str(err) else "input"
+                C.fail(
+                    name,
+                    f"{arg} must hold values in [0, 1] (torch refuses others).",
+                    "losskit's value checks are off; turn them on to see the values.",
+                )
 
     return reduce_builtin(builtin, reduction, weight=w, normalizer=normalizer, numel=x.numel())
 
