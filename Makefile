@@ -13,6 +13,16 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
+	@echo "== losskit explain: seed 002's weighted cross entropy, by hand and checked against torch"
+	$(BIN)/losskit explain cross_entropy --input '[[0.9, 0.1], [0.8, 0.2], [0.7, 0.3]]' \
+		--target '[0, 1, 0]' --set 'weight=[1, 2]'
+	@echo "== losskit list"
+	$(BIN)/losskit list
+	@echo "== losskit plot: Figure 1 of the focal loss paper, with the gradient"
+	@mkdir -p out
+	$(BIN)/losskit plot sigmoid_focal_loss --set gamma=0,0.5,1,2,5 --set alpha=null --grad \
+		--out out/focal_loss.png
+	@echo "== every loss on its worked example, losskit beside torch"
 	$(BIN)/python -m losskit.demo
 
 test: $(STAMP)

@@ -2,7 +2,8 @@
 
 Functions live in :mod:`losskit.functional` (alias ``losskit.F``), modules in
 :mod:`losskit.nn`, NumPy float64 references in :mod:`losskit.reference`, and
-:func:`losskit.get` builds a module from its registered name.
+:func:`losskit.get` builds a module from its registered name, and :func:`losskit.explain`
+computes any loss by hand, step by step, checked against torch.
 """
 
 from . import functional, nn, reference
@@ -10,6 +11,7 @@ from . import functional as F
 from ._checks import checks_enabled, set_checks
 from ._errors import LossInputError, LossTypeError
 from ._registry import REGISTRY, Example, LossSpec, get, names, spec
+from .explain import Explanation, explain  # the function shadows the module, on purpose
 
 __version__ = "0.1.0"
 
@@ -28,5 +30,7 @@ __all__ = [
     "get",
     "spec",
     "names",
+    "explain",
+    "Explanation",
     "__version__",
 ]

@@ -19,15 +19,18 @@ def reduce(
     w = np.ones_like(loss) if weight is None else np.broadcast_to(as_array(weight), loss.shape)
     if mask is not None:
         mask = np.broadcast_to(np.asarray(mask, dtype=bool), loss.shape)
-        loss = step(
-            "drop the ignored elements", f"{what} where counted, else 0", np.where(mask, loss, 0.0)
-        )
+        loss = np.where(mask, loss, 0.0)
+        if not mask.all():  # only worth a line when something is ignored
+            loss = step("ignored elements dropped", f"{what} where counted, else 0", loss)
         w = np.where(mask, w, 0.0)
     if weight is not None and not weight_applied:
         loss = step(f"weighted {what}", f"w * {what}", w * loss)
     if reduction == "none":
         return loss
-    total = step("sum", f"sum(w * {what})" if weight is not None else f"sum({what})", loss.sum())
+    if weight is not None:
+        total = step("weighted sum", f"sum(w * {what})", loss.sum())
+    else:
+        total = step("sum", f"sum({what})", loss.sum())
     if reduction == "sum":
         return total
     if normalizer is not None:

@@ -259,7 +259,7 @@ def detection_focal_loss(
 ):
     s = step("anchor state", "-1 ignored, 0 background, 1 object", as_array(anchor_state))
     y = step(
-        "target",
+        "class targets",
         "one-hot classes for object anchors, 0 for background",
         as_array(target) * (s == 1)[..., None],
     )

@@ -1,0 +1,209 @@
+"""``losskit.explain``: a loss computed by hand, step by step, and checked against torch.
+
+The steps are those of the NumPy float64 reference (``losskit.reference``), recorded as
+they run; the check runs losskit's torch implementation and, where torch has the loss,
+torch's own built-in on the same inputs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from . import _checks as C
+from ._registry import LossSpec, spec
+from .reference import Step, record
+
+__all__ = ["Explanation", "explain"]
+
+# Options that are tensors in the functional API (lists become tensors).
+_TENSOR_OPTIONS = {"weight": torch.float64, "pos_weight": torch.float64}
+# Extra positional inputs, by loss: given as options to explain.
+_EXTRA_INPUTS = {"anchors": ("anchor_state",)}
+
+
+def _fmt_value(value: np.ndarray) -> str:
+    if value.ndim == 0:
+        return f"{float(value):.6g}"
+    with np.printoptions(
+        precision=4, suppress=True, threshold=60, edgeitems=3, floatmode="maxprec"
+    ):
+        return np.array2string(value, separator=", ")
+
+
+def _plain(value: object) -> object:
+    """JSON-ready: arrays to (nested) lists, non-finite floats to strings."""
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+@dataclass
+class Explanation:
+    """The by-hand computation of one loss on one input.
+
+    Attributes:
+        name: the loss.
+        source: where the input comes from (an article's example, or "given").
+        options: the options used.
+        steps: the named steps, each with ``name``, ``formula`` and ``value``.
+        result: the reference's result: a float, or a list for ``reduction="none"``.
+        check: losskit's torch value, torch's built-in value (``None`` where torch has no
+            such loss or option) and their absolute differences from ``result``.
+    """
+
+    name: str
+    source: str
+    options: Mapping[str, object]
+    steps: list[Step]
+    result: float | list
+    check: dict[str, object] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready data: ``{"name", "source", "options", "steps", "result", "check"}``."""
+        return {
+            "name": self.name,
+            "source": self.source,
+            "options": {
+                k: _plain(v.tolist() if isinstance(v, torch.Tensor) else v)
+                for k, v in self.options.items()
+            },
+            "steps": [
+                {"name": s.name, "formula": s.formula, "value": _plain(s.value)} for s in self.steps
+            ],
+            "result": _plain(self.result),
+            "check": {k: _plain(v) for k, v in self.check.items()},
+        }
+
+    def __str__(self) -> str:
+        lines = [f"{self.name}: {self.source}"]
+        if self.options:
+            shown = ", ".join(
+                f"{k}={v.tolist() if isinstance(v, torch.Tensor) else v!r}"
+                for k, v in self.options.items()
+            )
+            lines.append(f"options: {shown}")
+        lines.append("")
+        width = max((len(s.name) for s in self.steps), default=0)
+        for i, s in enumerate(self.steps, 1):
+            head = f"{i:2d}. {s.name.ljust(width)}   {s.formula}"
+            if s.value.ndim == 0:  # a number goes on the formula's line
+                lines.append(f"{head} = {_fmt_value(s.value)}")
+                continue
+            lines.append(head)
+            for row in _fmt_value(s.value).splitlines():
+                lines.append(f"    {' ' * width}   {row}")
+        lines.append("")
+        lines.append(f"result: {_fmt_value(np.asarray(self.result))}")
+        c = self.check
+        parts = [
+            f"losskit {_fmt_value(np.asarray(c['losskit']))} (|diff| {c['losskit_abs_diff']:.2g})"
+        ]
+        if c.get("torch") is not None:
+            parts.append(
+                f"torch built-in {_fmt_value(np.asarray(c['torch']))} "
+                f"(|diff| {c['torch_abs_diff']:.2g})"
+            )
+        else:
+            parts.append("torch built-in: none for this loss or these options")
+        lines.append("check:  " + "; ".join(parts))
+        return "\n".join(lines)
+
+
+def _as_tensor(value: object, integer: bool) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    array = np.asarray(value)
+    if integer:
+        if array.dtype.kind == "f" and not np.all(array == np.round(array)):
+            raise C.LossTypeError(f"class indices must be whole numbers, got {value!r}.")
+        return torch.as_tensor(array.astype(np.int64))
+    return torch.as_tensor(array.astype(np.float64))
+
+
+def explain(
+    name: str, input: object = None, target: object = None, **options: object
+) -> Explanation:
+    """Compute a loss by hand, step by step, and check the result against torch.
+
+    Args:
+        name: a registered loss name or alias (``losskit list`` shows them).
+        input, target: arrays, nested lists or tensors. Both ``None``: the loss's first
+            embedded example (an article's inputs where one exists), with its options
+            (explicit options override them).
+        **options: the loss's options; lists become tensors (``weight=[2, 1, 2]``).
+            For ``detection_focal_loss`` pass ``anchor_state=`` here.
+
+    Returns:
+        An :class:`Explanation`; ``str()`` renders the walk-through, ``to_dict()`` gives
+        JSON-ready data.
+
+    Example:
+        >>> import losskit
+        >>> e = losskit.explain("cross_entropy", [[0.9, 0.1], [0.8, 0.2], [0.7, 0.3]],
+        ...                     [0, 1, 0], weight=[1, 2])
+        >>> [s.name for s in e.steps][:3]
+        ['logits', 'softmax of each row', 'log-probabilities']
+        >>> round(e.result, 4)
+        0.7398
+    """
+    row: LossSpec = spec(name)
+    extra_names = _EXTRA_INPUTS.get(row.target_kind, ())
+    if input is None and target is None:
+        example = row.examples[0]
+        input, target, source = example.input, example.target, example.source
+        options = {
+            **example.options,
+            **dict(zip(extra_names, example.extra, strict=True)),
+            **options,
+        }
+    elif input is None or target is None:
+        C.fail(row.name, "explain needs both input and target, or neither (the embedded example).")
+    else:
+        source = "given input and target"
+    missing = [n for n in extra_names if n not in options]
+    if missing:
+        C.fail(row.name, f"explain needs {', '.join(missing)}= for this loss.")
+
+    x = _as_tensor(input, integer=False)
+    y = _as_tensor(target, integer=row.target_kind == "index")
+    extra = [_as_tensor(options.pop(n), integer=True) for n in extra_names]
+    call = {
+        k: torch.as_tensor(np.asarray(v, dtype=np.float64))
+        if k in _TENSOR_OPTIONS and v is not None and not isinstance(v, torch.Tensor)
+        else v
+        for k, v in options.items()
+    }
+
+    value = row.functional(x, y, *extra, **call)  # validates first, with losskit's messages
+    with record() as steps:
+        result = np.asarray(row.reference(x, y, *extra, **call), dtype=np.float64)
+    builtin = row.torch_builtin(x, y, *extra, **call) if row.torch_builtin else None
+
+    ours = value.detach().double().numpy()
+    check: dict[str, object] = {
+        "losskit": float(ours) if ours.ndim == 0 else ours,
+        "losskit_abs_diff": float(np.max(np.abs(ours - result), initial=0.0)),
+        "torch": None,
+        "torch_abs_diff": None,
+    }
+    if builtin is not None:
+        theirs = builtin.detach().double().numpy()
+        check["torch"] = float(theirs) if theirs.ndim == 0 else theirs
+        check["torch_abs_diff"] = float(np.max(np.abs(theirs - result), initial=0.0))
+    return Explanation(
+        name=row.name,
+        source=source,
+        options={**call, **dict(zip(extra_names, extra, strict=True))},
+        steps=list(steps),
+        result=float(result) if result.ndim == 0 else result.tolist(),
+        check=check,
+    )
