@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import shlex
 import struct
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -288,3 +290,13 @@ def test_cli_without_extra_names_the_pip_command(tmp_path):
     )
     assert out.returncode == 2
     assert "pip install 'losskit[cli]'" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_readme_walkthrough_is_real_output():
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    block = readme.split("<!-- explain-begin -->")[1].split("<!-- explain-end -->")[0]
+    lines = block.strip().strip("`").splitlines()[1:]  # drop the ```console line
+    command, shown = lines[0].removeprefix("$ losskit "), "\n".join(lines[1:]).strip()
+    out = _cli(*shlex.split(command))
+    assert out.returncode == 0, out.stderr
+    assert shown.rstrip("`").strip() == out.stdout.strip()
