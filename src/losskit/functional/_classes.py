@@ -124,8 +124,8 @@ def _target_kind(loss, input, target, target_type, idx_shape, allow_probs):
         if target.is_floating_point():
             C.fail(
                 loss,
-                f"target_type='index' needs an integer target, got {C.describe(target)}.",
-                "cast it with target.long().",
+                f"target must hold integer class indices, got {C.describe(target)}.",
+                "class indices must be integers: cast with target.long().",
                 cls=C.LossTypeError,
             )
         if tuple(target.shape) != idx_shape:
@@ -182,7 +182,8 @@ def _check_index_range(loss, t, num_classes, ignore_index):
         if n_bad == 0:
             return
         values = torch.unique(t[bad]).tolist()
-        t_min, t_max = int(t.min()), int(t.max())
+        kept = t if ignore_index is None else t[t != ignore_index]
+        t_min, t_max = int(kept.min()), int(kept.max())
     noun = "class index" if len(values) == 1 else "class indices"
     plural = "value" if n_bad == 1 else "values"
     ignore = f", or ignore_index={ignore_index}" if ignore_index is not None else ""

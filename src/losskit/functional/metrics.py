@@ -11,7 +11,10 @@ __all__ = ["in_top_k", "top_k_accuracy"]
 
 
 def _in_top_k(name, input, target, k, ignore_index):
-    k = int(C.check_number(name, "k", k, low=1))
+    k_value = C.check_number(name, "k", k, low=1)
+    if k_value != int(k_value):
+        C.fail(name, f"k must be a whole number, got {k!r}.")
+    k = int(k_value)
     c, mask = prepare_classes(
         name, input, target, ignore_index=ignore_index, target_type="index", allow_probs=False
     )

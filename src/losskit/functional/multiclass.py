@@ -331,7 +331,10 @@ def softmax_focal_loss(
     cd = c.class_dim
     logp = TF.log_softmax(c.input, dim=cd)
     # (1 - p)^gamma = exp(gamma * log(1 - p)), finite for every gamma >= 0
-    focal_ce = -torch.exp(gamma * _log_one_minus_softmax(c.input, logp, cd)) * logp
+    # a class masked with a -inf logit has log p = -inf: clamp so that its zero upstream
+    # gradient times log p stays 0 instead of NaN (the clamp passes it no gradient)
+    finite_logp = logp.clamp_min(torch.finfo(logp.dtype).min)
+    focal_ce = -torch.exp(gamma * _log_one_minus_softmax(c.input, logp, cd)) * finite_logp
     if c.kind == "index":
         t = _safe_index(c, mask)
         per = _gather(focal_ce, t, cd)
