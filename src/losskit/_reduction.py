@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["reduce", "upcast", "compute_dtype"]
+__all__ = ["reduce", "reduce_builtin", "reduce_sums", "upcast", "compute_dtype"]
 
 _HALF = (torch.float16, torch.bfloat16)
 
@@ -124,3 +124,16 @@ def reduce_builtin(
     if weight is None and mask is None and normalizer is None and numel > 0:
         return builtin(reduction)
     return reduce(builtin("none"), reduction, weight=weight, mask=mask, normalizer=normalizer)
+
+
+def reduce_sums(
+    total: torch.Tensor,
+    den: torch.Tensor,
+    reduction: str,
+    normalizer: float | torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Finish a reduction from sums a kernel computed: ``total = sum(w * l)`` and
+    ``den = sum(w)`` over the counted elements (for ``"none"``, ``total`` is returned)."""
+    if reduction != "mean":
+        return total
+    return _safe_divide(total, normalizer if normalizer is not None else den)

@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as TF
 
 from .. import _checks as C
-from .._reduction import compute_dtype, reduce, reduce_builtin
+from .. import kernels
+from .._reduction import compute_dtype, reduce, reduce_builtin, reduce_sums
 
 __all__ = ["binary_cross_entropy", "binary_cross_entropy_with_logits", "sigmoid_focal_loss"]
 
@@ -53,10 +54,53 @@ def _prepare_binary(loss, input, target, weight, reduction, normalizer, pos_weig
             "(N, C) input, broadcast along the last dimension.",
         )
     C.check_normalizer(loss, normalizer, reduction)
+    return _upcast(input, target, weight, pos_weight)
+
+
+def _upcast(input, target, weight=None, pos_weight=None):
     dtype = compute_dtype(input.dtype)
     w = weight.to(dtype) if weight is not None else None
     pw = pos_weight.to(dtype) if pos_weight is not None else None
     return input.to(dtype), target.to(dtype), w, pw
+
+
+def _kernel_unsupported(input):
+    """What the sigmoid kernel cannot do with this input (it computes in float32)."""
+    return "float64 inputs" if input.dtype == torch.float64 else None
+
+
+def _sigmoid_kernel(
+    name,
+    input,
+    target,
+    mask,
+    *,
+    weight,
+    pos_weight,
+    alpha,
+    gamma,
+    label_smoothing,
+    ignore_index,
+    focal,
+    reduction,
+    normalizer,
+):
+    from ..kernels.sigmoid import sigmoid_loss
+
+    del mask  # the kernel applies ignore_index itself
+    total, den = sigmoid_loss(
+        input,
+        target,
+        weight=weight,
+        pos_weight=pos_weight,
+        alpha=alpha,
+        gamma=gamma,
+        label_smoothing=label_smoothing,
+        ignore_index=ignore_index,
+        focal=focal,
+        reduction=reduction,
+    )
+    return reduce_sums(total, den, reduction, normalizer)
 
 
 def _ignore_mask(loss, target, ignore_index):
@@ -142,6 +186,7 @@ def binary_cross_entropy_with_logits(
     ignore_index=None,
     reduction="mean",
     normalizer=None,
+    backend="auto",
 ):
     r"""Binary cross entropy on logits, as ``torch.nn.functional.binary_cross_entropy_with_logits``.
 
@@ -164,6 +209,8 @@ def binary_cross_entropy_with_logits(
         ignore_index: a target value to skip (e.g. ``-1``). Default: ``None``.
         reduction: ``"none"`` | ``"mean"`` | ``"sum"``. Default: ``"mean"``.
         normalizer: with ``"mean"``, divide by this instead of ``sum(w)``.
+        backend: ``"auto"`` (the fused Triton kernel on CUDA when Triton imports, else
+            torch), ``"torch"`` or ``"triton"``. Default: ``"auto"``.
 
     Shape:
         input ``(*)``, target ``(*)``; output scalar, or ``(*)`` with ``reduction="none"``.
@@ -184,16 +231,44 @@ def binary_cross_entropy_with_logits(
         ignore_index=ignore_index,
         reduction=reduction,
         normalizer=normalizer,
+        backend=backend,
     )
 
 
 def _bce_with_logits(
-    name, input, target, *, weight, pos_weight, label_smoothing, ignore_index, reduction, normalizer
+    name,
+    input,
+    target,
+    *,
+    weight,
+    pos_weight,
+    label_smoothing,
+    ignore_index,
+    reduction,
+    normalizer,
+    backend,
 ):
     ls = C.check_number(name, "label_smoothing", label_smoothing, low=0.0, high=1.0)
-    x, y, w, pw = _prepare_binary(name, input, target, weight, reduction, normalizer, pos_weight)
-    mask, y = _ignore_mask(name, y, ignore_index)
+    _prepare_binary(name, input, target, weight, reduction, normalizer, pos_weight)
+    mask, y = _ignore_mask(name, target, ignore_index)
     C.check_in_unit_interval(name, "target", y, mask)
+    if kernels.select(name, backend, input, _kernel_unsupported(input)):
+        return _sigmoid_kernel(
+            name,
+            input,
+            target,
+            mask,
+            weight=weight,
+            pos_weight=pos_weight,
+            alpha=None,
+            gamma=0.0,
+            label_smoothing=ls,
+            ignore_index=ignore_index,
+            focal=False,
+            reduction=reduction,
+            normalizer=normalizer,
+        )
+    x, y, w, pw = _upcast(input, y, weight, pos_weight)
     if ls:
         y = y * (1.0 - ls) + 0.5 * ls
     return reduce_builtin(
@@ -217,6 +292,7 @@ def sigmoid_focal_loss(
     ignore_index=None,
     reduction="mean",
     normalizer=None,
+    backend="auto",
 ):
     r"""Sigmoid focal loss (Lin et al. 2017), the RetinaNet classification loss, on logits.
 
@@ -241,7 +317,7 @@ def sigmoid_focal_loss(
         alpha: weight of the positive class in [0, 1]; ``None`` or a negative value (as in
             torchvision) disables it. Default: ``0.25``.
         gamma: focusing parameter, ``>= 0``. Default: ``2.0``.
-        weight, pos_weight, ignore_index, reduction, normalizer: as
+        weight, pos_weight, ignore_index, reduction, normalizer, backend: as
             :func:`binary_cross_entropy_with_logits`.
 
     Shape:
@@ -268,11 +344,23 @@ def sigmoid_focal_loss(
         ignore_index=ignore_index,
         reduction=reduction,
         normalizer=normalizer,
+        backend=backend,
     )
 
 
 def _sigmoid_focal(
-    name, input, target, *, alpha, gamma, weight, pos_weight, ignore_index, reduction, normalizer
+    name,
+    input,
+    target,
+    *,
+    alpha,
+    gamma,
+    weight,
+    pos_weight,
+    ignore_index,
+    reduction,
+    normalizer,
+    backend="auto",
 ):
     """The sigmoid focal loss; errors are reported under ``name``."""
     gamma = C.check_number(name, "gamma", gamma, low=0.0)
@@ -291,10 +379,28 @@ def _sigmoid_focal(
             ignore_index=ignore_index,
             reduction=reduction,
             normalizer=normalizer,
+            backend=backend,
         )
-    x, y, w, pw = _prepare_binary(name, input, target, weight, reduction, normalizer, pos_weight)
-    mask, y = _ignore_mask(name, y, ignore_index)
+    _prepare_binary(name, input, target, weight, reduction, normalizer, pos_weight)
+    mask, y = _ignore_mask(name, target, ignore_index)
     C.check_in_unit_interval(name, "target", y, mask)
+    if kernels.select(name, backend, input, _kernel_unsupported(input)):
+        return _sigmoid_kernel(
+            name,
+            input,
+            target,
+            mask,
+            weight=weight,
+            pos_weight=pos_weight,
+            alpha=alpha,
+            gamma=gamma,
+            label_smoothing=0.0,
+            ignore_index=ignore_index,
+            focal=True,
+            reduction=reduction,
+            normalizer=normalizer,
+        )
+    x, y, w, pw = _upcast(input, y, weight, pos_weight)
     ce = _bce_logits_elementwise(x, y, pw)  # -log p_t (with pos_weight on the positive term)
     loss = ce
     if gamma != 0.0:

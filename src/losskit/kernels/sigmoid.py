@@ -1,0 +1,176 @@
+"""Sigmoid family kernel: binary cross entropy with logits and sigmoid focal loss.
+
+One pass reads the logits and targets once and writes, in float32 arithmetic, each
+element's gradient (stored in the input's dtype) and either the element's loss
+(``reduction="none"``) or per-block partial sums of the loss and of the mean's
+denominator. The backward pass only scales the saved gradient by ``grad_output``.
+
+Per element, with ``s = sigmoid(x)``, ``log s = min(x, 0) - log1p(exp(-|x|))`` and the
+target smoothed as ``y' = y (1 - ls) + ls / 2``:
+
+* ``ce = -(pw y' log s + (1 - y') log(1 - s))``, ``dce/dx = (pw y' + 1 - y') s - pw y'``;
+* focal: ``log(1 - p_t) = logaddexp(log y + log(1 - s), log(1 - y) + log s)``,
+  ``f = exp(gamma log(1 - p_t))``, ``loss = alpha_t f ce`` and
+  ``dloss/dx = alpha_t f (gamma ce dlog(1 - p_t)/dx + dce/dx)``.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+_BLOCK = 1024
+
+
+@triton.jit
+def _sigmoid_loss_kernel(
+    x_ptr,
+    y_ptr,
+    w_ptr,
+    pw_ptr,
+    grad_ptr,
+    loss_ptr,
+    den_ptr,
+    n,
+    pw_period,
+    alpha,
+    gamma,
+    ls,
+    ignore_value,
+    HAS_W: tl.constexpr,
+    HAS_PW: tl.constexpr,
+    HAS_IGNORE: tl.constexpr,
+    FOCAL: tl.constexpr,
+    HAS_ALPHA: tl.constexpr,
+    REDUCE: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    inb = offs < n
+    x = tl.load(x_ptr + offs, mask=inb, other=0.0).to(tl.float32)
+    y = tl.load(y_ptr + offs, mask=inb, other=0.0).to(tl.float32)
+    counted = inb
+    if HAS_IGNORE:
+        counted = counted & (y != ignore_value)
+        y = tl.where(counted, y, 0.0)
+    ys = y * (1.0 - ls) + 0.5 * ls
+    # log sigmoid(x) and log(1 - sigmoid(x)) = log sigmoid(-x), stably
+    log1p_e = tl.log(1.0 + tl.exp(-tl.abs(x)))
+    log_s = tl.minimum(x, 0.0) - log1p_e
+    log_1ms = log_s - x
+    s = tl.exp(log_s)
+    if HAS_PW:
+        pw = tl.load(pw_ptr + offs % pw_period, mask=inb, other=1.0).to(tl.float32)
+    else:
+        pw = 1.0
+    ce = -(pw * ys * log_s + (1.0 - ys) * log_1ms)
+    grad = (pw * ys + 1.0 - ys) * s - pw * ys
+    loss = ce
+    if FOCAL:
+        # log(1 - p_t) = logaddexp(log y + log(1 - s), log(1 - y) + log s); log 0 = -inf
+        a = tl.where(y > 0.0, tl.log(tl.where(y > 0.0, y, 1.0)) + log_1ms, float("-inf"))
+        b = tl.where(y < 1.0, tl.log(tl.where(y < 1.0, 1.0 - y, 1.0)) + log_s, float("-inf"))
+        top = tl.maximum(a, b)
+        wa = tl.exp(a - top)
+        wb = tl.exp(b - top)
+        log_1mpt = top + tl.log(wa + wb)
+        d_log_1mpt = (wb * (1.0 - s) - wa * s) / (wa + wb)
+        f = tl.exp(gamma * log_1mpt)
+        grad = f * (gamma * ce * d_log_1mpt + grad)
+        loss = f * ce
+        if HAS_ALPHA:
+            alpha_t = alpha * y + (1.0 - alpha) * (1.0 - y)
+            loss = alpha_t * loss
+            grad = alpha_t * grad
+    if HAS_W:
+        w = tl.load(w_ptr + offs, mask=inb, other=0.0).to(tl.float32)
+        loss = w * loss
+        grad = w * grad
+        den = tl.where(counted, w, 0.0)
+    else:
+        den = tl.where(counted, 1.0, 0.0)
+    loss = tl.where(counted, loss, 0.0)
+    grad = tl.where(counted, grad, 0.0)
+    tl.store(grad_ptr + offs, grad.to(grad_ptr.dtype.element_ty), mask=inb)
+    if REDUCE:
+        tl.store(loss_ptr + pid, tl.sum(loss, axis=0))
+        tl.store(den_ptr + pid, tl.sum(den, axis=0))
+    else:
+        tl.store(loss_ptr + offs, loss, mask=inb)
+
+
+class _SigmoidLoss(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, y, w, pw, alpha, gamma, ls, ignore_index, focal, reduce_):
+        n = x.numel()
+        grad = torch.empty_like(x)
+        blocks = triton.cdiv(n, _BLOCK)
+        f32 = torch.float32
+        loss = torch.empty(blocks if reduce_ else n, dtype=f32, device=x.device)
+        den = torch.empty(blocks if reduce_ else 1, dtype=f32, device=x.device)
+        if n:
+            _sigmoid_loss_kernel[(blocks,)](
+                x,
+                y,
+                w if w is not None else x,
+                pw if pw is not None else x,
+                grad,
+                loss,
+                den,
+                n,
+                pw.numel() if pw is not None else 1,
+                float(alpha if alpha is not None else 0.0),
+                float(gamma),
+                float(ls),
+                float(ignore_index if ignore_index is not None else 0.0),
+                HAS_W=w is not None,
+                HAS_PW=pw is not None,
+                HAS_IGNORE=ignore_index is not None,
+                FOCAL=focal,
+                HAS_ALPHA=alpha is not None,
+                REDUCE=reduce_,
+                BLOCK=_BLOCK,
+            )
+        ctx.save_for_backward(grad)
+        ctx.used = False
+        if reduce_:
+            return loss.sum(), den.sum()
+        return loss.view(x.shape), den
+
+    @staticmethod
+    def backward(ctx, grad_loss, _grad_den):
+        (grad,) = ctx.saved_tensors
+        if ctx.used:
+            raise RuntimeError(
+                "losskit's Triton loss scales its saved gradient in place: "
+                "backward through it once (no retain_graph)."
+            )
+        ctx.used = True
+        # only scales the gradient saved by the forward, in place: no extra memory
+        grad.mul_(grad_loss.to(grad.dtype))
+        return grad, None, None, None, None, None, None, None, None, None
+
+
+def sigmoid_loss(
+    x, y, *, weight, pos_weight, alpha, gamma, label_smoothing, ignore_index, focal, reduction
+):
+    """Run the kernel; returns ``(loss, den)``: the summed loss and the summed weight of
+    the counted elements for ``"mean"``/``"sum"``, the per-element loss for ``"none"``.
+
+    ``x`` is the logits in any float dtype; ``y``, ``weight`` (broadcast to ``x``) and
+    ``pos_weight`` (along the last dimension) are expanded here as needed.
+    """
+    xc = x.contiguous()
+    yc = (y if y.is_floating_point() else y.to(x.dtype)).expand_as(x).contiguous()
+    w = None if weight is None else weight.expand_as(x).contiguous()
+    pw = None
+    if pos_weight is not None:
+        if pos_weight.dim() <= 1 and x.dim() >= 1 and pos_weight.numel() in (1, x.shape[-1]):
+            pw = pos_weight.reshape(-1).contiguous()
+        else:  # a general broadcast: one value per element
+            pw = pos_weight.expand_as(x).contiguous()
+    return _SigmoidLoss.apply(
+        xc, yc, w, pw, alpha, gamma, label_smoothing, ignore_index, focal, reduction != "none"
+    )
