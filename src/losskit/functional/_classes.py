@@ -8,6 +8,7 @@ the input's shape.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -22,16 +23,21 @@ TARGET_TYPES = ("auto", "index", "probs")
 class Classes:
     """A validated multi-class call."""
 
-    input: torch.Tensor  # in the compute dtype
+    raw: torch.Tensor  # the input as given; ``input`` is it in the compute dtype
     target: torch.Tensor  # int64 indices, or probabilities in the compute dtype
     kind: str  # "index" | "probs"
     class_dim: int
     num_classes: int
     weight: torch.Tensor | None  # (C,), compute dtype
 
+    @functools.cached_property
+    def input(self) -> torch.Tensor:
+        """The input in the compute dtype (float32 for half inputs), made on first use."""
+        return self.raw.to(compute_dtype(self.raw.dtype))
+
     def class_view(self, t: torch.Tensor) -> torch.Tensor:
         """A ``(C,)`` tensor shaped to broadcast along the class dimension of the input."""
-        shape = [1] * self.input.dim()
+        shape = [1] * self.raw.dim()
         shape[self.class_dim] = -1
         return t.view(shape)
 
@@ -92,7 +98,6 @@ def prepare_classes(
             "reduction='none' and weigh the result.",
         )
     dtype = compute_dtype(input.dtype)
-    x = input.to(dtype)
     w = weight.to(dtype) if weight is not None else None
     mask = None
     if kind == "index":
@@ -103,7 +108,7 @@ def prepare_classes(
     else:
         t = target.to(dtype)
         check_probs(loss, t, class_dim, target.dtype)
-    return Classes(x, t, kind, class_dim, num_classes, w), mask
+    return Classes(input, t, kind, class_dim, num_classes, w), mask
 
 
 _SQUEEZE = "squeeze the class dimension: target.squeeze(1)."

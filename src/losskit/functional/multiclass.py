@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as TF
 
 from .. import _checks as C
-from .._reduction import compute_dtype, reduce
+from .. import kernels
+from .._reduction import compute_dtype, reduce, reduce_sums
 from ._classes import Classes, check_probs, prepare_classes
 
 __all__ = [
@@ -92,6 +93,26 @@ def _finish(per, reduction, c, mask, normalizer):
     )
 
 
+def _kernel_unsupported(c: Classes, label_smoothing: float = 0.0, smoothing_ok: bool = True):
+    """What the softmax kernel cannot do for this call (``None``: it can)."""
+    if c.kind != "index":
+        return "probability targets"
+    if c.raw.dtype == torch.float64:
+        return "float64 inputs"
+    if label_smoothing and not smoothing_ok:
+        return "label_smoothing with this loss"
+    return None
+
+
+def _softmax_kernel(c: Classes, ignore_index, reduction, normalizer, **options):
+    from ..kernels.softmax import softmax_loss
+
+    loss, den = softmax_loss(c.raw, c.target, weight=c.weight, ignore_index=ignore_index, **options)
+    if reduction == "none":
+        return loss
+    return reduce_sums(loss.sum(), den.sum(), reduction, normalizer)
+
+
 def _prepare(loss, input, target, weight, ignore_index, reduction, normalizer, target_type, **kw):
     ignore_index = _check_ignore_index(loss, ignore_index)
     c, mask = prepare_classes(
@@ -126,6 +147,7 @@ def cross_entropy(
     target_type="auto",
     reduction="mean",
     normalizer=None,
+    backend="auto",
 ):
     r"""Cross entropy on logits, as ``torch.nn.functional.cross_entropy``, plus ``z_loss``.
 
@@ -156,6 +178,8 @@ def cross_entropy(
             probabilities), ``"index"`` or ``"probs"``. Default: ``"auto"``.
         reduction: ``"none"`` | ``"mean"`` | ``"sum"``. Default: ``"mean"``.
         normalizer: with ``"mean"``, divide the summed loss by this instead.
+        backend: ``"auto"`` (the fused Triton kernel on CUDA when Triton imports and the
+            options allow, else torch), ``"torch"`` or ``"triton"``. Default: ``"auto"``.
 
     Shape:
         input ``(N, C, *)``, target ``(N, *)`` or ``(N, C, *)``; output scalar, or
@@ -178,6 +202,7 @@ def cross_entropy(
         target_type=target_type,
         reduction=reduction,
         normalizer=normalizer,
+        backend=backend,
     )
 
 
@@ -193,6 +218,7 @@ def _cross_entropy(
     target_type,
     reduction,
     normalizer,
+    backend="auto",
 ):
     """The cross entropy; errors are reported under ``name``."""
     ls = C.check_number(name, "label_smoothing", label_smoothing, low=0.0, high=1.0)
@@ -200,6 +226,8 @@ def _cross_entropy(
     c, mask, ii = _prepare(
         name, input, target, weight, ignore_index, reduction, normalizer, target_type
     )
+    if kernels.select(name, backend, c.raw, _kernel_unsupported(c)):
+        return _softmax_kernel(c, ii, reduction, normalizer, label_smoothing=ls, z_loss=z)
     per = _ce_per_sample(c, mask, ls, ii)
     if z:
         per = per + _z_term(c, z)
@@ -277,6 +305,7 @@ def softmax_focal_loss(
     target_type="auto",
     reduction="mean",
     normalizer=None,
+    backend="auto",
 ):
     r"""Softmax (multi-class) focal loss: cross entropy scaled by ``(1 - p_t)^gamma``.
 
@@ -324,10 +353,15 @@ def softmax_focal_loss(
             target_type=target_type,
             reduction=reduction,
             normalizer=normalizer,
+            backend=backend,
         )
-    c, mask, _ = _prepare(
+    c, mask, ii = _prepare(
         name, input, target, weight, ignore_index, reduction, normalizer, target_type
     )
+    if kernels.select(name, backend, c.raw, _kernel_unsupported(c, ls, smoothing_ok=False)):
+        from ..kernels.softmax import MODE_FOCAL
+
+        return _softmax_kernel(c, ii, reduction, normalizer, mode=MODE_FOCAL, gamma=gamma)
     cd = c.class_dim
     logp = TF.log_softmax(c.input, dim=cd)
     # (1 - p)^gamma = exp(gamma * log(1 - p)), finite for every gamma >= 0
@@ -377,6 +411,7 @@ def reverse_cross_entropy(
     target_type="auto",
     reduction="mean",
     normalizer=None,
+    backend="auto",
 ):
     r"""Reverse cross entropy (Wang et al. 2019): the cross entropy with prediction and
     label swapped, robust to noisy labels.
@@ -408,9 +443,15 @@ def reverse_cross_entropy(
     """
     name = "reverse_cross_entropy"
     a = C.check_number(name, "log_zero", log_zero, high=0.0, high_open=True)
-    c, mask, _ = _prepare(
+    c, mask, ii = _prepare(
         name, input, target, weight, ignore_index, reduction, normalizer, target_type
     )
+    if kernels.select(name, backend, c.raw, _kernel_unsupported(c)):
+        from ..kernels.softmax import MODE_SYMMETRIC
+
+        return _softmax_kernel(
+            c, ii, reduction, normalizer, mode=MODE_SYMMETRIC, alpha=0.0, beta=1.0, log_zero=a
+        )
     return _finish(_rce_per_sample(c, mask, a), reduction, c, mask, normalizer)
 
 
@@ -426,6 +467,7 @@ def symmetric_cross_entropy(
     target_type="auto",
     reduction="mean",
     normalizer=None,
+    backend="auto",
 ):
     r"""Symmetric cross entropy (Wang et al. 2019): ``alpha * CE + beta * RCE``.
 
@@ -463,6 +505,12 @@ def symmetric_cross_entropy(
     c, mask, ii = _prepare(
         name, input, target, weight, ignore_index, reduction, normalizer, target_type
     )
+    if kernels.select(name, backend, c.raw, _kernel_unsupported(c)):
+        from ..kernels.softmax import MODE_SYMMETRIC
+
+        return _softmax_kernel(
+            c, ii, reduction, normalizer, mode=MODE_SYMMETRIC, alpha=a, beta=b, log_zero=lz
+        )
     per = a * _ce_per_sample(c, mask, 0.0, ii) + b * _rce_per_sample(c, mask, lz)
     return _finish(per, reduction, c, mask, normalizer)
 

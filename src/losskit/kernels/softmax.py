@@ -1,0 +1,247 @@
+"""Softmax family kernel: cross entropy with class-index targets (class weight,
+ignore_index, label smoothing, z-loss), softmax focal loss, and symmetric / reverse
+cross entropy.
+
+One program per row (a sample, or a pixel of a K-dim map): a first pass over the classes
+in blocks keeps an online maximum and sum of exponentials (and, for the focal loss, the
+same over the classes other than the target); a second pass writes the gradient of every
+class. The loss of the row, its gradient and the row's weight in the mean are all made
+in this one launch; log-sum-exp and every sum are float32, and each gradient is formed
+in float32 (the true class's ``p - 1`` included) before it is stored in the input's
+dtype. A K-dim input ``(N, C, d1, ..., dk)`` is read in place with stride ``S = d1 *
+... * dk`` along the classes (no permuted copy). Offsets are 64-bit.
+
+Gradients per row, with ``p = softmax(x)``, target ``t``, class weights ``w``:
+
+* cross entropy: ``(1 - e) w_t (p_c - [c = t]) + e / C (W p_c - w_c) + 2 z lse p_c``
+  with ``W = sum_c w_c``;
+* focal, ``f = (1 - p_t)^g``, ``L = log p_t``, ``q_c = p_c / (1 - p_t)`` (``c != t``):
+  ``-w_t ((1 - p_t) f - g p_t L f)`` for ``c = t`` and ``w_t f (p_c - g p_t L q_c)``
+  otherwise; ``1 - p_t`` and ``q`` come from the log-sum-exp of the other classes, so
+  they stay exact when ``p_t`` rounds to 1;
+* symmetric: ``alpha w_t (p_c - [c = t]) + beta A w_t p_t ([c = t] - p_c)``.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+MODE_CE, MODE_FOCAL, MODE_SYMMETRIC = 0, 1, 2
+
+
+@triton.jit
+def _softmax_loss_kernel(
+    x_ptr,
+    t_ptr,
+    w_ptr,
+    wsum_ptr,
+    grad_ptr,
+    loss_ptr,
+    den_ptr,
+    C,
+    S,
+    ignore_index,
+    eps,
+    z,
+    gamma,
+    alpha,
+    beta,
+    log_zero,
+    MODE: tl.constexpr,
+    HAS_W: tl.constexpr,
+    SMOOTH: tl.constexpr,
+    ZLOSS: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
+    row = tl.program_id(0).to(tl.int64)
+    n = row // S
+    s = row % S
+    base = n * C * S + s  # x[n, c, s] lives at base + c * S
+    t = tl.load(t_ptr + row).to(tl.int64)
+    counted = t != ignore_index
+    t = tl.where(counted, t, 0)
+    x_t = tl.load(x_ptr + base + t * S).to(tl.float32)
+    if HAS_W:
+        w_t = tl.load(w_ptr + t).to(tl.float32)
+    else:
+        w_t = 1.0
+    cols = tl.arange(0, BLOCK)
+
+    # pass 1: online max and sum of exp (and over the classes other than t, for focal)
+    m = float("-inf")
+    acc = 0.0
+    m2 = float("-inf")
+    acc2 = 0.0
+    wx = 0.0  # sum_c w_c x_c, for label smoothing
+    for start in range(0, C, BLOCK):
+        c = start + cols
+        inb = c < C
+        x = tl.load(x_ptr + base + c.to(tl.int64) * S, mask=inb, other=float("-inf"))
+        x = x.to(tl.float32)
+        m_new = tl.maximum(m, tl.max(x, axis=0))
+        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)  # a block of masked classes
+        acc = acc * tl.exp(m - m_safe) + tl.sum(tl.where(inb, tl.exp(x - m_safe), 0.0), axis=0)
+        m = m_new
+        if MODE == 1:
+            xo = tl.where(c == t, float("-inf"), x)
+            m2_new = tl.maximum(m2, tl.max(xo, axis=0))
+            safe = tl.where(m2_new == float("-inf"), 0.0, m2_new)
+            acc2 = acc2 * tl.exp(m2 - safe) + tl.sum(
+                tl.where(inb & (c != t), tl.exp(xo - safe), 0.0), axis=0
+            )
+            m2 = m2_new
+        if SMOOTH:
+            if HAS_W:
+                wc = tl.load(w_ptr + c, mask=inb, other=0.0).to(tl.float32)
+            else:
+                wc = tl.where(inb, 1.0, 0.0)
+            wx += tl.sum(tl.where(inb, wc * x, 0.0), axis=0)
+    lse = m + tl.log(acc)
+    log_pt = x_t - lse
+    p_t = tl.exp(log_pt)
+
+    if HAS_W:
+        w_sum = tl.load(wsum_ptr).to(tl.float32)
+    else:
+        w_sum = C * 1.0
+    # the loss of the row and the coefficients of its gradient
+    if MODE == 0:
+        loss = (1.0 - eps) * w_t * (lse - x_t)
+        if SMOOTH:
+            loss += eps / C * (w_sum * lse - wx)
+        if ZLOSS:
+            loss += z * lse * lse
+        f = 0.0
+        lse2 = 0.0
+        k = 0.0
+    elif MODE == 1:
+        lse2 = m2 + tl.log(acc2)  # log(1 - p_t) + lse
+        log_1mpt = lse2 - lse
+        f = tl.exp(gamma * log_1mpt)
+        k = gamma * p_t * log_pt * f  # g p_t L f
+        loss = -w_t * f * log_pt
+    else:
+        f = 0.0
+        lse2 = 0.0
+        k = 0.0
+        loss = alpha * w_t * (lse - x_t) - beta * log_zero * w_t * (1.0 - p_t)
+
+    # pass 2: the gradient of every class, formed in float32, stored in the input dtype
+    for start in range(0, C, BLOCK):
+        c = start + cols
+        inb = c < C
+        offs = base + c.to(tl.int64) * S
+        x = tl.load(x_ptr + offs, mask=inb, other=0.0).to(tl.float32)
+        p = tl.exp(x - lse)
+        is_t = c == t
+        if MODE == 0:
+            g = (1.0 - eps) * w_t * tl.where(is_t, p - 1.0, p)
+            if SMOOTH:
+                if HAS_W:
+                    wc = tl.load(w_ptr + c, mask=inb, other=0.0).to(tl.float32)
+                else:
+                    wc = 1.0
+                g += eps / C * (w_sum * p - wc)
+            if ZLOSS:
+                g += 2.0 * z * lse * p
+        elif MODE == 1:
+            q = tl.exp(x - lse2)
+            g = tl.where(is_t, -w_t * (tl.exp(lse2 - lse) * f - k), w_t * (f * p - k * q))
+        else:
+            g = alpha * w_t * tl.where(is_t, p - 1.0, p)
+            g += beta * log_zero * w_t * p_t * tl.where(is_t, 1.0 - p, -p)
+        g = tl.where(counted, g, 0.0)
+        tl.store(grad_ptr + offs, g.to(grad_ptr.dtype.element_ty), mask=inb)
+
+    tl.store(loss_ptr + row, tl.where(counted, loss, 0.0))
+    tl.store(den_ptr + row, tl.where(counted, w_t, 0.0))
+
+
+class _SoftmaxLoss(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, target, weight, ignore_index, mode, eps, z, gamma, alpha, beta, log_zero):
+        n, c = x.shape[0], x.shape[1]
+        spatial = x.numel() // max(n * c, 1) if x.numel() else 1
+        rows = n * spatial
+        grad = torch.empty_like(x)
+        loss = torch.empty(rows, dtype=torch.float32, device=x.device)
+        den = torch.empty(rows, dtype=torch.float32, device=x.device)
+        w_sum = weight.sum(dtype=torch.float32).reshape(1) if weight is not None else None
+        if rows:
+            block = min(triton.next_power_of_2(c), 4096)
+            _softmax_loss_kernel[(rows,)](
+                x,
+                target,
+                weight if weight is not None else x,
+                w_sum if w_sum is not None else x,
+                grad,
+                loss,
+                den,
+                c,
+                spatial,
+                ignore_index,
+                float(eps),
+                float(z),
+                float(gamma),
+                float(alpha),
+                float(beta),
+                float(log_zero),
+                MODE=mode,
+                HAS_W=weight is not None,
+                SMOOTH=eps > 0,
+                ZLOSS=z > 0,
+                BLOCK=block,
+            )
+        ctx.save_for_backward(grad)
+        ctx.shape = (n, c, spatial)
+        ctx.used = False
+        return loss, den
+
+    @staticmethod
+    def backward(ctx, grad_loss, _grad_den):
+        (grad,) = ctx.saved_tensors
+        if ctx.used:
+            raise RuntimeError(
+                "losskit's Triton loss scales its saved gradient in place: "
+                "backward through it once (no retain_graph)."
+            )
+        ctx.used = True
+        n, c, spatial = ctx.shape
+        # only scales the gradient saved by the forward, in place: no extra memory
+        grad.view(n, c, spatial).mul_(grad_loss.view(n, 1, spatial).to(grad.dtype))
+        return (grad,) + (None,) * 10
+
+
+def softmax_loss(
+    x,
+    target,
+    *,
+    weight=None,
+    ignore_index=-100,
+    mode=MODE_CE,
+    label_smoothing=0.0,
+    z_loss=0.0,
+    gamma=0.0,
+    alpha=1.0,
+    beta=0.0,
+    log_zero=-4.0,
+):
+    """Run the kernel on logits ``(N, C, *)`` (or ``(C,)``) and class indices ``(N, *)``.
+
+    Returns ``(loss, den)`` per row, of the target's shape: the row's loss with its class
+    weight applied (0 where ignored) and its weight in the mean (``w[t]``, 0 where
+    ignored).
+    """
+    unbatched = x.dim() == 1
+    if unbatched:
+        x, target = x.unsqueeze(0), target.reshape(1)
+    xc = x.contiguous()
+    tc = target.contiguous()
+    w = weight.contiguous() if weight is not None else None
+    loss, den = _SoftmaxLoss.apply(
+        xc, tc, w, int(ignore_index), mode, label_smoothing, z_loss, gamma, alpha, beta, log_zero
+    )
+    shape = () if unbatched else target.shape
+    return loss.view(shape), den.view(shape)
