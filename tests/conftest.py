@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import os
 
-import pytest
 import torch
 
-import losskit
-from losskit._samples import none_shape, sample_inputs, sample_weight  # noqa: F401
+# Kernels run under Triton's CPU interpreter unless a GPU is there (`pytest -m gpu`);
+# this must be set before Triton is first imported.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
-os.environ.setdefault("TRITON_INTERPRET", "1")
+import pytest  # noqa: E402
+
+import losskit  # noqa: E402
+from losskit._samples import none_shape, sample_inputs, sample_weight  # noqa: E402, F401
 
 # One tolerance table (DESIGN.md): (rtol, atol).
 TOL = {

@@ -8,7 +8,6 @@ the input's shape.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import torch
@@ -30,10 +29,15 @@ class Classes:
     num_classes: int
     weight: torch.Tensor | None  # (C,), compute dtype
 
-    @functools.cached_property
+    _input: torch.Tensor | None = None
+
+    @property
     def input(self) -> torch.Tensor:
-        """The input in the compute dtype (float32 for half inputs), made on first use."""
-        return self.raw.to(compute_dtype(self.raw.dtype))
+        """The input in the compute dtype (float32 for half inputs), made on first use
+        (the kernels read ``raw`` directly: no float32 copy of half logits)."""
+        if self._input is None:
+            self._input = self.raw.to(compute_dtype(self.raw.dtype))
+        return self._input
 
     def class_view(self, t: torch.Tensor) -> torch.Tensor:
         """A ``(C,)`` tensor shaped to broadcast along the class dimension of the input."""

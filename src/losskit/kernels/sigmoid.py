@@ -134,7 +134,6 @@ class _SigmoidLoss(torch.autograd.Function):
                 BLOCK=_BLOCK,
             )
         ctx.save_for_backward(grad)
-        ctx.used = False
         if reduce_:
             return loss.sum(), den.sum()
         return loss.view(x.shape), den
@@ -142,13 +141,8 @@ class _SigmoidLoss(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_loss, _grad_den):
         (grad,) = ctx.saved_tensors
-        if ctx.used:
-            raise RuntimeError(
-                "losskit's Triton loss scales its saved gradient in place: "
-                "backward through it once (no retain_graph)."
-            )
-        ctx.used = True
-        # only scales the gradient saved by the forward, in place: no extra memory
+        # only scales the gradient saved by the forward, in place: no extra memory (a second
+        # backward through the same graph is refused by autograd's version check)
         grad.mul_(grad_loss.to(grad.dtype))
         return grad, None, None, None, None, None, None, None, None, None
 

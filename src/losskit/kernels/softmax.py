@@ -196,20 +196,14 @@ class _SoftmaxLoss(torch.autograd.Function):
             )
         ctx.save_for_backward(grad)
         ctx.shape = (n, c, spatial)
-        ctx.used = False
         return loss, den
 
     @staticmethod
     def backward(ctx, grad_loss, _grad_den):
         (grad,) = ctx.saved_tensors
-        if ctx.used:
-            raise RuntimeError(
-                "losskit's Triton loss scales its saved gradient in place: "
-                "backward through it once (no retain_graph)."
-            )
-        ctx.used = True
         n, c, spatial = ctx.shape
-        # only scales the gradient saved by the forward, in place: no extra memory
+        # only scales the gradient saved by the forward, in place: no extra memory (a second
+        # backward through the same graph is refused by autograd's version check)
         grad.view(n, c, spatial).mul_(grad_loss.view(n, 1, spatial).to(grad.dtype))
         return (grad,) + (None,) * 10
 
