@@ -82,6 +82,18 @@ def _z_term(c: Classes, z_loss: float) -> torch.Tensor:
     return z_loss * torch.logsumexp(c.input, dim=c.class_dim).square()
 
 
+def _finish_sum(total, reduction, c, mask, normalizer):
+    """Finish from a summed loss (class weight applied): divide by the counted weight."""
+    if reduction != "mean" or normalizer is not None:
+        return reduce_sums(total, total, reduction, normalizer)
+    weight = _sample_weight(c, mask)
+    if weight is None:
+        den = mask.sum() if mask is not None else c.target.numel()
+    else:
+        den = weight.sum() if mask is None else torch.where(mask, weight, 0).sum()
+    return reduce_sums(total, torch.as_tensor(den, device=total.device), reduction)
+
+
 def _finish(per, reduction, c, mask, normalizer):
     return reduce(
         per,
@@ -228,6 +240,13 @@ def _cross_entropy(
     )
     if kernels.select(name, backend, c.raw, _kernel_unsupported(c)):
         return _softmax_kernel(c, ii, reduction, normalizer, label_smoothing=ls, z_loss=z)
+    if c.kind == "index" and not z and reduction != "none":
+        # torch's fused sum, over the denominator of counted targets: the same value as
+        # reducing the per-sample loss, with one pass less
+        total = TF.cross_entropy(
+            c.input, c.target, weight=c.weight, ignore_index=ii, reduction="sum", label_smoothing=ls
+        )
+        return _finish_sum(total, reduction, c, mask, normalizer)
     per = _ce_per_sample(c, mask, ls, ii)
     if z:
         per = per + _z_term(c, z)
@@ -273,6 +292,9 @@ def nll_loss(input, target, *, weight=None, ignore_index=-100, reduction="mean",
         input_name="input",
         allow_probs=False,
     )
+    if reduction != "none":
+        total = TF.nll_loss(c.input, c.target, weight=c.weight, ignore_index=ii, reduction="sum")
+        return _finish_sum(total, reduction, c, mask, normalizer)
     per = TF.nll_loss(c.input, c.target, weight=c.weight, ignore_index=ii, reduction="none")
     return _finish(per, reduction, c, mask, normalizer)
 
