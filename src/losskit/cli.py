@@ -1,4 +1,4 @@
-"""The ``losskit`` command line: ``list``, ``explain``, ``plot`` (typer + rich).
+"""The ``losskit`` command line: ``list``, ``explain``, ``plot``, ``bench`` (typer + rich).
 
 Installed by the ``cli`` extra; without it, ``losskit`` prints the pip command to run.
 Every error (an unknown loss, a bad literal, a loss's own input error) is one line on
@@ -17,6 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from ._errors import LossInputError, LossTypeError
+
+try:  # the cli extra; without it `main` prints the pip command instead
+    import typer
+except ImportError:  # pragma: no cover - exercised by a subprocess test
+    typer = None
 from ._registry import REGISTRY, spec
 
 __all__ = ["main", "parse_value", "parse_values", "load_array"]
@@ -83,7 +88,6 @@ def _options(pairs: list[str], parse, name: str | None = None) -> dict[str, obje
 
 
 def _build_app():
-    import typer
     from rich.console import Console
     from rich.table import Table
 
@@ -143,6 +147,18 @@ def _build_app():
         path = plot([spec(n).name for n in names], _options(set_, parse_values), grad=grad, out=out)
         print(f"wrote {path}")
 
+    @app.command("bench", context_settings={"allow_extra_args": True,
+                                            "ignore_unknown_options": True})
+    @_friendly
+    def bench_cmd(ctx: typer.Context) -> None:
+        """Run the benchmark runner (``python -m benchmarks``; from a source checkout)."""
+        try:
+            from benchmarks.runner import main as bench_main
+        except ImportError:
+            raise CLIError("the benchmarks live in the source repository: run `losskit bench` "
+                           "(or python -m benchmarks) from a checkout of losskit") from None
+        bench_main(list(ctx.args))
+
     return app
 
 
@@ -165,8 +181,9 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``losskit`` command (usage errors also exit with status 2)."""
     try:
         import rich  # noqa: F401
-        import typer  # noqa: F401
     except ImportError:
+        rich = None
+    if typer is None or rich is None:
         print(_CLI_EXTRA, file=sys.stderr)
-        raise SystemExit(2) from None
+        raise SystemExit(2)
     _build_app()(args=argv, prog_name="losskit")
