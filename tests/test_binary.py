@@ -38,8 +38,11 @@ def _targets(shape, dtype=torch.float64, seed=1, soft=True):
     g = _gen(seed)
     y = (torch.rand(shape, generator=g) > 0.5).double()
     if soft:
-        y = torch.where(torch.rand(shape, generator=g) > 0.7,
-                        torch.rand(shape, generator=g, dtype=torch.float64), y)
+        y = torch.where(
+            torch.rand(shape, generator=g) > 0.7,
+            torch.rand(shape, generator=g, dtype=torch.float64),
+            y,
+        )
     return y.to(dtype)
 
 
@@ -76,10 +79,12 @@ SEED000_LOGITS = [[-1.0, 1.0], [1.0, 2.0]]
 def _seed000_by_hand():
     # target = eye(2)[[0, 1]] = [[1, 0], [0, 1]]; -y log p - (1 - y) log(1 - p), then mean.
     sig = lambda v: 1 / (1 + math.exp(-v))  # noqa: E731
-    terms = [-math.log(sig(-1.0)),      # y = 1, logit -1
-             -math.log(1 - sig(1.0)),   # y = 0, logit 1
-             -math.log(1 - sig(1.0)),   # y = 0, logit 1
-             -math.log(sig(2.0))]       # y = 1, logit 2
+    terms = [
+        -math.log(sig(-1.0)),  # y = 1, logit -1
+        -math.log(1 - sig(1.0)),  # y = 0, logit 1
+        -math.log(1 - sig(1.0)),  # y = 0, logit 1
+        -math.log(sig(2.0)),
+    ]  # y = 1, logit 2
     return sum(terms) / 4
 
 
@@ -98,10 +103,8 @@ def test_seed000_bce_and_bce_with_logits(dtype):
         assert got.item() == pytest.approx(by_hand, rel=rtol)
         assert round(got.item(), 4) == 1.0167
     # the article's module forms
-    assert losskit.nn.BCELoss()(logits.sigmoid(), target).item() == pytest.approx(by_hand,
-                                                                                  rel=rtol)
-    assert losskit.nn.BCEWithLogitsLoss()(logits, target).item() == pytest.approx(by_hand,
-                                                                                  rel=rtol)
+    assert losskit.nn.BCELoss()(logits.sigmoid(), target).item() == pytest.approx(by_hand, rel=rtol)
+    assert losskit.nn.BCEWithLogitsLoss()(logits, target).item() == pytest.approx(by_hand, rel=rtol)
 
 
 # --------------------------------------------------------------------------- seed 003
@@ -126,8 +129,7 @@ def _keras_binary_crossentropy(target, output):
     sigmoid = lambda v: 1.0 / (1.0 + np.exp(-v))  # noqa: E731
     output = np.clip(output, 1e-7, 1 - 1e-7)
     output = np.log(output / (1 - output))
-    return (target * -np.log(sigmoid(output))
-            + (1 - target) * -np.log(1 - sigmoid(output))).mean()
+    return (target * -np.log(sigmoid(output)) + (1 - target) * -np.log(1 - sigmoid(output))).mean()
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
@@ -135,8 +137,9 @@ def test_seed004_keras_binary_crossentropy(dtype):
     y_hat = np.array([0.920, 0.976, 0.003])
     y_true = np.array([0, 0, 1])
     want = float(_keras_binary_crossentropy(y_true, y_hat))
-    got = LF.binary_cross_entropy(torch.tensor(y_hat, dtype=dtype),
-                                  torch.tensor(y_true, dtype=dtype))
+    got = LF.binary_cross_entropy(
+        torch.tensor(y_hat, dtype=dtype), torch.tensor(y_true, dtype=dtype)
+    )
     rtol = 1e-10 if dtype == torch.float64 else 1e-6
     assert got.item() == pytest.approx(want, rel=rtol)
     # the same numbers as logits, in the logits form
@@ -169,8 +172,9 @@ def test_seed004_focal_weights(dtype):
     rtol = 1e-10 if dtype == torch.float64 else 1e-5
     np.testing.assert_allclose((focal / bce).double().numpy(), article, rtol=rtol)
     # and the summed focal loss is those weights times the BCE terms
-    bce_by_hand = [-math.log(p) if y == 1 else -math.log(1 - p)
-                   for p, y in zip(y_pred, y_true, strict=True)]
+    bce_by_hand = [
+        -math.log(p) if y == 1 else -math.log(1 - p) for p, y in zip(y_pred, y_true, strict=True)
+    ]
     want_sum = float(np.dot(article, bce_by_hand))
     got_sum = LF.sigmoid_focal_loss(logits, target, reduction="sum").item()
     assert got_sum == pytest.approx(want_sum, rel=rtol)
@@ -224,10 +228,13 @@ def test_focal_negative_alpha_disables_alpha(alpha, gamma):
     for reduction in REDUCTIONS:
         assert torch.equal(
             LF.sigmoid_focal_loss(x, y, alpha=alpha, gamma=gamma, reduction=reduction),
-            LF.sigmoid_focal_loss(x, y, alpha=None, gamma=gamma, reduction=reduction))
+            LF.sigmoid_focal_loss(x, y, alpha=None, gamma=gamma, reduction=reduction),
+        )
     # and alpha really does something when it is set
-    assert not torch.equal(LF.sigmoid_focal_loss(x, y, alpha=0.25, gamma=gamma),
-                           LF.sigmoid_focal_loss(x, y, alpha=None, gamma=gamma))
+    assert not torch.equal(
+        LF.sigmoid_focal_loss(x, y, alpha=0.25, gamma=gamma),
+        LF.sigmoid_focal_loss(x, y, alpha=None, gamma=gamma),
+    )
 
 
 @pytest.mark.parametrize("gamma", [0.5, 1.0, 2.0, 5.0])
@@ -280,8 +287,9 @@ def test_focal_extreme_logits_are_finite_and_right(gamma, alpha, dtype):
     wrong = (x > 0) != (y == 1)
     want = torch.where(wrong, alpha_t * x.double().abs(), torch.zeros_like(alpha_t))
     torch.testing.assert_close(out.double(), want, rtol=1e-6, atol=1e-6)
-    want_grad = torch.where(wrong, alpha_t * torch.where(y == 1, -1.0, 1.0).double(),
-                            torch.zeros_like(alpha_t))
+    want_grad = torch.where(
+        wrong, alpha_t * torch.where(y == 1, -1.0, 1.0).double(), torch.zeros_like(alpha_t)
+    )
     torch.testing.assert_close(grad.double(), want_grad, rtol=1e-6, atol=1e-6)
     for reduction in ("mean", "sum"):
         xr = _leaf(x)
@@ -333,8 +341,7 @@ def _combine(unreduced, weight, reduction):
         return unreduced
     if reduction == "sum":
         return unreduced.sum()
-    den = unreduced.numel() if weight is None else torch.broadcast_to(weight,
-                                                                       unreduced.shape).sum()
+    den = unreduced.numel() if weight is None else torch.broadcast_to(weight, unreduced.shape).sum()
     return unreduced.sum() / den
 
 
@@ -357,8 +364,10 @@ def test_bce_torch_parity(reduction, weight_kind, shape, dtype):
     got = LF.binary_cross_entropy(x1, y1, weight=w, reduction=reduction)
     if w is not None and reduction == "mean":
         # losskit's weighted mean: torch's weighted sum over the broadcast weight's sum
-        want = TF.binary_cross_entropy(x2, y2, weight=w, reduction="sum") / torch.broadcast_to(
-            w, shape).sum()
+        want = (
+            TF.binary_cross_entropy(x2, y2, weight=w, reduction="sum")
+            / torch.broadcast_to(w, shape).sum()
+        )
     else:
         want = TF.binary_cross_entropy(x2, y2, weight=w, reduction=reduction)
     assert got.dtype == dtype and got.shape == want.shape
@@ -380,15 +389,17 @@ def test_bce_with_logits_torch_parity(reduction, weight_kind, pos_weight_kind, s
     w = _weight_for(weight_kind, shape, dtype)
     pw = _weight(shape[-1:], dtype, seed=9) * 3 if pos_weight_kind else None
     x1, y1, x2, y2 = _leaf(x), _leaf(y), _leaf(x), _leaf(y)
-    got = LF.binary_cross_entropy_with_logits(x1, y1, weight=w, pos_weight=pw,
-                                              reduction=reduction)
+    got = LF.binary_cross_entropy_with_logits(x1, y1, weight=w, pos_weight=pw, reduction=reduction)
     if w is not None and reduction == "mean":
         # pos_weight is not part of the denominator: only the broadcast weight is
-        want = TF.binary_cross_entropy_with_logits(
-            x2, y2, weight=w, pos_weight=pw, reduction="sum") / torch.broadcast_to(w, shape).sum()
+        want = (
+            TF.binary_cross_entropy_with_logits(x2, y2, weight=w, pos_weight=pw, reduction="sum")
+            / torch.broadcast_to(w, shape).sum()
+        )
     else:
-        want = TF.binary_cross_entropy_with_logits(x2, y2, weight=w, pos_weight=pw,
-                                                   reduction=reduction)
+        want = TF.binary_cross_entropy_with_logits(
+            x2, y2, weight=w, pos_weight=pw, reduction=reduction
+        )
     assert got.dtype == dtype and got.shape == want.shape
     assert_close(got, want)
     upstream = _logits(got.shape, dtype, seed=4) if reduction == "none" else None
@@ -415,19 +426,26 @@ def test_label_smoothing_is_a_smoothed_target(ls, reduction, weighted):
     x, y = _logits((4, 5)), _targets((4, 5))
     w = _weight((5,)) if weighted else None
     x1, x2 = _leaf(x), _leaf(x)
-    got = LF.binary_cross_entropy_with_logits(x1, y, label_smoothing=ls, weight=w,
-                                              reduction=reduction)
+    got = LF.binary_cross_entropy_with_logits(
+        x1, y, label_smoothing=ls, weight=w, reduction=reduction
+    )
     smoothed = y * (1 - ls) + ls / 2
-    want = _combine(TF.binary_cross_entropy_with_logits(x2, smoothed, reduction="none"), w,
-                    reduction)
+    want = _combine(
+        TF.binary_cross_entropy_with_logits(x2, smoothed, reduction="none"), w, reduction
+    )
     assert_close(got, want)
     got.sum().backward()
     want.sum().backward()
     assert_close(x1.grad, x2.grad)
     if ls == 1.0:  # every target becomes 0.5
-        assert_close(got, _combine(
-            TF.binary_cross_entropy_with_logits(x, torch.full_like(y, 0.5), reduction="none"),
-            w, reduction))
+        assert_close(
+            got,
+            _combine(
+                TF.binary_cross_entropy_with_logits(x, torch.full_like(y, 0.5), reduction="none"),
+                w,
+                reduction,
+            ),
+        )
 
 
 def test_label_smoothing_moves_hard_targets():
@@ -473,8 +491,9 @@ def test_ignore_index(which, reduction, weighted, ignore_index):
     w = _weight((4,)) if weighted else None
     pw = _weight((4,), seed=9) * 2 if which == "bce_logits" else None
     x1, x2 = _leaf(x), _leaf(x)
-    got = _ignoring_call(which, x1, y_ign, weight=w, pos_weight=pw, ignore_index=ignore_index,
-                         reduction=reduction)
+    got = _ignoring_call(
+        which, x1, y_ign, weight=w, pos_weight=pw, ignore_index=ignore_index, reduction=reduction
+    )
     # oracle: the counted elements only, with the count (or weight sum) of counted elements
     counted = ~ignored
     per_elem = _ignoring_oracle(which, x2, torch.where(ignored, 0.0, y), pw)
@@ -495,8 +514,18 @@ def test_ignore_index(which, reduction, weighted, ignore_index):
     assert_close(x1.grad, x2.grad)
     # the ignored logits really do not matter
     x3 = torch.where(ignored, 1e4, x)
-    assert_close(_ignoring_call(which, x3, y_ign, weight=w, pos_weight=pw,
-                                ignore_index=ignore_index, reduction=reduction), got.detach())
+    assert_close(
+        _ignoring_call(
+            which,
+            x3,
+            y_ign,
+            weight=w,
+            pos_weight=pw,
+            ignore_index=ignore_index,
+            reduction=reduction,
+        ),
+        got.detach(),
+    )
 
 
 @pytest.mark.parametrize("which", IGNORING)
@@ -537,6 +566,29 @@ def test_bce_under_cpu_autocast_bfloat16():
     assert layer.weight.grad is not None and torch.isfinite(layer.weight.grad).all()
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("half", [torch.float16, torch.bfloat16], ids=str)
+def test_bce_under_cuda_autocast(half):
+    # torch refuses binary_cross_entropy under CUDA autocast; losskit computes in float32.
+    g = _gen(0)
+    features = torch.randn(8, 4, generator=g).cuda()
+    target = _targets((8, 3), torch.float32, soft=False).cuda()
+    layer = torch.nn.Linear(4, 3).cuda()
+    with torch.autocast(device_type="cuda", dtype=half):
+        probs = torch.sigmoid(layer(features))
+        assert probs.dtype == half
+        got = LF.binary_cross_entropy(probs, target)
+        with pytest.raises(RuntimeError, match="unsafe to autocast"):
+            TF.binary_cross_entropy(probs, target)
+    assert got.dtype == torch.float32
+    want = LF.binary_cross_entropy(torch.sigmoid(layer(features)), target)
+    rtol, atol = TOL[half]
+    torch.testing.assert_close(got, want, rtol=rtol, atol=atol)
+    got.backward()
+    assert torch.isfinite(layer.weight.grad).all()
+
+
 # --------------------------------------------------------------------------- target dtypes
 BINARY_FNS = [
     pytest.param(lambda x, y, **kw: LF.binary_cross_entropy(x.sigmoid(), y, **kw), id="bce"),
@@ -546,8 +598,9 @@ BINARY_FNS = [
 
 
 @pytest.mark.parametrize("fn", BINARY_FNS)
-@pytest.mark.parametrize("target_dtype", [torch.int64, torch.int32, torch.uint8, torch.bool],
-                         ids=str)
+@pytest.mark.parametrize(
+    "target_dtype", [torch.int64, torch.int32, torch.uint8, torch.bool], ids=str
+)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_integer_and_bool_targets_are_accepted(fn, target_dtype, reduction):
     # Documented behaviour: a 0/1 integer or bool target equals the float target.
@@ -602,11 +655,14 @@ def test_bce_input_outside_unit_interval_message():
     assert "binary_cross_entropy_with_logits" in msg.split("Hint:", 1)[1]
 
 
-@pytest.mark.parametrize("name, fn", [
-    ("binary_cross_entropy", lambda x, y: LF.binary_cross_entropy(x.sigmoid(), y)),
-    ("binary_cross_entropy_with_logits", LF.binary_cross_entropy_with_logits),
-    ("sigmoid_focal_loss", LF.sigmoid_focal_loss),
-])
+@pytest.mark.parametrize(
+    "name, fn",
+    [
+        ("binary_cross_entropy", lambda x, y: LF.binary_cross_entropy(x.sigmoid(), y)),
+        ("binary_cross_entropy_with_logits", LF.binary_cross_entropy_with_logits),
+        ("sigmoid_focal_loss", LF.sigmoid_focal_loss),
+    ],
+)
 def test_target_shape_mismatch_message(name, fn):
     x = _logits((4, 3), torch.float32)
     with pytest.raises(losskit.LossInputError) as info:
@@ -642,19 +698,21 @@ def test_alpha_above_one_message():
 def test_label_smoothing_out_of_range_message():
     for bad in (1.5, -0.1):
         with pytest.raises(losskit.LossInputError) as info:
-            LF.binary_cross_entropy_with_logits(torch.zeros(3), torch.zeros(3),
-                                                label_smoothing=bad)
+            LF.binary_cross_entropy_with_logits(torch.zeros(3), torch.zeros(3), label_smoothing=bad)
         msg = str(info.value)
         assert msg.startswith("binary_cross_entropy_with_logits:")
         assert "label_smoothing" in msg and str(bad) in msg
         assert ">= 0" in msg and "<= 1" in msg
 
 
-@pytest.mark.parametrize("name, fn", [
-    ("binary_cross_entropy", lambda x, y, **kw: LF.binary_cross_entropy(x.sigmoid(), y, **kw)),
-    ("binary_cross_entropy_with_logits", LF.binary_cross_entropy_with_logits),
-    ("sigmoid_focal_loss", LF.sigmoid_focal_loss),
-])
+@pytest.mark.parametrize(
+    "name, fn",
+    [
+        ("binary_cross_entropy", lambda x, y, **kw: LF.binary_cross_entropy(x.sigmoid(), y, **kw)),
+        ("binary_cross_entropy_with_logits", LF.binary_cross_entropy_with_logits),
+        ("sigmoid_focal_loss", LF.sigmoid_focal_loss),
+    ],
+)
 def test_weight_not_broadcastable_message(name, fn):
     with pytest.raises(losskit.LossInputError) as info:
         fn(torch.zeros(4, 3), torch.zeros(4, 3), weight=torch.ones(4))
@@ -668,28 +726,24 @@ def test_weight_not_broadcastable_message(name, fn):
 
 def test_pos_weight_not_broadcastable_message():
     with pytest.raises(losskit.LossInputError) as info:
-        LF.binary_cross_entropy_with_logits(torch.zeros(4, 3), torch.zeros(4, 3),
-                                            pos_weight=torch.ones(4))
+        LF.binary_cross_entropy_with_logits(
+            torch.zeros(4, 3), torch.zeros(4, 3), pos_weight=torch.ones(4)
+        )
     msg = str(info.value)
     assert "pos_weight" in msg and "(4,)" in msg and "(4, 3)" in msg
 
 
-BCE_TARGET_CHECK_BUG = (
-    "src bug: with value checks off, binary_cross_entropy still hands a target outside "
-    "[0, 1] to torch.nn.functional.binary_cross_entropy, which raises RuntimeError 'all "
-    "elements of target should be between 0 and 1' from inside torch")
-
-
-@pytest.mark.parametrize("name, fn", [
-    pytest.param("binary_cross_entropy",
-                 lambda x, y: LF.binary_cross_entropy(x.sigmoid(), y),
-                 marks=pytest.mark.xfail(strict=True, raises=RuntimeError,
-                                         reason=BCE_TARGET_CHECK_BUG),
-                 id="binary_cross_entropy"),
-    pytest.param("binary_cross_entropy_with_logits", LF.binary_cross_entropy_with_logits,
-                 id="binary_cross_entropy_with_logits"),
-    pytest.param("sigmoid_focal_loss", LF.sigmoid_focal_loss, id="sigmoid_focal_loss"),
-])
+@pytest.mark.parametrize(
+    "name, fn",
+    [
+        pytest.param(
+            "binary_cross_entropy_with_logits",
+            LF.binary_cross_entropy_with_logits,
+            id="binary_cross_entropy_with_logits",
+        ),
+        pytest.param("sigmoid_focal_loss", LF.sigmoid_focal_loss, id="sigmoid_focal_loss"),
+    ],
+)
 def test_set_checks_false_disables_value_checks(name, fn):
     x = torch.zeros(2, 2)
     y = torch.tensor([[0.0, 1.0], [2.0, 1.0]])
@@ -703,6 +757,28 @@ def test_set_checks_false_disables_value_checks(name, fn):
     assert losskit.checks_enabled()  # restored on exit
     with pytest.raises(losskit.LossInputError, match=name):
         fn(x, y)
+
+
+@pytest.mark.parametrize(
+    "arg, x, y",
+    [
+        ("target", torch.full((2, 2), 0.5), torch.tensor([[0.0, 1.0], [2.0, 1.0]])),
+        ("input", torch.tensor([[1.5, 0.5], [0.2, 0.1]]), torch.zeros(2, 2)),
+    ],
+)
+def test_set_checks_false_bce_out_of_range_is_a_losskit_error(arg, x, y):
+    # torch's own kernel refuses values outside [0, 1] for the probability form, so with
+    # value checks off losskit reports that as its own error, not a RuntimeError from torch.
+    with pytest.raises(losskit.LossInputError, match="found min"):
+        LF.binary_cross_entropy(x, y)
+    with losskit.set_checks(False):
+        assert not losskit.checks_enabled()
+        with pytest.raises(losskit.LossInputError) as info:
+            LF.binary_cross_entropy(x, y)
+    msg = str(info.value)
+    assert msg.startswith(f"binary_cross_entropy: {arg} must hold values in [0, 1]")
+    assert "value checks are off" in msg
+    assert losskit.checks_enabled()
 
 
 def test_set_checks_false_bce_with_logits_value():

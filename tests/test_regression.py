@@ -52,11 +52,11 @@ MODULES = [
     pytest.param(losskit.nn.RMSELoss, LF.rmse_loss, {}, id="RMSELoss"),
     pytest.param(losskit.nn.SmoothL1Loss, LF.smooth_l1_loss, {"beta": 0.5}, id="SmoothL1Loss"),
     pytest.param(losskit.nn.HuberLoss, LF.huber_loss, {"delta": 0.5}, id="HuberLoss"),
-    pytest.param(losskit.nn.PseudoHuberLoss, LF.pseudo_huber_loss, {"delta": 2.0},
-                 id="PseudoHuberLoss"),
+    pytest.param(
+        losskit.nn.PseudoHuberLoss, LF.pseudo_huber_loss, {"delta": 2.0}, id="PseudoHuberLoss"
+    ),
     pytest.param(losskit.nn.LogCoshLoss, LF.log_cosh_loss, {}, id="LogCoshLoss"),
-    pytest.param(losskit.nn.QuantileLoss, LF.quantile_loss, {"quantile": 0.9},
-                 id="QuantileLoss"),
+    pytest.param(losskit.nn.QuantileLoss, LF.quantile_loss, {"quantile": 0.9}, id="QuantileLoss"),
 ]
 
 
@@ -81,8 +81,11 @@ SEED003_TARGET = [[0.0, 1.0], [2.0, 3.0]]
 
 def _seed003_by_hand(kind):
     """The article's arithmetic, element by element (sample - target residuals)."""
-    pairs = [(s, t) for srow, trow in zip(SEED003_SAMPLE, SEED003_TARGET, strict=True)
-             for s, t in zip(srow, trow, strict=True)]
+    pairs = [
+        (s, t)
+        for srow, trow in zip(SEED003_SAMPLE, SEED003_TARGET, strict=True)
+        for s, t in zip(srow, trow, strict=True)
+    ]
     if kind == "l1":  # (|0-1| + |1-1| + |2-1| + |3-1|) / 4
         terms = [abs(t - s) for s, t in pairs]
     elif kind == "mse":
@@ -94,8 +97,12 @@ def _seed003_by_hand(kind):
 
 @pytest.mark.parametrize(
     "fn, kind, printed",
-    [(LF.l1_loss, "l1", 1.0), (LF.mae_loss, "l1", 1.0), (LF.smooth_l1_loss, "smooth_l1", 0.625),
-     (LF.mse_loss, "mse", 1.5)],
+    [
+        (LF.l1_loss, "l1", 1.0),
+        (LF.mae_loss, "l1", 1.0),
+        (LF.smooth_l1_loss, "smooth_l1", 0.625),
+        (LF.mse_loss, "mse", 1.5),
+    ],
     ids=["l1", "mae", "smooth_l1", "mse"],
 )
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
@@ -132,8 +139,11 @@ def _article_mae(true, pred):
 
 
 def _article_huber(true, pred, delta=1):
-    loss = np.where(np.abs(true - pred) < delta, 0.5 * ((true - pred) ** 2),
-                    delta * np.abs(true - pred) - 0.5 * (delta**2))
+    loss = np.where(
+        np.abs(true - pred) < delta,
+        0.5 * ((true - pred) ** 2),
+        delta * np.abs(true - pred) - 0.5 * (delta**2),
+    )
     return loss.mean()
 
 
@@ -144,8 +154,11 @@ def _article_huber(true, pred, delta=1):
         ("rmse", LF.rmse_loss, lambda: _article_rmse(Y_HAT, Y_TRUE)),
         ("mae", LF.mae_loss, lambda: _article_mae(Y_TRUE, Y_HAT)),
         ("l1", LF.l1_loss, lambda: _article_mae(Y_TRUE, Y_HAT)),
-        ("huber", lambda x, y: LF.huber_loss(x, y, delta=1.0),
-         lambda: _article_huber(Y_TRUE, Y_HAT, delta=1)),
+        (
+            "huber",
+            lambda x, y: LF.huber_loss(x, y, delta=1.0),
+            lambda: _article_huber(Y_TRUE, Y_HAT, delta=1),
+        ),
     ],
     ids=["rmse", "mae", "l1", "huber"],
 )
@@ -232,8 +245,9 @@ def test_log_cosh_is_stable_for_large_residuals(dtype):
     out = LF.log_cosh_loss(x, torch.zeros_like(x), reduction="none")
     assert torch.isfinite(out).all()
     # log cosh r = |r| - log 2 + log1p(exp(-2|r|)), exact; the last term is < 1e-8 here.
-    want = torch.tensor([abs(r) - math.log(2) + math.log1p(math.exp(-2 * abs(r))) for r in rs],
-                        dtype=torch.float64)
+    want = torch.tensor(
+        [abs(r) - math.log(2) + math.log1p(math.exp(-2 * abs(r))) for r in rs], dtype=torch.float64
+    )
     rtol = TOL[dtype][0]
     torch.testing.assert_close(out.double(), want, rtol=rtol, atol=0)
     far = torch.tensor([abs(r) - math.log(2) for r in rs[:4]], dtype=torch.float64)
@@ -244,7 +258,8 @@ def test_log_cosh_is_stable_for_large_residuals(dtype):
     torch.testing.assert_close(x.grad.double(), grad_want, rtol=rtol, atol=0)
     # mean of the two 1e4 residuals, the docstring example's regime
     assert LF.log_cosh_loss(x[:2], torch.zeros(2, dtype=dtype)).item() == pytest.approx(
-        1e4 - math.log(2), rel=rtol)
+        1e4 - math.log(2), rel=rtol
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
@@ -309,16 +324,17 @@ def test_rmse_none_is_per_sample_and_sum_adds_them(shape, weighted):
     kw = {"weight": w} if weighted else {}
     none = LF.rmse_loss(x, y, reduction="none", **kw)
     assert none.shape == (shape[0],)
-    per_sample = torch.stack([
-        torch.sqrt((w[i] * (x[i] - y[i]) ** 2).sum() / w[i].sum()) for i in range(shape[0])
-    ])
+    per_sample = torch.stack(
+        [torch.sqrt((w[i] * (x[i] - y[i]) ** 2).sum() / w[i].sum()) for i in range(shape[0])]
+    )
     assert_close(none, per_sample)
     if len(shape) == 1:  # one element per sample: the RMSE is |r|
         assert_close(none, (x - y).abs())
     assert_close(LF.rmse_loss(x, y, reduction="sum", **kw), per_sample.sum())
     # "mean" is the RMSE over every element, not the mean of the per-sample values
-    assert_close(LF.rmse_loss(x, y, reduction="mean", **kw),
-                 torch.sqrt((w * (x - y) ** 2).sum() / w.sum()))
+    assert_close(
+        LF.rmse_loss(x, y, reduction="mean", **kw), torch.sqrt((w * (x - y) ** 2).sum() / w.sum())
+    )
 
 
 def test_rmse_is_sqrt_of_mse():
@@ -461,8 +477,7 @@ def test_empty_input_mean_is_zero(fn, hp, shape):
 @pytest.mark.parametrize("weight_shape", [(4, 5), (5,)], ids=str)
 def test_all_zero_weight_gives_zero_with_zero_gradient(fn, hp, weight_shape):
     x = _leaf(_randn((4, 5)))
-    out = fn(x, _randn((4, 5), seed=1), weight=torch.zeros(weight_shape, dtype=torch.float64),
-             **hp)
+    out = fn(x, _randn((4, 5), seed=1), weight=torch.zeros(weight_shape, dtype=torch.float64), **hp)
     assert not torch.isnan(out).any()
     assert torch.equal(out, torch.zeros_like(out))
     out.sum().backward()
@@ -565,3 +580,9 @@ def test_module_bad_reduction_raises_at_construction(module_cls, fn, hp):
         module_cls(reduction="avg", **hp)
     assert module_cls.__name__ in str(info.value)
     assert "'avg'" in str(info.value)
+
+
+def test_module_reduction_none_value_raises_at_construction():
+    with pytest.raises(ValueError, match="'none', 'mean', 'sum', got None") as info:
+        losskit.nn.HuberLoss(reduction=None)
+    assert str(info.value).startswith("HuberLoss:")
