@@ -108,6 +108,13 @@ def check_tensor(loss: str, name: str, x: object) -> torch.Tensor:
 
 
 def check_floating(loss: str, name: str, x: torch.Tensor, hint: str | None = None) -> None:
+    if x.is_complex():
+        fail(
+            loss,
+            f"{name} must be a real floating-point tensor, got {describe(x)}.",
+            f"losses are real: pass {name}.real or {name}.abs() as you mean it.",
+            cls=LossTypeError,
+        )
     if not x.is_floating_point():
         fail(
             loss,

@@ -147,16 +147,19 @@ def _build_app():
         path = plot([spec(n).name for n in names], _options(set_, parse_values), grad=grad, out=out)
         print(f"wrote {path}")
 
-    @app.command("bench", context_settings={"allow_extra_args": True,
-                                            "ignore_unknown_options": True})
+    @app.command(
+        "bench", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+    )
     @_friendly
     def bench_cmd(ctx: typer.Context) -> None:
         """Run the benchmark runner (``python -m benchmarks``; from a source checkout)."""
         try:
             from benchmarks.runner import main as bench_main
         except ImportError:
-            raise CLIError("the benchmarks live in the source repository: run `losskit bench` "
-                           "(or python -m benchmarks) from a checkout of losskit") from None
+            raise CLIError(
+                "the benchmarks live in the source repository: run `losskit bench` "
+                "(or python -m benchmarks) from a checkout of losskit"
+            ) from None
         bench_main(list(ctx.args))
 
     return app

@@ -1,0 +1,391 @@
+r"""Losses across processes, on ``torch.distributed`` (gloo on CPU, NCCL on GPU).
+
+Two helpers, and no process-group code of losskit's own: they call
+``torch.distributed.all_reduce`` on the group they are given (default: the world).
+
+* :func:`global_count` counts the targets that are not ignored, summed over the ranks: the
+  ``normalizer=`` that makes a mean exact under gradient accumulation and data
+  parallelism when ranks (or micro-batches) hold different numbers of counted tokens.
+* :func:`vocab_parallel_cross_entropy` is cross entropy when the classes (the
+  vocabulary of a language model) are split across the ranks of a tensor-parallel group:
+  rank ``r`` holds the logits of classes ``[r * V_local, (r + 1) * V_local)``. Every rank
+  gets the loss of the full vocabulary, and the gradient of its own slice, from two
+  all-reduces of ``O(N)`` numbers; the logits are never gathered.
+
+Both work without a process group (``torch.distributed`` not initialised, or not built):
+the "world" is then the one process, so the same code runs on one device and on many.
+Every rank of the group must call them, in the same order, with consistent arguments
+(collectives are matched by order); the value checks (``losskit.set_checks``) must be
+on or off on all ranks alike, because with checks on,
+:func:`vocab_parallel_cross_entropy` verifies the shards with one extra all-reduce.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.distributed as dist
+from torch.autograd.function import once_differentiable
+
+from . import _checks as C
+from ._errors import LossInputError
+from ._reduction import compute_dtype, reduce
+from .functional._classes import _check_index_range
+from .functional.multiclass import _check_ignore_index
+
+__all__ = ["global_count", "vocab_parallel_cross_entropy"]
+
+
+# --------------------------------------------------------------------------- the group
+def _initialized() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def _rank_and_size(loss: str, group) -> tuple[int, int]:
+    """This process's rank in ``group`` and the group's size; ``(0, 1)`` without one."""
+    if not _initialized():
+        if group is not None:
+            C.fail(
+                loss,
+                f"group={group!r} was given, but torch.distributed is not initialised.",
+                "call torch.distributed.init_process_group(...) first, or pass group=None.",
+            )
+        return 0, 1
+    rank, size = dist.get_rank(group), dist.get_world_size(group)
+    if rank < 0:
+        C.fail(loss, f"this process (global rank {dist.get_rank()}) is not a member of {group!r}.")
+    return rank, size
+
+
+def _all_reduce(t: torch.Tensor, op: str, group, size: int) -> torch.Tensor:
+    """In-place all-reduce (``"sum"`` or ``"max"``); a no-op in a world of one."""
+    if size > 1:
+        dist.all_reduce(t, op=dist.ReduceOp.SUM if op == "sum" else dist.ReduceOp.MAX, group=group)
+    return t
+
+
+# --------------------------------------------------------------------------- global_count
+def global_count(target, *, ignore_index=-100, group=None) -> torch.Tensor:
+    r"""The number of counted targets, summed over the ranks of ``group``.
+
+    .. math::
+        n = \sum_{r \in \text{group}} \sum_{b} \#\{ i : y^{(r, b)}_i \ne
+        \text{ignore\_index} \}
+
+    over the ranks ``r`` and the target tensors ``b`` given (several micro-batches of a
+    gradient-accumulation step can be counted with one all-reduce). Pass it as
+    ``normalizer=`` to any loss with ``reduction="mean"``: each rank then returns its
+    *summed* loss divided by the global count, so that the sum over ranks and
+    micro-batches of the per-call losses is exactly the mean over every counted token of
+    the whole step, however unevenly the tokens are spread. (DDP *averages* gradients
+    over the ranks: multiply the loss by the world size before ``backward`` to undo it.)
+
+    Without a process group (``torch.distributed`` not initialised) it is the local count.
+    The count is an ``int64`` 0-dim tensor on the target's device, all-reduced there (use
+    CUDA tensors with NCCL); nothing is read back to the host. It is 0 when nothing is
+    counted anywhere, which ``normalizer`` rejects while value checks are on: guard with
+    ``.clamp_min(1)`` if a whole step can be ignored (the summed loss is then 0 anyway).
+
+    Args:
+        target: a target tensor of any shape and real dtype (class indices, or the
+            float targets of a binary loss with ``ignore_index``), or a sequence of them
+            on one device.
+        ignore_index: the target value that is not counted, or ``None`` to count every
+            element. Default: ``-100``.
+        group: the process group. Default: ``None`` (the world).
+
+    Returns:
+        0-dim ``int64`` tensor on the target's device, equal on every rank.
+
+    Example:
+        >>> import torch
+        >>> from losskit.distributed import global_count
+        >>> global_count(torch.tensor([[3, 1, -100], [0, -100, -100]]))  # one process
+        tensor(3)
+        >>> global_count([torch.tensor([1, 2]), torch.tensor([-100, 4])])  # micro-batches
+        tensor(3)
+    """
+    name = "global_count"
+    if isinstance(target, torch.Tensor):
+        targets = [target]
+    elif isinstance(target, Sequence) and not isinstance(target, str) and len(target) > 0:
+        targets = list(target)
+    else:
+        C.fail(
+            name,
+            f"target must be a torch.Tensor or a non-empty sequence of tensors, got "
+            f"{type(target).__name__}{' (empty)' if isinstance(target, Sequence) else ''}.",
+            cls=C.LossTypeError,
+        )
+    for i, t in enumerate(targets):
+        label = "target" if len(targets) == 1 else f"target[{i}]"
+        C.check_tensor(name, label, t)
+        C.check_real(name, label, t)
+    C.check_same_device(name, **{f"target[{i}]": t for i, t in enumerate(targets)})
+    if ignore_index is not None:
+        C.check_number(name, "ignore_index", ignore_index)
+    _, size = _rank_and_size(name, group)
+
+    device = targets[0].device
+    count = torch.zeros((), dtype=torch.int64, device=device)
+    for t in targets:
+        if ignore_index is None:
+            count += t.numel()
+        else:
+            count += (t != ignore_index).sum()
+    return _all_reduce(count, "sum", group, size)
+
+
+# --------------------------------------------------------------------------- vocab parallel
+class _VocabParallelCrossEntropy(torch.autograd.Function):
+    """Per-row cross entropy of the full vocabulary from the local shard ``(M, V_local)``.
+
+    Forward (``m``: the global row maximum, all terms below are >= 0, so nothing cancels):
+    ``loss = log(s) + (1 - e) (m - x_y) + e / V sum_c (m - x_c) + z lse^2`` with
+    ``s = sum_c exp(x_c - m)`` and ``lse = m + log(s)``; ``m`` is one all-reduce (MAX),
+    and ``s``, ``m - x_y`` (from the rank owning ``y``, 0 elsewhere) and, with smoothing,
+    ``sum_c (m - x_c)`` are one all-reduce (SUM) of a ``(2 or 3, M)`` tensor.
+
+    Backward, local (no communication): ``g (p_c (1 + 2 z lse) - (1 - e) [c = y] - e / V)``
+    with ``p = exp(x - lse)`` recomputed from the saved shard and ``lse``.
+    """
+
+    @staticmethod
+    def forward(ctx, x, target, mask, vocab_start, vocab_size, ls, z, group, size):
+        dtype = compute_dtype(x.dtype)
+        xf = x.to(dtype)
+        v_local = xf.shape[1]
+        local = target - vocab_start
+        owned = mask & (local >= 0) & (local < v_local)
+        index = torch.where(owned, local, 0).unsqueeze(1)
+
+        m = _all_reduce(xf.amax(dim=1), "max", group, size)
+        mc = m.unsqueeze(1)
+        # the global maximum is attained on some rank, so the global s is >= 1
+        stats = [
+            torch.exp(xf - mc).sum(1),
+            torch.where(owned, m - xf.gather(1, index).squeeze(1), 0),
+        ]
+        if ls:
+            stats.append((mc - xf).sum(1))
+        stats = _all_reduce(torch.stack(stats), "sum", group, size)
+
+        log_s = stats[0].log()
+        lse = m + log_s
+        loss = log_s + (1.0 - ls) * stats[1]
+        if ls:
+            loss = loss + (ls / vocab_size) * stats[2]
+        if z:
+            loss = loss + z * lse.square()
+        loss = torch.where(mask, loss, 0)
+
+        # an ignored row may be all -inf (padding): keep exp(x - lse) finite there
+        lse = torch.where(mask, lse, lse.clamp_min(0))
+        ctx.save_for_backward(x, lse, mask, owned, index)
+        ctx.options = (ls, z, vocab_size)
+        return loss
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_loss):
+        x, lse, mask, owned, index = ctx.saved_tensors
+        ls, z, vocab_size = ctx.options
+        g = torch.where(mask, grad_loss.to(lse.dtype), 0)
+        coef = g * (1.0 + 2.0 * z * lse) if z else g
+        grad = torch.exp(x.to(lse.dtype) - lse.unsqueeze(1))
+        grad.mul_(coef.unsqueeze(1))
+        if ls:
+            grad.sub_((g * (ls / vocab_size)).unsqueeze(1))
+        if ls < 1.0:
+            grad.scatter_add_(1, index, torch.where(owned, g * -(1.0 - ls), 0).unsqueeze(1))
+        return grad.to(x.dtype), None, None, None, None, None, None, None, None
+
+
+def _check_shards(name, rank, size, group, x, target, v_local):
+    """Value check (one all-reduce): equal shard widths, rows and targets on every rank."""
+    with torch.no_grad():
+        rows = target.numel()
+        weights = torch.arange(1, rows + 1, device=target.device, dtype=torch.int64)
+        checksum = (target * weights).sum()
+        local = torch.stack(
+            [
+                torch.tensor(v_local, device=x.device),
+                torch.tensor(rows, device=x.device),
+                checksum.to(x.device),
+            ]
+        )
+        both = _all_reduce(torch.cat([local, -local]), "max", group, size)
+        hi, lo = both[:3].tolist(), (-both[3:]).tolist()
+    if hi[0] != lo[0]:
+        C.fail(
+            name,
+            f"logits_shard must hold the same number of classes on every rank of the group, "
+            f"got from {lo[0]} to {hi[0]} (rank {rank}: {tuple(x.shape)}).",
+            "pad the vocabulary to a multiple of the group size (as Megatron's "
+            "make-vocab-size-divisible-by does).",
+        )
+    if hi[1] != lo[1]:
+        C.fail(
+            name,
+            f"every rank of the group must hold the same tokens, got from {lo[1]} to {hi[1]} "
+            f"target elements (rank {rank}: target shape {tuple(target.shape)}).",
+            "a vocabulary-parallel group splits the classes, not the tokens.",
+        )
+    if hi[2] != lo[2]:
+        C.fail(
+            name,
+            "target must be identical on every rank of the group (it holds global class "
+            "indices), but it differs between ranks.",
+            "broadcast the target from one rank, or pass the same batch to every rank.",
+        )
+
+
+def _check_target_range(name, target, vocab_size, ignore_index, size, v_local):
+    try:
+        _check_index_range(name, target, vocab_size, ignore_index)
+    except LossInputError as error:
+        text = str(error).replace(
+            f"but input has {vocab_size} classes",
+            f"but the full vocabulary has {vocab_size} classes ({size} "
+            f"rank{'s' if size != 1 else ''} x {v_local})",
+        )
+        raise LossInputError(text) from None
+
+
+def vocab_parallel_cross_entropy(
+    logits_shard,
+    target,
+    *,
+    group=None,
+    ignore_index=-100,
+    label_smoothing=0.0,
+    z_loss=0.0,
+    reduction="mean",
+    normalizer=None,
+):
+    r"""Cross entropy over a vocabulary split across the ranks of ``group``.
+
+    Rank ``r`` of a group of ``R`` ranks holds the logits of the contiguous classes
+    ``[r V_l, (r + 1) V_l)`` of the full vocabulary of ``V = R V_l`` classes (the layout
+    of a column-parallel output layer, e.g. Megatron's). With the row maximum ``m_i``
+    over the full vocabulary (an all-reduce MAX) and
+    ``lse_i = m_i + log sum_c exp(x_{i,c} - m_i)`` (an all-reduce SUM, together with the
+    target logit, which the rank owning it contributes, and, for label smoothing, the
+    sum of the logits), every rank returns
+
+    .. math::
+        \ell_i = (1 - \epsilon)(\mathrm{lse}_i - x_{i, y_i})
+                 + \frac{\epsilon}{V} \sum_{c=0}^{V-1} (\mathrm{lse}_i - x_{i,c})
+                 + z\, \mathrm{lse}_i^2, \qquad
+        \text{mean} = \frac{\sum_i \ell_i}{\#\{i : y_i \ne \text{ignore\_index}\}}
+
+    over the targets not equal to ``ignore_index``: exactly
+    ``losskit.functional.cross_entropy(full_logits, target, ...)`` of the gathered logits,
+    with the same semantics for ``ignore_index``, ``label_smoothing``, ``z_loss``,
+    ``reduction`` and ``normalizer`` (an empty mean is 0.0 with a zero gradient). The
+    gradient of each rank's shard is the matching slice of the full gradient,
+    ``g_i (p_{i,c} (1 + 2 z lse_i) - (1 - \epsilon)[c = y_i] - \epsilon / V)``, computed
+    locally from the saved shard and ``lse`` (the backward communicates nothing).
+
+    Cost: two all-reduces of ``O(N)`` numbers per call, never a gather of the logits;
+    with value checks on, one more (of 6 numbers) verifies that the shard widths, the
+    token counts and the targets agree across the ranks, and the target range is checked
+    against ``V``; both read a few numbers back to the host. There is no class
+    ``weight``. The classes must split evenly (pad the vocabulary to a multiple of the
+    group size). Without a process group the "group" is this process alone, and the
+    result is :func:`losskit.functional.cross_entropy` with the classes last.
+
+    Args:
+        logits_shard: this rank's logits ``(*, V_l)``, classes last (the layout of a
+            language model's ``(B, T, V_l)`` output), any floating dtype.
+        target: global class indices ``(*)`` in ``[0, V)`` or ``ignore_index``, any
+            integer dtype, identical on every rank.
+        group: the tensor-parallel process group. Default: ``None`` (the world).
+        ignore_index: a class index not counted. Default: ``-100``.
+        label_smoothing: ``epsilon`` in [0, 1], spread over the full vocabulary ``V``.
+            Default: ``0.0``.
+        z_loss: coefficient of ``lse^2`` (PaLM), ``>= 0``. Default: ``0.0``.
+        reduction: ``"none"`` | ``"mean"`` | ``"sum"``. Default: ``"mean"``.
+        normalizer: with ``"mean"``, divide the summed loss by this instead (a float or a
+            0-dim tensor, the same on every rank; see :func:`global_count`).
+
+    Shape:
+        logits_shard ``(*, V_l)``, target ``(*)``; output scalar, or ``(*)`` with
+        ``reduction="none"`` (ignored targets give 0). The same on every rank.
+
+    Returns:
+        The loss in the compute dtype (float32 for float16/bfloat16 logits, which are
+        computed in float32); the gradient of ``logits_shard`` has its dtype.
+
+    Example:
+        >>> import torch, losskit.functional as LF
+        >>> from losskit.distributed import vocab_parallel_cross_entropy
+        >>> logits = torch.tensor([[2.0, 0.5, -1.0, 0.0], [0.1, 0.2, 0.3, 0.4]])
+        >>> target = torch.tensor([0, 3])
+        >>> # without a process group: the whole vocabulary on one rank
+        >>> vocab_parallel_cross_entropy(logits, target, label_smoothing=0.1)
+        tensor(0.8812)
+        >>> LF.cross_entropy(logits, target, label_smoothing=0.1)
+        tensor(0.8812)
+        >>> # on 2 ranks, rank r passes logits[:, 2 * r : 2 * r + 2] and the same target
+
+    References:
+        Shoeybi et al., "Megatron-LM: Training Multi-Billion Parameter Language Models
+        Using Model Parallelism", 2019, https://arxiv.org/abs/1909.08053
+    """
+    name = "vocab_parallel_cross_entropy"
+    C.check_reduction(name, reduction)
+    C.check_tensor(name, "logits_shard", logits_shard)
+    C.check_tensor(name, "target", target)
+    C.check_floating(name, "logits_shard", logits_shard)
+    if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
+        C.fail(
+            name,
+            f"target must hold integer class indices, got {C.describe(target)}.",
+            "class indices must be integers: cast with target.long().",
+            cls=C.LossTypeError,
+        )
+    C.check_same_device(name, logits_shard=logits_shard, target=target)
+    C.check_normalizer(name, normalizer, reduction)
+    ii = _check_ignore_index(name, ignore_index)
+    ls = C.check_number(name, "label_smoothing", label_smoothing, low=0.0, high=1.0)
+    z = C.check_number(name, "z_loss", z_loss, low=0.0)
+    if logits_shard.dim() == 0 or logits_shard.shape[-1] == 0:
+        C.fail(
+            name,
+            f"logits_shard must have the classes last, (*, V_local) with V_local >= 1, got "
+            f"shape {tuple(logits_shard.shape)}.",
+        )
+    if tuple(target.shape) != tuple(logits_shard.shape[:-1]):
+        C.fail(
+            name,
+            f"target must have shape {tuple(logits_shard.shape[:-1])} (logits_shard "
+            f"{tuple(logits_shard.shape)} without its last, class dimension), got "
+            f"{tuple(target.shape)}.",
+            "the classes are the last dimension here (not dimension 1, as in cross_entropy).",
+        )
+    rank, size = _rank_and_size(name, group)
+    v_local = logits_shard.shape[-1]
+    vocab_size = v_local * size
+    t = target.reshape(-1).long()
+
+    if C.checks_enabled():
+        if size > 1:
+            _check_shards(name, rank, size, group, logits_shard, t, v_local)
+        _check_target_range(name, t, vocab_size, ii, size, v_local)
+
+    mask = t != ii
+    x = logits_shard.reshape(-1, v_local)
+    if t.numel() == 0:  # every rank has no rows (checked above): no collective to match
+        per = x.sum(1).to(compute_dtype(x.dtype)) * 0.0
+    else:
+        per = _VocabParallelCrossEntropy.apply(
+            x, t, mask, rank * v_local, vocab_size, ls, z, group, size
+        )
+    return reduce(
+        per.reshape(target.shape),
+        reduction,
+        mask=mask.reshape(target.shape),
+        normalizer=normalizer,
+    )
