@@ -338,11 +338,21 @@ def test_normalizer_with_sum(name):
     assert "'sum'" in msg and "Hint:" in msg
 
 
-@pytest.mark.parametrize("bad", [0.0, -2.0])
-def test_normalizer_tensor_not_positive(bad):
+@pytest.mark.parametrize("bad", [-2.0, float("nan")])
+def test_normalizer_tensor_negative_or_nan(bad):
     x, y = _valid("mse_loss")
-    with pytest.raises(losskit.LossInputError, match="normalizer must be > 0"):
+    with pytest.raises(losskit.LossInputError, match="normalizer must be >= 0"):
         LF.mse_loss(x, y, normalizer=torch.tensor(bad))
+
+
+def test_normalizer_tensor_zero_is_the_empty_mean():
+    # a device count of 0 (every token of a step ignored) gives 0.0, not an error or NaN
+    x = torch.zeros(3, requires_grad=True)
+    out = LF.binary_cross_entropy_with_logits(
+        x, torch.full((3,), -1.0), ignore_index=-1.0, normalizer=torch.tensor(0)
+    )
+    out.backward()
+    assert out.item() == 0.0 and torch.equal(x.grad, torch.zeros(3))
 
 
 def test_normalizer_not_a_number():

@@ -6,7 +6,7 @@ Functions live in :mod:`losskit.functional` (alias ``losskit.F``), modules in
 computes any loss by hand, step by step, checked against torch.
 """
 
-from . import functional, nn, reference
+from . import distributed, functional, nn, reference
 from . import functional as F
 from ._checks import checks_enabled, set_checks
 from ._errors import LossInputError, LossTypeError
@@ -20,6 +20,7 @@ __all__ = [
     "functional",
     "nn",
     "reference",
+    "distributed",
     "LossInputError",
     "LossTypeError",
     "set_checks",

@@ -247,8 +247,11 @@ def check_normalizer(loss: str, normalizer: object, reduction: str) -> None:
                 f"normalizer must be a float or a 0-dim tensor, got a tensor of "
                 f"shape {tuple(normalizer.shape)}.",
             )
-        if checks_enabled() and not bool(normalizer > 0):  # a value check: reads the data
-            fail(loss, f"normalizer must be > 0, got {float(normalizer):g}.")
+        # a value check (reads the data). A tensor count may be 0 (every token of a step
+        # ignored, e.g. from losskit.distributed.global_count): the summed loss is then 0
+        # and so is the mean, by the empty-mean rule.
+        if checks_enabled() and not bool(normalizer >= 0):
+            fail(loss, f"normalizer must be >= 0, got {float(normalizer):g}.")
         return
     check_number(loss, "normalizer", normalizer, low=0.0, low_open=True)
 

@@ -112,10 +112,11 @@ def global_count(target, *, ignore_index=-100, group=None) -> torch.Tensor:
     elif isinstance(target, Sequence) and not isinstance(target, str) and len(target) > 0:
         targets = list(target)
     else:
+        empty = " (empty)" if isinstance(target, (list, tuple)) and not target else ""
         C.fail(
             name,
             f"target must be a torch.Tensor or a non-empty sequence of tensors, got "
-            f"{type(target).__name__}{' (empty)' if isinstance(target, Sequence) else ''}.",
+            f"{type(target).__name__}{empty}.",
             cls=C.LossTypeError,
         )
     for i, t in enumerate(targets):
@@ -180,8 +181,9 @@ class _VocabParallelCrossEntropy(torch.autograd.Function):
             loss = loss + z * lse.square()
         loss = torch.where(mask, loss, 0)
 
-        # an ignored row may be all -inf (padding): keep exp(x - lse) finite there
-        lse = torch.where(mask, lse, lse.clamp_min(0))
+        # an ignored row may be all -inf (padding, lse NaN): keep exp(x - lse) finite
+        # there (any lse >= max(x) does, and its gradient is multiplied by 0)
+        lse = torch.where(mask | (lse > 0), lse, 0)
         ctx.save_for_backward(x, lse, mask, owned, index)
         ctx.options = (ls, z, vocab_size)
         return loss
