@@ -61,8 +61,9 @@ def test_examples_match_reference_and_article(spec):
     for example in spec.examples:
         tensors = example.tensors(torch.float64)
         got = float(spec.functional(*tensors, **example.call_options(torch.float64)))
-        want = float(spec.reference(example.input, example.target, *example.extra,
-                                    **example.options))
+        want = float(
+            spec.reference(example.input, example.target, *example.extra, **example.options)
+        )
         assert got == pytest.approx(want, rel=1e-12)
         if example.article_value is not None:
             assert round(got, 4) == pytest.approx(example.article_value, abs=1e-4)

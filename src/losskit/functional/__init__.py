@@ -2,6 +2,7 @@
 
 from .binary import binary_cross_entropy, binary_cross_entropy_with_logits, sigmoid_focal_loss
 from .detection import detection_focal_loss
+from .linear import linear_cross_entropy
 from .metrics import in_top_k, top_k_accuracy
 from .multiclass import (
     categorical_cross_entropy,
@@ -42,6 +43,7 @@ __all__ = [
     "symmetric_cross_entropy",
     "reverse_cross_entropy",
     "categorical_cross_entropy",
+    "linear_cross_entropy",
     "detection_focal_loss",
     "top_k_accuracy",
     "in_top_k",

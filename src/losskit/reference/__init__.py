@@ -13,6 +13,7 @@ Example:
 
 from ._steps import Step, record
 from .binary import binary_cross_entropy, binary_cross_entropy_with_logits, sigmoid_focal_loss
+from .linear import linear_cross_entropy
 from .multiclass import (
     categorical_cross_entropy,
     cross_entropy,
@@ -57,6 +58,7 @@ __all__ = [
     "symmetric_cross_entropy",
     "reverse_cross_entropy",
     "categorical_cross_entropy",
+    "linear_cross_entropy",
     "detection_focal_loss",
     "top_k_accuracy",
     "in_top_k",

@@ -1,0 +1,62 @@
+"""Linear cross entropy by hand, in NumPy float64: the logits in full, then the cross entropy.
+
+Example:
+    >>> from losskit import reference as R
+    >>> h = [[1.0, -1.0], [0.5, 2.0], [-1.0, 0.0]]
+    >>> W = [[0.5, 0.1], [-0.3, 0.8], [1.0, -1.0]]
+    >>> round(float(R.linear_cross_entropy(h, W, [0, 1, 2])), 4)
+    1.3383
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._steps import as_array, step
+from .multiclass import cross_entropy
+
+__all__ = ["linear_cross_entropy"]
+
+
+def linear_cross_entropy(
+    input,
+    linear_weight,
+    target,
+    *,
+    linear_bias=None,
+    weight=None,
+    ignore_index=-100,
+    label_smoothing=0.0,
+    z_loss=0.0,
+    softcap=None,
+    reduction="mean",
+    normalizer=None,
+    chunk_size=None,
+):
+    """``cross_entropy(softcap * tanh((x @ W.T + b) / softcap), y)``; ``chunk_size`` is
+    accepted for the same signature and ignored (the reference holds every logit)."""
+    x = step("hidden states", "x, one row of features per token", as_array(input))
+    w = step("linear weight", "W (classes x features)", as_array(linear_weight))
+    t = as_array(target, np.int64)
+    logits = x @ w.T
+    if linear_bias is not None:
+        logits = logits + as_array(linear_bias)
+    logits = step("logits", "a = x W^T" + (" + b" if linear_bias is not None else ""), logits)
+    if softcap is not None:
+        logits = step(
+            "softcapped logits",
+            f"s tanh(a / s) (s={softcap})",
+            softcap * np.tanh(logits / softcap),
+        )
+    loss = cross_entropy(
+        logits.reshape(-1, w.shape[0]),
+        t.reshape(-1),
+        weight=weight,
+        ignore_index=-100 if ignore_index is None else ignore_index,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        target_type="index",
+        reduction=reduction,
+        normalizer=normalizer,
+    )
+    return loss.reshape(t.shape) if reduction == "none" else loss
