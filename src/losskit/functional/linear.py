@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from .. import _checks as C
+from .. import kernels
 from .._reduction import compute_dtype, reduce_sums
 from ._classes import _check_index_range
 from .multiclass import _check_ignore_index
@@ -336,6 +337,90 @@ class _LinearCrossEntropy(torch.autograd.Function):
         return (*grads, None, None, None, None, None, None)
 
 
+def _triton_rows(y, mask, cw, plan):
+    """The whole batch as one chunk (no ``x``): the per-row terms of loss and gradient."""
+    mask_f = mask.to(torch.float32)
+    w_y = cw[y] if cw is not None else None
+    coef = mask_f if w_y is None else w_y * mask_f
+    return _Chunk(
+        x=None,
+        y=y,
+        mask=mask_f,
+        w_y=w_y,
+        g=mask_f,
+        target_coef=(1.0 - plan.label_smoothing) * coef,
+    )
+
+
+class _TritonLinearCrossEntropy(torch.autograd.Function):
+    """The fused kernel (:mod:`losskit.kernels.linear`): the forward launch gives the
+    lse and loss of every row, the backward launch recomputes the tiles of logits and
+    accumulates the gradients. Per-row loss (``scalar=False``) or its sum."""
+
+    @staticmethod
+    def forward(ctx, x, w, b, y, mask, cw, plan, scalar):
+        from ..kernels import linear as K
+
+        ls = plan.label_smoothing
+        x, w = x.contiguous(), w.contiguous()
+        b = b.contiguous() if b is not None else None
+        mx, se, part, zy = K.forward(x, w, b, y, cw, plan.softcap, bool(ls))
+        ref = mx.amax(0)  # the row's largest logit
+        lse_minus_r = (se * torch.exp(mx - ref)).sum(0).log()
+        lse = ref + lse_minus_r
+        ch = _triton_rows(y, mask, cw, plan)
+        s_r = None
+        if ls:  # sum_c w_c (z_c - ref) from each tile's sum_c w_c (z_c - m_tile)
+            v, tiles = w.shape[0], mx.shape[0]
+            if cw is None:
+                starts = torch.arange(tiles, device=x.device) * K.BLOCK_V
+                w_tile = (v - starts).clamp(max=K.BLOCK_V).to(torch.float32)
+            else:
+                w_tile = torch.nn.functional.pad(cw, (0, tiles * K.BLOCK_V - v)).view(tiles, -1)
+                w_tile = w_tile.sum(1)
+            s_r = (part + w_tile.unsqueeze(1) * (mx - ref)).sum(0)
+        loss = _row_loss(ch, plan, lse - zy, lse_minus_r, s_r, lse)
+        ctx.save_for_backward(x, w, b, y, mask, cw, lse)
+        ctx.plan = plan
+        ctx.dtypes = (x.dtype, w.dtype, b.dtype if b is not None else None)
+        return loss.sum() if scalar else loss
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):
+        from ..kernels import linear as K
+
+        x, w, b, y, mask, cw, lse = ctx.saved_tensors
+        plan = ctx.plan
+        ch = _triton_rows(y, mask, cw, plan)
+        g = grad_out.to(torch.float32) * ch.mask  # a scalar, or one value per row
+        ch.g = g
+        ls = plan.label_smoothing
+        grads = K.backward(
+            x,
+            w,
+            b,
+            y,
+            cw,
+            plan.softcap,
+            lse,
+            (g * _coef(ch, plan, lse)).contiguous(),
+            (g * ch.target_coef).contiguous(),
+            (g * (ls / plan.num_classes)).contiguous() if ls else None,
+            tuple(ctx.needs_input_grad[:3]),
+        )
+        grads = [None if t is None else t.to(dt) for t, dt in zip(grads, ctx.dtypes, strict=True)]
+        return (*grads, None, None, None, None, None)
+
+
+def _kernel_unsupported(input, chunk_size):
+    if input.dtype == torch.float64:
+        return "float64 inputs (it computes in float32)"
+    if chunk_size is not None:
+        return "chunk_size (the kernel tiles on its own)"
+    return None
+
+
 # --------------------------------------------------------------------------- checks
 def _check_chunk_size(chunk_size, n, v):
     """Rows per token chunk and classes per vocabulary block."""
@@ -448,15 +533,9 @@ def _check_args(input, linear_weight, target, linear_bias, weight, normalizer, r
 
 
 def _check_classes(y, v, ignore_index):
-    """Value check: class indices in ``0..V-1`` or ``ignore_index``."""
-    try:
-        _check_index_range(NAME, y, v, ignore_index)
-    except C.LossInputError as error:
-        # the shared check words it "input has V classes"; here the input holds features
-        # and the classes are the rows of linear_weight
-        raise C.LossInputError(
-            str(error).replace("but input has", "but linear_weight has", 1)
-        ) from None
+    """Value check: class indices in ``0..V-1`` or ``ignore_index``; the input holds
+    features, the classes are the rows of ``linear_weight``."""
+    _check_index_range(NAME, y, v, ignore_index, classes_from="linear_weight")
 
 
 # --------------------------------------------------------------------------- the loss
@@ -474,6 +553,7 @@ def linear_cross_entropy(
     reduction="mean",
     normalizer=None,
     chunk_size=None,
+    backend="auto",
 ):
     r"""Cross entropy of a linear layer's output, computed without materialising the logits.
 
@@ -529,6 +609,12 @@ def linear_cross_entropy(
         chunk_size: token rows per chunk, or a pair ``(rows, classes)`` to also block the
             vocabulary. Default ``None``: chunks of ``2**22 // V`` rows (a 16 MiB float32
             tile; at least 16 rows), and vocabulary blocks only above ``2**20`` classes.
+        backend: ``"torch"`` (the chunked sweep above, any device) or ``"triton"`` (the
+            fused kernel of :mod:`losskit.kernels.linear`: one launch computes the tiles
+            of logits and their log-sum-exp, a second recomputes them for the gradients,
+            which are accumulated in float32 with atomic adds; no ``chunk_size``, no
+            float64). ``"auto"`` is the torch path for now, on every device: the fused
+            kernel is opt-in until it has been benchmarked on a GPU. Default: ``"auto"``.
 
     Shape:
         input ``(*, D)``, linear_weight ``(V, D)``, linear_bias and weight ``(V,)``,
@@ -566,6 +652,12 @@ def linear_cross_entropy(
     n = x.shape[0]
     _check_classes(y, v, ii)
     rows, block = _check_chunk_size(chunk_size, n, v)
+    use_kernel = kernels.select(
+        NAME,
+        "torch" if backend == "auto" else backend,
+        input,
+        _kernel_unsupported(input, chunk_size),
+    )
     dtype = compute_dtype(input.dtype)
     mask = y != ii
     cw = weight.detach().to(dtype) if weight is not None else None
@@ -579,9 +671,15 @@ def linear_cross_entropy(
         weight_sum=cw.sum() if cw is not None else float(v),
     )
     scalar = reduction != "none"
-    out = _LinearCrossEntropy.apply(
-        x, linear_weight, linear_bias, y, mask, cw, plan, scalar, torch.is_grad_enabled()
-    )
+    if use_kernel:
+        y_k = torch.where(mask, y, 0)  # ignored rows read class 0 and count 0
+        out = _TritonLinearCrossEntropy.apply(
+            x, linear_weight, linear_bias, y_k, mask, cw, plan, scalar
+        )
+    else:
+        out = _LinearCrossEntropy.apply(
+            x, linear_weight, linear_bias, y, mask, cw, plan, scalar, torch.is_grad_enabled()
+        )
     if not scalar:
         return out.reshape(target.shape)
     if reduction == "mean" and normalizer is None:

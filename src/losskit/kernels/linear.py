@@ -1,0 +1,289 @@
+"""Linear cross entropy kernel: the matmul, the log-sum-exp and the gradient fused, so the
+``(N, V)`` logits never exist in memory (in the spirit of Cut Cross-Entropy, Wijmans et
+al. 2024, without its gradient filtering).
+
+Two launches, each over a grid of ``(BLOCK_M rows) x (BLOCK_V classes)`` tiles:
+
+* forward: each program computes its tile of logits ``a = x W^T + b`` in float32 (a loop
+  over the features in ``BLOCK_D`` steps, ``tl.dot``), applies the softcap, and writes
+  the tile's row maximum ``m``, ``sum_c exp(z_c - m)``, and (for label smoothing)
+  ``sum_c w_c (z_c - m)``, plus the target's logit from the one tile that holds it. The
+  per-tile partials (``V / BLOCK_V`` floats per row) are merged in torch into the row's
+  log-sum-exp and loss; nothing of size ``N x V`` is stored.
+* backward: each program recomputes its tile, forms the gradient of the logits in
+  float32 (``G = scale p - T - S``, see :mod:`losskit.functional.linear`; times
+  ``1 - tanh^2`` under a softcap), and adds ``G W`` into the input's gradient and
+  ``G^T x`` into the weight's gradient, ``BLOCK_D`` features at a time, with float32
+  atomic adds (so the sums are float32, as the torch path's are, and the order of the
+  additions, hence the last bits, may vary between runs on a GPU).
+
+Extra memory: the float32 gradient accumulators (``4 N D`` and ``4 V D`` bytes; the
+gradients are cast to the parameters' dtype at the end) and ``O(N V / BLOCK_V)`` floats
+of partials. Offsets are 64-bit.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import triton
+import triton.language as tl
+
+# Tile sizes: tl.dot needs every dimension >= 16. Products are "ieee": float32 inputs are
+# multiplied in full float32, as torch's default matmul does (no TF32).
+BLOCK_M, BLOCK_V, BLOCK_D = 64, 128, 64
+
+
+@triton.jit
+def _tile_logits(
+    x_ptr,
+    w_ptr,
+    b_ptr,
+    rows,
+    cols,
+    row_ok,
+    col_ok,
+    N,
+    V,
+    D,
+    cap,
+    HAS_B: tl.constexpr,
+    SOFTCAP: tl.constexpr,
+    DOT_F32: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_V: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+):
+    """The float32 tile ``z`` of logits (after the softcap) and ``t = tanh(a / cap)``."""
+    acc = tl.zeros((BLOCK_M, BLOCK_V), dtype=tl.float32)
+    ks = tl.arange(0, BLOCK_D)
+    for k0 in range(0, D, BLOCK_D):
+        k = k0 + ks
+        k_ok = k < D
+        xt = tl.load(
+            x_ptr + rows[:, None] * D + k[None, :], mask=row_ok[:, None] & k_ok[None, :], other=0.0
+        )
+        wt = tl.load(
+            w_ptr + cols[:, None] * D + k[None, :], mask=col_ok[:, None] & k_ok[None, :], other=0.0
+        )
+        if DOT_F32:
+            xt, wt = xt.to(tl.float32), wt.to(tl.float32)
+        acc = tl.dot(xt, tl.trans(wt), acc, input_precision="ieee")
+    if HAS_B:
+        acc += tl.load(b_ptr + cols, mask=col_ok, other=0.0).to(tl.float32)[None, :]
+    t = acc
+    if SOFTCAP:
+        # tanh(u) = sign(u) (1 - e) / (1 + e) with e = exp(-2 |u|) in (0, 1]: no overflow
+        u = acc / cap
+        e = tl.exp(-2.0 * tl.abs(u))
+        t = (1.0 - e) / (1.0 + e)
+        t = tl.where(u < 0, -t, t)
+        acc = cap * t
+    return acc, t
+
+
+@triton.jit
+def _linear_ce_forward_kernel(
+    x_ptr,
+    w_ptr,
+    b_ptr,
+    y_ptr,
+    cw_ptr,
+    max_ptr,
+    sum_ptr,
+    smooth_ptr,
+    zy_ptr,
+    N,
+    V,
+    D,
+    cap,
+    HAS_B: tl.constexpr,
+    HAS_W: tl.constexpr,
+    SMOOTH: tl.constexpr,
+    SOFTCAP: tl.constexpr,
+    DOT_F32: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_V: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+):
+    pid_m = tl.program_id(0).to(tl.int64)
+    pid_v = tl.program_id(1).to(tl.int64)
+    rows = pid_m * BLOCK_M + tl.arange(0, BLOCK_M).to(tl.int64)
+    cols = pid_v * BLOCK_V + tl.arange(0, BLOCK_V).to(tl.int64)
+    row_ok = rows < N
+    col_ok = cols < V
+    z, t = _tile_logits(
+        x_ptr, w_ptr, b_ptr, rows, cols, row_ok, col_ok, N, V, D, cap,
+        HAS_B, SOFTCAP, DOT_F32, BLOCK_M, BLOCK_V, BLOCK_D,
+    )  # fmt: skip
+    z = tl.where(col_ok[None, :], z, float("-inf"))
+    m = tl.max(z, 1)
+    zc = tl.where(col_ok[None, :], z - m[:, None], 0.0)  # 0 past the last class, not -inf
+    s = tl.sum(tl.where(col_ok[None, :], tl.exp(zc), 0.0), 1)
+    out = pid_v * N + rows
+    tl.store(max_ptr + out, m, mask=row_ok)
+    tl.store(sum_ptr + out, s, mask=row_ok)
+    if SMOOTH:
+        if HAS_W:
+            cw = tl.load(cw_ptr + cols, mask=col_ok, other=0.0)
+            part = tl.sum(zc * cw[None, :], 1)  # cw is 0 past the last class
+        else:
+            part = tl.sum(zc, 1)
+        tl.store(smooth_ptr + out, part, mask=row_ok)
+    y = tl.load(y_ptr + rows, mask=row_ok, other=-1)
+    hit = cols[None, :] == y[:, None]
+    zy = tl.sum(tl.where(hit, z, 0.0), 1)
+    inside = row_ok & (y >= pid_v * BLOCK_V) & (y < pid_v * BLOCK_V + BLOCK_V)
+    tl.store(zy_ptr + rows, zy, mask=inside)
+
+
+@triton.jit
+def _linear_ce_backward_kernel(
+    x_ptr,
+    w_ptr,
+    b_ptr,
+    y_ptr,
+    cw_ptr,
+    lse_ptr,
+    scale_ptr,
+    target_ptr,
+    spread_ptr,
+    gx_ptr,
+    gw_ptr,
+    gb_ptr,
+    N,
+    V,
+    D,
+    cap,
+    HAS_B: tl.constexpr,
+    HAS_W: tl.constexpr,
+    SMOOTH: tl.constexpr,
+    SOFTCAP: tl.constexpr,
+    GRAD_X: tl.constexpr,
+    GRAD_W: tl.constexpr,
+    GRAD_B: tl.constexpr,
+    DOT_F32: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_V: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+):
+    pid_m = tl.program_id(0).to(tl.int64)
+    pid_v = tl.program_id(1).to(tl.int64)
+    rows = pid_m * BLOCK_M + tl.arange(0, BLOCK_M).to(tl.int64)
+    cols = pid_v * BLOCK_V + tl.arange(0, BLOCK_V).to(tl.int64)
+    row_ok = rows < N
+    col_ok = cols < V
+    z, t = _tile_logits(
+        x_ptr, w_ptr, b_ptr, rows, cols, row_ok, col_ok, N, V, D, cap,
+        HAS_B, SOFTCAP, DOT_F32, BLOCK_M, BLOCK_V, BLOCK_D,
+    )  # fmt: skip
+    lse = tl.load(lse_ptr + rows, mask=row_ok, other=0.0)
+    scale = tl.load(scale_ptr + rows, mask=row_ok, other=0.0)  # g * coef, 0 when ignored
+    at_target = tl.load(target_ptr + rows, mask=row_ok, other=0.0)  # g (1 - e) w_y
+    y = tl.load(y_ptr + rows, mask=row_ok, other=-1)
+    ok = row_ok[:, None] & col_ok[None, :]
+    p = tl.exp(tl.where(ok, z - lse[:, None], float("-inf")))
+    g = scale[:, None] * p - tl.where(cols[None, :] == y[:, None], at_target[:, None], 0.0)
+    if SMOOTH:
+        spread = tl.load(spread_ptr + rows, mask=row_ok, other=0.0)  # g e / V
+        if HAS_W:
+            cw = tl.load(cw_ptr + cols, mask=col_ok, other=0.0)
+            g -= spread[:, None] * cw[None, :]
+        else:
+            g -= spread[:, None]
+    if SOFTCAP:
+        g = g * (1.0 - t * t)
+    g = tl.where(ok, g, 0.0)
+    if GRAD_B:
+        tl.atomic_add(gb_ptr + cols, tl.sum(g, 0), mask=col_ok)
+    gd = g.to(x_ptr.dtype.element_ty)  # the tensor cores' operand: the input's dtype
+    if DOT_F32:
+        gd = gd.to(tl.float32)
+    ks = tl.arange(0, BLOCK_D)
+    for k0 in range(0, D, BLOCK_D):
+        k = k0 + ks
+        k_ok = k < D
+        if GRAD_X:
+            wt = tl.load(
+                w_ptr + cols[:, None] * D + k[None, :],
+                mask=col_ok[:, None] & k_ok[None, :],
+                other=0.0,
+            )
+            if DOT_F32:
+                wt = wt.to(tl.float32)
+            gx = tl.dot(gd, wt, input_precision="ieee")
+            tl.atomic_add(
+                gx_ptr + rows[:, None] * D + k[None, :], gx, mask=row_ok[:, None] & k_ok[None, :]
+            )
+        if GRAD_W:
+            xt = tl.load(
+                x_ptr + rows[:, None] * D + k[None, :],
+                mask=row_ok[:, None] & k_ok[None, :],
+                other=0.0,
+            )
+            if DOT_F32:
+                xt = xt.to(tl.float32)
+            gw = tl.dot(tl.trans(gd), xt, input_precision="ieee")
+            tl.atomic_add(
+                gw_ptr + cols[:, None] * D + k[None, :], gw, mask=col_ok[:, None] & k_ok[None, :]
+            )
+
+
+def _dot_f32() -> bool:
+    """Under Triton's CPU interpreter, half-precision ``tl.dot`` is wrong (Triton 3.9), so
+    the operands are widened to float32 first: the same products (a product of two
+    bfloat16 values is exact in float32) and the same float32 sums."""
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def _grid(n: int, v: int) -> tuple[int, int]:
+    return (triton.cdiv(n, BLOCK_M), triton.cdiv(v, BLOCK_V))
+
+
+def forward(x, w, b, y, cw, cap, smooth):
+    """Per-tile partials: ``(max, sum_exp, smooth_part or None, z_y)``, float32.
+
+    ``x`` (N, D) and ``w`` (V, D) contiguous, same dtype; ``y`` (N,) int64 with ignored
+    rows set to a valid class; ``cw`` (V,) float32 or None.
+    """
+    n, d = x.shape
+    v = w.shape[0]
+    grid = _grid(n, v)
+    f32 = dict(dtype=torch.float32, device=x.device)
+    mx = torch.empty(grid[1], n, **f32)
+    se = torch.empty(grid[1], n, **f32)
+    sm = torch.empty(grid[1], n, **f32) if smooth else mx
+    zy = torch.empty(n, **f32)
+    _linear_ce_forward_kernel[grid](
+        x, w, b if b is not None else x, y, cw if cw is not None else mx,
+        mx, se, sm, zy, n, v, d, float(cap or 1.0),
+        HAS_B=b is not None, HAS_W=cw is not None, SMOOTH=smooth, SOFTCAP=cap is not None,
+        DOT_F32=_dot_f32(), BLOCK_M=BLOCK_M, BLOCK_V=BLOCK_V, BLOCK_D=BLOCK_D,
+    )  # fmt: skip
+    return mx, se, (sm if smooth else None), zy
+
+
+def backward(x, w, b, y, cw, cap, lse, scale, at_target, spread, grads):
+    """float32 gradients ``(grad_x, grad_w, grad_b)`` of ``sum_i g_i l_i``; ``None`` where
+    ``grads`` says not needed. ``scale``, ``at_target``, ``spread``: per-row float32."""
+    n, d = x.shape
+    v = w.shape[0]
+    f32 = dict(dtype=torch.float32, device=x.device)
+    gx = torch.zeros(n, d, **f32) if grads[0] else None
+    gw = torch.zeros(v, d, **f32) if grads[1] else None
+    gb = torch.zeros(v, **f32) if grads[2] and b is not None else None
+    if gx is None and gw is None and gb is None:
+        return gx, gw, gb
+    dummy = lse
+    _linear_ce_backward_kernel[_grid(n, v)](
+        x, w, b if b is not None else x, y, cw if cw is not None else dummy,
+        lse, scale, at_target, spread if spread is not None else dummy,
+        gx if gx is not None else dummy, gw if gw is not None else dummy,
+        gb if gb is not None else dummy, n, v, d, float(cap or 1.0),
+        HAS_B=b is not None, HAS_W=cw is not None, SMOOTH=spread is not None,
+        SOFTCAP=cap is not None, GRAD_X=gx is not None, GRAD_W=gw is not None,
+        GRAD_B=gb is not None,
+        DOT_F32=_dot_f32(), BLOCK_M=BLOCK_M, BLOCK_V=BLOCK_V, BLOCK_D=BLOCK_D,
+    )  # fmt: skip
+    return gx, gw, gb
