@@ -1,6 +1,9 @@
 """Benchmark runner: forward+backward time and memory of losskit beside its peers.
 
-``python -m benchmarks [--suite gpu|cpu] [--out DIR] [--quick]``
+``python -m benchmarks [--suite gpu|cpu|linear] [--out DIR] [--quick]``
+
+(``--suite linear`` runs ``python -m benchmarks.linear`` with its defaults for the
+device, ``--quick`` passed on; it prints its own table and writes no files.)
 
 * ``gpu`` (the default on CUDA): the workloads of the kernels issue (sigmoid focal,
   LLM-vocabulary and segmentation cross entropy, softmax focal, symmetric CE); providers
@@ -12,7 +15,9 @@
   bandwidth.
 * ``cpu`` (the default without CUDA): every registered loss that torch also has, losskit's
   torch path (value checks on and off) against torch's built-in, with
-  ``torch.utils.benchmark``, so the overhead of checks and dispatch is visible.
+  ``torch.utils.benchmark``, so the overhead of checks and dispatch is visible
+  (``linear_cross_entropy`` has its own time and memory benchmark,
+  ``python -m benchmarks.linear``).
 
 Ratios are against peers measured in the same run. Results go to ``results.csv``,
 ``results.json`` (device, versions, date) and ``results.md`` (a table for the README).
@@ -227,6 +232,11 @@ def run_cpu(size: int = 1 << 20, min_run_time: float = 0.5) -> list[dict[str, ob
 
     rows = []
     specs = [s for s in losskit.REGISTRY.values() if s.torch_builtin is not None]
+    for spec in [s for s in specs if s.target_kind == "linear"]:
+        # its cost is the (N, D) x (D, V) products and the memory of the logits, not the
+        # checks and dispatch this suite times on (N, C) inputs
+        print(f"  {spec.name}: skipped here; python -m benchmarks.linear measures it")
+    specs = [s for s in specs if s.target_kind != "linear"]
     for spec in track(specs, description="benchmarking"):
         width = 1000 if spec.target_kind == "index" else 256
         shape = (size // width, width)
@@ -310,13 +320,22 @@ def main(argv: list[str] | None = None) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--suite", choices=("gpu", "cpu"), default="gpu" if torch.cuda.is_available() else "cpu"
+        "--suite",
+        choices=("gpu", "cpu", "linear"),
+        default="gpu" if torch.cuda.is_available() else "cpu",
     )
     parser.add_argument("--quick", action="store_true", help="smaller shapes (a smoke run)")
     parser.add_argument("--size", type=int, default=1 << 20, help="cpu: elements per input")
     parser.add_argument("--min-run-time", type=float, default=0.5, help="cpu: seconds")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args(argv)
+    if args.suite == "linear":
+        from .linear import main as linear_main
+
+        status = linear_main(["--quick"] if args.quick else [])
+        if status:
+            raise SystemExit(status)
+        return
     if args.suite == "gpu":
         rows = run_gpu(args.quick)
         env = environment("cuda")

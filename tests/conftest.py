@@ -51,6 +51,30 @@ def make_weight(spec, shape, dtype=torch.float64, seed=1):
     return sample_weight(spec, shape, dtype, seed)
 
 
+def make_module(spec, args, options, factory=None):
+    """The row's module for a call on ``args``, and the inputs its forward takes.
+
+    ``factory`` builds the module from keyword options (``spec.module`` by default, or
+    ``losskit.get`` by name). A module that owns a linear layer (``"linear"`` rows) is
+    built to the shape of the sample's ``linear_weight``, which is copied into
+    ``module.linear.weight``; its forward then takes ``(input, target)``.
+    """
+    factory = factory or spec.module
+    if spec.target_kind != "linear":
+        return factory(**options), tuple(args)
+    x, y, w = args
+    module = factory(in_features=w.shape[1], num_classes=w.shape[0], dtype=w.dtype, **options)
+    with torch.no_grad():
+        module.linear.weight.copy_(w)
+    return module, (x, y)
+
+
+def per_sample_inputs(spec, args):
+    """How many of ``args`` hold one entry per sample (a batch slices them): all but a
+    linear layer's weight."""
+    return 2 if spec.target_kind == "linear" else len(args)
+
+
 def options_for(spec, variant, args):
     """A variant's options and inputs; ignore_index variants mark every third target."""
     options = dict(variant)

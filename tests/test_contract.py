@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+
 import numpy as np
 import pytest
 import torch
@@ -13,14 +16,30 @@ from conftest import (
     WEIGHTED_SPECS,
     assert_close,
     make_inputs,
+    make_module,
     make_weight,
     none_shape,
     options_for,
+    per_sample_inputs,
     spec_variants,
+    variants,
 )
 
 REDUCTIONS = ("none", "mean", "sum")
 SHAPES = [(5, 7), (2, 3, 4), (6,)]
+
+
+def _differentiable(args):
+    """Positions of the inputs a loss is differentiated by: the input, and any floating
+    input after the target (a linear layer's weight)."""
+    return [0, *(i for i in range(2, len(args)) if args[i].is_floating_point())]
+
+
+def _with(args, positions, values):
+    args = list(args)
+    for i, v in zip(positions, values, strict=True):
+        args[i] = v
+    return args
 
 
 def _weighted_params():
@@ -41,6 +60,30 @@ def test_functional_matches_reference_float64(spec, variant, reduction, weighted
     want = spec.reference(*args, reduction=reduction, **options)
     assert got.dtype == torch.float64
     np.testing.assert_allclose(got.numpy(), want, rtol=1e-10, atol=1e-12)
+
+
+BUILTIN_SPECS = [s for s in SPECS if s.torch_builtin is not None]
+
+
+@pytest.mark.parametrize("spec", BUILTIN_SPECS, ids=[s.name for s in BUILTIN_SPECS])
+def test_torch_builtin_matches_where_torch_has_the_options(spec):
+    """The row's ``torch_builtin`` (shown beside losskit by explain and the demo) gives
+    losskit's value for every variant, reduction and weighting torch has; ``None``
+    where it lacks an option."""
+    compared = 0
+    for variant in variants(spec):
+        for reduction in REDUCTIONS:
+            for weighted in (False, True) if spec.weight_kind else (False,):
+                options, args = options_for(spec, variant, make_inputs(spec, (5, 7)))
+                if weighted:
+                    options["weight"] = make_weight(spec, args[0].shape)
+                theirs = spec.torch_builtin(*args, reduction=reduction, **options)
+                if theirs is None:
+                    continue
+                ours = spec.functional(*args, reduction=reduction, **options)
+                assert_close(ours, theirs, msg=f"{variant}, {reduction}, weighted={weighted}")
+                compared += 1
+    assert compared >= len(REDUCTIONS)  # at least the default options
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
@@ -74,11 +117,17 @@ def test_module_equals_functional(spec, variant):
     options, args = options_for(spec, variant, make_inputs(spec, dtype=torch.float32))
     if spec.weight_kind:
         options["weight"] = make_weight(spec, args[0].shape, torch.float32)
-    module = spec.module(**options)
+    module, inputs = make_module(spec, args, options)
     assert isinstance(module, torch.nn.Module)
     want = spec.functional(*args, **options)
-    assert torch.equal(module(*args), want)
-    assert torch.equal(losskit.get(spec.name, **options)(*args), want)
+    assert torch.equal(module(*inputs), want)
+    by_name, inputs = make_module(spec, args, options, functools.partial(losskit.get, spec.name))
+    assert torch.equal(by_name(*inputs), want)
+    if spec.target_kind == "linear":  # the module trains its own layer, with this gradient
+        w = args[2].clone().requires_grad_(True)
+        spec.functional(args[0], args[1], w, **options).backward()
+        module(*inputs).backward()
+        assert torch.equal(module.linear.weight.grad, w.grad)
     if "weight" in options:  # tensor hyperparameters are buffers: they follow .to()
         assert "weight" in dict(module.named_buffers())
         assert module.to(torch.float64).weight.dtype == torch.float64
@@ -105,7 +154,7 @@ def test_invalid_reduction_raises(spec, bad):
     assert str(info.value).startswith(f"{spec.name}:")
     assert isinstance(info.value, losskit.LossInputError)
     with pytest.raises(ValueError, match="'none', 'mean', 'sum'"):
-        spec.module(reduction=bad)
+        make_module(spec, args, {"reduction": bad})
 
 
 @pytest.mark.parametrize("spec, variant", spec_variants())
@@ -113,56 +162,65 @@ def test_gradcheck_float64(spec, variant):
     options, args = options_for(spec, variant, make_inputs(spec, (3, 4)))
     if spec.weight_kind:
         options["weight"] = make_weight(spec, args[0].shape)
-    x, rest = args[0].requires_grad_(True), args[1:]
-    assert torch.autograd.gradcheck(lambda t: spec.functional(t, *rest, **options), (x,))
-    assert torch.autograd.gradcheck(
-        lambda t: spec.functional(t, *rest, reduction="none", **options), (x,)
-    )
+    wrt = _differentiable(args)
+    params = tuple(args[i].requires_grad_(True) for i in wrt)
+
+    def fn(*ts, **more):
+        return spec.functional(*_with(args, wrt, ts), **options, **more)
+
+    assert torch.autograd.gradcheck(fn, params)
+    assert torch.autograd.gradcheck(functools.partial(fn, reduction="none"), params)
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
 def test_torch_compile_parity(spec):
     torch._dynamo.reset()
-    x, *rest = make_inputs(spec, dtype=torch.float32)
-    x1 = x.clone().requires_grad_(True)
-    x2 = x.clone().requires_grad_(True)
+    args = make_inputs(spec, dtype=torch.float32)
+    wrt = _differentiable(args)
+    p1 = [args[i].clone().requires_grad_(True) for i in wrt]
+    p2 = [args[i].clone().requires_grad_(True) for i in wrt]
     compiled = torch.compile(spec.functional, fullgraph=True)
-    got = compiled(x1, *rest)
-    want = spec.functional(x2, *rest)
+    got = compiled(*_with(args, wrt, p1))
+    want = spec.functional(*_with(args, wrt, p2))
     assert_close(got, want, rtol=1e-5, atol=1e-6)
     got.backward()
     want.backward()
-    assert_close(x1.grad, x2.grad, rtol=1e-5, atol=1e-6)
+    for a, b in zip(p1, p2, strict=True):
+        assert_close(a.grad, b.grad, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("spec, variant", spec_variants())
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16], ids=str)
 def test_extreme_inputs_are_finite(spec, variant, dtype):
     options, args = options_for(spec, variant, make_inputs(spec, dtype=dtype, extreme=True))
-    x = args[0].requires_grad_(True)
+    params = [args[i].requires_grad_(True) for i in _differentiable(args)]
     for reduction in REDUCTIONS:
-        out = spec.functional(x, *args[1:], reduction=reduction, **options)
+        out = spec.functional(*args, reduction=reduction, **options)
         assert torch.isfinite(out).all(), (reduction, out)
-        (grad,) = torch.autograd.grad(out.sum(), x)
-        assert torch.isfinite(grad).all(), reduction
+        for grad in torch.autograd.grad(out.sum(), params):
+            assert torch.isfinite(grad).all(), reduction
 
 
 @pytest.mark.parametrize("spec, variant", spec_variants())
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
 def test_half_precision_close_to_float32(spec, variant, dtype):
-    x, y, *extra = make_inputs(spec, dtype=torch.float32)
-    x = x.to(dtype).float()  # the same input values in both precisions
-    options, (x, y, *extra) = options_for(spec, variant, (x, y, *extra))
-    xh = x.to(dtype).requires_grad_(True)
-    xf = x.clone().requires_grad_(True)
-    got = spec.functional(xh, y.to(dtype) if y.is_floating_point() else y, *extra, **options)
-    want = spec.functional(xf, y, *extra, **options)
+    options, args = options_for(spec, variant, make_inputs(spec, dtype=torch.float32))
+    wrt = _differentiable(args)  # the input and a linear layer's weight: in the half dtype
+    floats = [args[i].to(dtype).float() for i in wrt]  # the same values in both precisions
+    half = [t.to(dtype).requires_grad_(True) for t in floats]
+    full = [t.clone().requires_grad_(True) for t in floats]
+    y = args[1]
+    half_args = _with(args, wrt, half)
+    half_args[1] = y.to(dtype) if y.is_floating_point() else y
+    got = spec.functional(*half_args, **options)
+    want = spec.functional(*_with(args, wrt, full), **options)
     assert got.dtype == torch.float32
     assert_close(got, want, dtype)
     got.backward()
     want.backward()
-    assert xh.grad.dtype == dtype
-    assert_close(xh.grad.float(), xf.grad, dtype)
+    for h, f in zip(half, full, strict=True):
+        assert h.grad.dtype == dtype
+        assert_close(h.grad.float(), f.grad, dtype)
 
 
 @pytest.mark.parametrize("spec, variant", spec_variants())
@@ -180,8 +238,9 @@ def test_inputs_not_modified(spec, variant):
 
 @pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
 def test_empty_batch_mean_is_zero_with_zero_gradient(spec):
-    x, *rest = make_inputs(spec, (4, 3))
-    empty = [t[:0] for t in (x, *rest)]
+    args = make_inputs(spec, (4, 3))
+    n = per_sample_inputs(spec, args)  # a linear layer's weight is not sliced
+    empty = [t[:0] for t in args[:n]] + list(args[n:])
     empty[0].requires_grad_(True)
     out = spec.functional(*empty)
     assert out.item() == 0.0
@@ -202,9 +261,10 @@ def test_all_zero_weight_mean_is_zero_with_zero_gradient(spec):
 @pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
 def test_registry_row_is_complete(spec):
     assert spec.summary and spec.when_to_use and spec.examples
-    assert spec.family in {"regression", "binary", "multiclass", "detection"}
+    assert spec.family in {"regression", "binary", "multiclass", "detection", "language model"}
     assert spec.plot_axis in {"residual", "p_t"}
-    assert getattr(losskit.functional, spec.name) is spec.functional
-    assert getattr(losskit.reference, spec.name) is spec.reference
+    # the public functions, or the registry's adapters around them (``__wrapped__``)
+    assert getattr(losskit.functional, spec.name) is inspect.unwrap(spec.functional)
+    assert getattr(losskit.reference, spec.name) is inspect.unwrap(spec.reference)
     assert spec.functional.__doc__ and "Example" in spec.functional.__doc__
     assert losskit.spec(spec.name) is spec

@@ -150,6 +150,10 @@ def test_curve_values():
     p, loss, grad, _ = curve("cross_entropy")
     np.testing.assert_allclose(loss, -torch.log(p), rtol=1e-10)  # CE against p_t is -log p_t
     np.testing.assert_allclose(grad, p - 1, atol=1e-10)  # d CE / d logit = p - 1
+    # linear cross entropy is drawn through an identity layer: the same curves as CE
+    _, lin_loss, lin_grad, _ = curve("linear_cross_entropy")
+    np.testing.assert_allclose(lin_loss, loss, rtol=1e-10)
+    np.testing.assert_allclose(lin_grad, grad, atol=1e-10)
     p, loss, _, _ = curve("sigmoid_focal_loss", gamma=2.0, alpha=None)
     np.testing.assert_allclose(loss, -((1 - p) ** 2) * torch.log(p), rtol=1e-9)
 
@@ -206,6 +210,49 @@ def test_cli_explain_literals_and_json():
     )
     assert text.returncode == 0 and "softmax of each row" in text.stdout
     assert "0.739773" in text.stdout
+
+
+def test_cli_explain_linear_cross_entropy():
+    """The layer's weight is an extra input: from the embedded example, or --set."""
+    out = _cli("explain", "linear_cross_entropy", "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert round(data["result"], 4) == 1.3383 and data["check"]["torch_abs_diff"] < 1e-6
+    assert data["options"]["linear_weight"] == [[0.5, 0.1], [-0.3, 0.8], [1.0, -1.0]]
+    h, y = "[[1.0, -1.0], [0.5, 2.0]]", "[1, 0]"
+    out = _cli(
+        "explain",
+        "linear_cross_entropy",
+        "--input",
+        h,
+        "--target",
+        y,
+        "--set",
+        "linear_weight=[[1, 0], [0, 1], [1, 1]]",
+        "--set",
+        "linear_bias=[0, 0, -1]",
+        "--set",
+        "z_loss=0.01",
+    )
+    assert out.returncode == 0, out.stderr
+    logits = torch.tensor([[1.0, -1.0, -1.0], [0.5, 2.0, 1.5]], dtype=torch.float64)
+    want = losskit.F.cross_entropy(logits, torch.tensor([1, 0]), z_loss=0.01)
+    assert f"result: {float(want):.6g}" in out.stdout
+    assert "logits" in out.stdout and "torch built-in: none" in out.stdout  # no z_loss there
+    out = _cli("explain", "linear_cross_entropy", "--input", h, "--target", y)
+    assert out.returncode == 2 and "needs linear_weight=" in out.stderr
+    out = _cli(
+        "explain",
+        "linear_cross_entropy",
+        "--input",
+        h,
+        "--target",
+        "[1, 3]",
+        "--set",
+        "linear_weight=[[1, 0], [0, 1], [1, 1]]",
+    )
+    assert out.returncode == 2
+    assert "but linear_weight has 3 classes" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_cli_explain_files(tmp_path):

@@ -34,6 +34,8 @@ def valid_call(draw, spec):
     dims = st.integers(0, 4)
     if spec.target_kind == "anchors":
         shape = (draw(dims), draw(dims), draw(st.integers(1, 4)))
+    elif spec.target_kind == "linear":  # hidden states (*, D), D >= 1
+        shape = (*draw(st.lists(dims, max_size=2)), draw(st.integers(1, 5)))
     elif spec.target_kind in ("index", "rows"):
         shape = (*draw(st.lists(dims, max_size=3)), draw(st.integers(1, 5)))
         if spec.target_kind == "index" and len(shape) > 1:  # (N, C, d...): C second
@@ -49,6 +51,7 @@ def valid_call(draw, spec):
     x = x.to(dtype)
     if y.is_floating_point():
         y = y.to(dtype)
+    extra = [e.to(dtype) if e.is_floating_point() else e for e in extra]  # a layer's weight
     options = {"reduction": draw(reductions)}
     if spec.weight_kind and draw(st.booleans()):
         w = make_weight(spec, x.shape, seed=draw(st.integers(0, 100)))
@@ -112,6 +115,9 @@ def any_call(draw, spec):
     extra = ()
     if spec.target_kind == "anchors":
         extra = (_tensor(draw, draw(shapes), anything, torch.int64),)
+    elif spec.target_kind == "linear":  # the layer's weight: any shape and dtype
+        w_dtype = draw(st.sampled_from([torch.float32, torch.float64, torch.int64]))
+        extra = (_tensor(draw, draw(shapes), anything, w_dtype),)
     return (x, y, *extra), options
 
 

@@ -5,6 +5,8 @@ line, one reference and one row here."""
 from __future__ import annotations
 
 import difflib
+import functools
+import inspect
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,8 +28,9 @@ class Example:
     """A worked example: inputs (nested lists), options, and the value its source prints.
 
     A target of Python ints is a class-index target (int64); ``extra`` holds further
-    positional inputs (``anchor_state`` of the detection loss). List-valued options
-    (class weights) become float tensors in :meth:`call_options`.
+    positional inputs (``anchor_state`` of the detection loss, ``linear_weight`` of
+    linear cross entropy). List-valued options (class weights, ``linear_bias``) become
+    float tensors in :meth:`call_options`.
     """
 
     source: str
@@ -60,14 +63,21 @@ class LossSpec:
     ``input_kind``: ``"real"`` (any value), ``"logits"``, ``"probs"`` (in [0, 1]) or
     ``"logprobs"``. ``target_kind``: ``"real"``, ``"unit"`` (in [0, 1], the input's
     shape), ``"index"`` (class indices: the input's shape without dimension 1),
-    ``"rows"`` (probability rows along the last dimension) or ``"anchors"`` (one-hot
-    classes plus an ``anchor_state`` input). ``weight_kind``: ``"element"`` (broadcast to
-    the input), ``"class"`` (one per class) or ``None``. ``none_shape``, the shape of
+    ``"rows"`` (probability rows along the last dimension), ``"anchors"`` (one-hot
+    classes plus an ``anchor_state`` input) or ``"linear"`` (class indices of the input's
+    shape without its last dimension, the features, plus the linear layer's weight
+    ``(V, D)`` as an input after the target). ``weight_kind``: ``"element"`` (broadcast
+    to the input), ``"class"`` (one per class) or ``None``. ``none_shape``, the shape of
     ``reduction="none"``: ``"input"``, ``"sample"`` (``(N,)``), ``"index"`` or ``"rows"``
     (the input without its last dimension). ``variants`` are option sets (besides the
     defaults) that the contract tests run. ``torch_builtin`` computes torch's own value
     for the same call, or returns ``None`` when torch has no equivalent for the options
     given.
+
+    ``functional``, ``reference`` and ``torch_builtin`` all take ``(input, target,
+    *extra, **options)``; a loss whose public signature orders its inputs otherwise is
+    registered through an adapter (:func:`_weight_after_target`) that keeps the public
+    function as ``__wrapped__``.
     """
 
     name: str
@@ -107,7 +117,11 @@ def _torch(
 
     def builtin(input, target, *, reduction="mean", **options):
         for k, v in options.items():
-            if k not in supports and v is not None and v != 0.0 and defaults.get(k) != v:
+            if k in supports or v is None:
+                continue
+            if isinstance(v, torch.Tensor):  # a tensor option torch lacks (a weight)
+                return None
+            if v != 0.0 and defaults.get(k) != v:
                 return None
         if weight_mean_differs and options.get("weight") is not None and reduction == "mean":
             return None  # torch divides a weighted mean by the element count
@@ -119,6 +133,66 @@ def _torch(
 
     builtin.__name__ = f"torch_{fn.__name__}"
     return builtin
+
+
+def _weight_after_target(fn: Callable[..., object]) -> Callable[..., object]:
+    """``fn(input, linear_weight, target, **options)`` in the registry's order,
+    ``(input, target, linear_weight, **options)``: input and target first, as for every
+    row, and the layer's weight after them as an extra input (``Example.extra``).
+
+    The adapter keeps ``fn``'s name and docstring, ``fn`` itself as ``__wrapped__``
+    (``inspect.unwrap`` gives the public function) and reports the reordered signature.
+    """
+
+    @functools.wraps(fn)
+    def call(input, target, linear_weight, **options):
+        return fn(input, linear_weight, target, **options)
+
+    params = list(inspect.signature(fn).parameters.values())
+    if [p.name for p in params[:3]] != ["input", "linear_weight", "target"]:
+        raise TypeError(f"{fn.__name__} does not take (input, linear_weight, target)")
+    order = [params[0], params[2], params[1], *params[3:]]
+    call.__signature__ = inspect.signature(fn).replace(parameters=order)
+    return call
+
+
+def _torch_linear_cross_entropy(
+    input,
+    target,
+    linear_weight,
+    *,
+    reduction="mean",
+    linear_bias=None,
+    weight=None,
+    ignore_index=-100,
+    label_smoothing=0.0,
+    z_loss=0.0,
+    softcap=None,
+    normalizer=None,
+    chunk_size=None,
+    backend="auto",
+):
+    """``torch.nn.functional.linear_cross_entropy`` (torch 2.13 and later) on the same
+    call; ``None`` on an older torch or with an option torch lacks (``z_loss``,
+    ``softcap``, ``normalizer``, ``chunk_size``, ``backend``). torch's input is ``(N, D)``
+    or ``(D,)``: leading dimensions are flattened into ``N`` and restored for ``"none"``."""
+    if not hasattr(TF, "linear_cross_entropy"):
+        return None
+    if z_loss or softcap is not None or normalizer is not None or chunk_size is not None:
+        return None
+    if backend != "auto":
+        return None
+    out = TF.linear_cross_entropy(
+        input.reshape(-1, linear_weight.shape[-1]),
+        linear_weight,
+        target.reshape(-1),
+        linear_bias=linear_bias,
+        weight=weight,
+        reduction=reduction,
+        ignore_index=-100 if ignore_index is None else ignore_index,
+        label_smoothing=label_smoothing,
+    )
+    return out.reshape(target.shape) if reduction == "none" else out
 
 
 # Seed articles' inputs.
@@ -530,6 +604,45 @@ _ROWS = (
         weight_kind=None,
         variants=({"gamma": 0.5, "alpha": None},),
         paper="https://arxiv.org/abs/1708.02002",
+    ),
+    LossSpec(
+        name="linear_cross_entropy",
+        family="language model",
+        functional=_weight_after_target(F.linear_cross_entropy),
+        module=N.LinearCrossEntropyLoss,
+        reference=_weight_after_target(R.linear_cross_entropy),
+        summary="Cross entropy of a linear layer's output, input @ linear_weight.T, "
+        "without the (N, V) logits in memory; z-loss, softcap.",
+        when_to_use="Language-model heads and other large vocabularies, where the logits "
+        "dominate training memory.",
+        examples=(
+            Example(
+                "losskit's docstring: 3 tokens of 2 features, a 3-class linear layer",
+                [[1.0, -1.0], [0.5, 2.0], [-1.0, 0.0]],
+                [0, 1, 2],
+                article_value=1.3383,
+                extra=([[0.5, 0.1], [-0.3, 0.8], [1.0, -1.0]],),
+            ),
+            Example(
+                "the same tokens and layer, with a bias and label smoothing",
+                [[1.0, -1.0], [0.5, 2.0], [-1.0, 0.0]],
+                [0, 1, 2],
+                options={"linear_bias": [0.5, 0.0, -0.5], "label_smoothing": 0.1},
+                extra=([[0.5, 0.1], [-0.3, 0.8], [1.0, -1.0]],),
+            ),
+        ),
+        target_kind="linear",
+        plot_axis="p_t",
+        weight_kind="class",
+        none_shape="rows",
+        variants=(
+            {"label_smoothing": 0.2},
+            {"ignore_index": 1},
+            {"z_loss": 1e-2, "softcap": 2.0},
+            {"chunk_size": (2, 4), "label_smoothing": 0.1, "ignore_index": 0},
+        ),
+        torch_builtin=_torch_linear_cross_entropy,
+        paper="https://arxiv.org/abs/2411.09009",
     ),
 )
 

@@ -3,13 +3,26 @@ benchmarks and the plots, so that none of them invents its own."""
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-__all__ = ["sample_inputs", "sample_weight", "none_shape"]
+__all__ = ["sample_inputs", "sample_weight", "none_shape", "num_classes"]
+
+# Classes of the linear layer in ``"linear"`` samples (the shape given is the hidden
+# states' ``(*, D)``): odd, and larger than the feature sizes the tests use.
+LINEAR_CLASSES = 11
 
 
 def class_dim(shape):
     return 0 if len(shape) == 1 else 1
+
+
+def num_classes(spec, shape):
+    """The number of classes of a sample of ``shape`` (one class weight each)."""
+    if spec.target_kind == "linear":
+        return LINEAR_CLASSES
+    return shape[class_dim(shape)]
 
 
 def index_shape(shape):
@@ -37,6 +50,9 @@ def sample_inputs(spec, shape=(5, 7), dtype=torch.float64, *, seed=0, extreme=Fa
     """``(input, target, *extra)`` for a registry row, with values of the row's kinds.
 
     ``extreme``: logits of +-1e4, probabilities exactly 0 and 1, residuals of +-1e4.
+    For ``"linear"`` rows ``shape`` is the hidden states' ``(*, D)``; the extra input is
+    a ``(LINEAR_CLASSES, D)`` weight in ``dtype`` scaled by ``1 / sqrt(D)``, so that
+    extreme hidden states of +-1e4 give logits of that order.
     """
     shape = input_shape(spec, shape)
     g = torch.Generator().manual_seed(seed)
@@ -76,6 +92,11 @@ def sample_inputs(spec, shape=(5, 7), dtype=torch.float64, *, seed=0, extreme=Fa
         if state.numel():
             state.view(-1)[0] = 1  # at least one object anchor
         extra = (state,)
+    elif spec.target_kind == "linear":
+        v, d = LINEAR_CLASSES, shape[-1]
+        y = torch.randint(0, v, shape[:-1], generator=g)
+        w = torch.randn(v, d, generator=g, dtype=torch.float64) / math.sqrt(max(d, 1))
+        extra = (w.to(dtype),)
     else:
         y = torch.randn(shape, generator=g, dtype=torch.float64)
     if y.is_floating_point():
@@ -88,5 +109,5 @@ def sample_weight(spec, shape, dtype=torch.float64, seed=1):
     shape = input_shape(spec, shape)
     g = torch.Generator().manual_seed(seed)
     if spec.weight_kind == "class":
-        shape = (shape[class_dim(shape)],)
+        shape = (num_classes(spec, shape),)
     return (torch.rand(shape, generator=g, dtype=torch.float64) + 0.25).to(dtype)

@@ -61,8 +61,8 @@ def _table(data: list[dict[str, object]]) -> str:
 def main() -> None:
     print("losskit: every registered loss on its worked example (float32).")
     print(
-        "torch = torch's built-in where torch has the loss; article = the value the seed "
-        "article prints.\n"
+        "torch = torch's built-in where torch has the loss; article = the value printed "
+        "where the example comes from\n(a seed article, or a losskit docstring).\n"
     )
     print(_table(rows()))
 

@@ -21,9 +21,16 @@ from .reference import Step, record
 __all__ = ["Explanation", "explain"]
 
 # Options that are tensors in the functional API (lists become tensors).
-_TENSOR_OPTIONS = {"weight": torch.float64, "pos_weight": torch.float64}
-# Extra positional inputs, by loss: given as options to explain.
-_EXTRA_INPUTS = {"anchors": ("anchor_state",)}
+_TENSOR_OPTIONS = {
+    "weight": torch.float64,
+    "pos_weight": torch.float64,
+    "linear_bias": torch.float64,
+}
+# Extra positional inputs, by target kind: given as options to explain, with whether
+# they hold integers (anchor states) or floats (a linear layer's weight).
+_EXTRA_INPUTS = {"anchors": (("anchor_state", True),), "linear": (("linear_weight", False),)}
+# Target kinds of class indices (integers).
+_INDEX_TARGETS = ("index", "linear")
 
 
 def _fmt_value(value: np.ndarray) -> str:
@@ -140,7 +147,9 @@ def explain(
             embedded example (an article's inputs where one exists), with its options
             (explicit options override them).
         **options: the loss's options; lists become tensors (``weight=[2, 1, 2]``).
-            For ``detection_focal_loss`` pass ``anchor_state=`` here.
+            For ``detection_focal_loss`` pass ``anchor_state=`` here, for
+            ``linear_cross_entropy`` ``linear_weight=`` (both part of the embedded
+            examples).
 
     Returns:
         An :class:`Explanation`; ``str()`` renders the walk-through, ``to_dict()`` gives
@@ -156,7 +165,8 @@ def explain(
         0.7398
     """
     row: LossSpec = spec(name)
-    extra_names = _EXTRA_INPUTS.get(row.target_kind, ())
+    extra_inputs = _EXTRA_INPUTS.get(row.target_kind, ())
+    extra_names = tuple(n for n, _ in extra_inputs)
     if input is None and target is None:
         example = row.examples[0]
         input, target, source = example.input, example.target, example.source
@@ -174,8 +184,8 @@ def explain(
         C.fail(row.name, f"explain needs {', '.join(missing)}= for this loss.")
 
     x = _as_tensor(input, integer=False)
-    y = _as_tensor(target, integer=row.target_kind == "index")
-    extra = [_as_tensor(options.pop(n), integer=True) for n in extra_names]
+    y = _as_tensor(target, integer=row.target_kind in _INDEX_TARGETS)
+    extra = [_as_tensor(options.pop(n), integer=integer) for n, integer in extra_inputs]
     call = {
         k: torch.as_tensor(np.asarray(v, dtype=np.float64))
         if k in _TENSOR_OPTIONS and v is not None and not isinstance(v, torch.Tensor)

@@ -3,6 +3,7 @@ classification losses against the probability of the true class ``p_t``."""
 
 from __future__ import annotations
 
+import inspect
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -23,6 +24,13 @@ def _true_class_inputs(row: LossSpec, p: torch.Tensor):
     Returns ``(input, target, extra, the input entry of the true class, its name)``.
     """
     logit = torch.log(p) - torch.log1p(-p)
+    if row.target_kind == "linear":
+        # hidden states through an identity layer: the hidden state of the true class's
+        # row is its logit, the other one is 0, as for the two-class logits below
+        first = logit.clone().requires_grad_(True)
+        x = torch.stack([first, torch.zeros_like(p)], dim=1)
+        y = torch.zeros(p.shape[0], dtype=torch.long)
+        return x, y, (torch.eye(2, dtype=p.dtype),), first, "logit"
     if row.target_kind in ("unit", "anchors"):
         x = (p if row.input_kind == "probs" else logit).clone().requires_grad_(True)
         y = torch.ones_like(p)
@@ -46,6 +54,12 @@ def _true_class_inputs(row: LossSpec, p: torch.Tensor):
     else:
         y = torch.zeros(p.shape[0], dtype=torch.long)
     return x, y, (), first, name
+
+
+def _option_names(row: LossSpec) -> set[str]:
+    """The options a loss takes: its functional's keyword-only arguments."""
+    params = inspect.signature(row.functional).parameters.values()
+    return {p.name for p in params if p.kind is p.KEYWORD_ONLY}
 
 
 def curve(name: str, **options: object) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, str]:
@@ -114,7 +128,8 @@ def plot(
             "losses (against p_t) in one figure.",
         )
     options = dict(options or {})
-    unknown = sorted(k for k in options if not any(k in r.module._defaults for r in rows))
+    taken_by = {r.name: _option_names(r) for r in rows}
+    unknown = sorted(k for k in options if not any(k in taken_by[r.name] for r in rows))
     if unknown:
         C.fail("plot", f"no loss named here takes {', '.join(unknown)}.")
     fig, axes = plt.subplots(
@@ -122,7 +137,7 @@ def plot(
     )
     grad_labels = set()
     for row in rows:
-        taken = {k: v for k, v in options.items() if k in row.module._defaults}
+        taken = {k: v for k, v in options.items() if k in taken_by[row.name]}
         for variant in _combinations(taken):
             x, loss, g, grad_label = curve(row.name, **variant)
             grad_labels.add(grad_label)

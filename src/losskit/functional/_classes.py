@@ -108,7 +108,7 @@ def prepare_classes(
         t = target.long()
         if ignore_index is not None:
             mask = t != ignore_index
-        _check_index_range(loss, t, num_classes, ignore_index)
+        _check_index_range(loss, t, num_classes, ignore_index, classes_from=input_name)
     else:
         t = target.to(dtype)
         check_probs(loss, t, class_dim, target.dtype)
@@ -176,7 +176,13 @@ def _target_kind(loss, input, target, target_type, idx_shape, allow_probs):
     )
 
 
-def _check_index_range(loss, t, num_classes, ignore_index):
+def _check_index_range(loss, t, num_classes, ignore_index, classes_from="input"):
+    """Value check: class indices in ``0..num_classes-1`` or ``ignore_index``.
+
+    ``classes_from`` names the argument that holds the classes, for the message ("but
+    input has 4 classes"; ``linear_cross_entropy``'s classes are the rows of
+    ``linear_weight``).
+    """
     if not C.checks_enabled() or t.numel() == 0:
         return
     with torch.no_grad():
@@ -205,8 +211,9 @@ def _check_index_range(loss, t, num_classes, ignore_index):
         hint = f"did you mean ignore_index={values[0]}?"
     C.fail(
         loss,
-        f"target has {noun} {C.format_values(values)}, but input has {num_classes} classes "
-        f"(valid 0..{num_classes - 1}{ignore}); {n_bad} {plural} out of range.",
+        f"target has {noun} {C.format_values(values)}, but {classes_from} has "
+        f"{num_classes} classes (valid 0..{num_classes - 1}{ignore}); {n_bad} {plural} out "
+        "of range.",
         hint,
     )
 
