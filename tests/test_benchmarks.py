@@ -47,7 +47,7 @@ def test_cpu_smoke_run(capsys):
             assert re.fullmatch(NUMBER, cell), cells
         assert re.fullmatch(NUMBER + "x", t_ratio), cells
         assert m_ratio == "-"  # torch chunked was not asked for
-        assert float(median) >= float(best) > 0
+        assert float(median) >= float(best) >= 0  # seconds to 3 decimals: may read 0.000
     assert rows["materialised"][4] == "1.00x"
     # the same inputs, the same loss (about log 300 for random logits of unit scale)
     assert math.isclose(float(rows["losskit"][6]), float(rows["materialised"][6]), rel_tol=1e-5)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._steps import as_array, step
+from ._steps import _steps, as_array, step
 from .multiclass import cross_entropy
 
 __all__ = ["linear_cross_entropy"]
@@ -48,6 +48,8 @@ def linear_cross_entropy(
             f"s tanh(a / s) (s={softcap})",
             softcap * np.tanh(logits / softcap),
         )
+    recorded = _steps.get()
+    first = len(recorded) if recorded is not None else 0
     loss = cross_entropy(
         logits.reshape(-1, w.shape[0]),
         t.reshape(-1),
@@ -59,4 +61,6 @@ def linear_cross_entropy(
         reduction=reduction,
         normalizer=normalizer,
     )
+    if recorded is not None and recorded[first].name == "logits":
+        del recorded[first]  # cross_entropy's own "logits" step: the ones recorded above
     return loss.reshape(t.shape) if reduction == "none" else loss
