@@ -40,10 +40,6 @@ def _tile_logits(
     x_ptr,
     w_ptr,
     b_ptr,
-    rows,
-    cols,
-    row_ok,
-    col_ok,
     N,
     V,
     D,
@@ -55,7 +51,12 @@ def _tile_logits(
     BLOCK_V: tl.constexpr,
     BLOCK_D: tl.constexpr,
 ):
-    """The float32 tile ``z`` of logits (after the softcap) and ``t = tanh(a / cap)``."""
+    """This program's float32 tile ``z`` of logits (after the softcap), ``t = tanh(a /
+    cap)``, and the tile's rows and classes (64-bit) with their in-range masks."""
+    rows = tl.program_id(0).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M).to(tl.int64)
+    cols = tl.program_id(1).to(tl.int64) * BLOCK_V + tl.arange(0, BLOCK_V).to(tl.int64)
+    row_ok = rows < N
+    col_ok = cols < V
     acc = tl.zeros((BLOCK_M, BLOCK_V), dtype=tl.float32)
     ks = tl.arange(0, BLOCK_D)
     for k0 in range(0, D, BLOCK_D):
@@ -80,7 +81,7 @@ def _tile_logits(
         t = (1.0 - e) / (1.0 + e)
         t = tl.where(u < 0, -t, t)
         acc = cap * t
-    return acc, t
+    return acc, t, rows, cols, row_ok, col_ok
 
 
 @triton.jit
@@ -107,20 +108,14 @@ def _linear_ce_forward_kernel(
     BLOCK_V: tl.constexpr,
     BLOCK_D: tl.constexpr,
 ):
-    pid_m = tl.program_id(0).to(tl.int64)
-    pid_v = tl.program_id(1).to(tl.int64)
-    rows = pid_m * BLOCK_M + tl.arange(0, BLOCK_M).to(tl.int64)
-    cols = pid_v * BLOCK_V + tl.arange(0, BLOCK_V).to(tl.int64)
-    row_ok = rows < N
-    col_ok = cols < V
-    z, t = _tile_logits(
-        x_ptr, w_ptr, b_ptr, rows, cols, row_ok, col_ok, N, V, D, cap,
-        HAS_B, SOFTCAP, DOT_F32, BLOCK_M, BLOCK_V, BLOCK_D,
-    )  # fmt: skip
+    z, t, rows, cols, row_ok, col_ok = _tile_logits(
+        x_ptr, w_ptr, b_ptr, N, V, D, cap, HAS_B, SOFTCAP, DOT_F32, BLOCK_M, BLOCK_V, BLOCK_D
+    )
     z = tl.where(col_ok[None, :], z, float("-inf"))
     m = tl.max(z, 1)
     zc = tl.where(col_ok[None, :], z - m[:, None], 0.0)  # 0 past the last class, not -inf
     s = tl.sum(tl.where(col_ok[None, :], tl.exp(zc), 0.0), 1)
+    pid_v = tl.program_id(1).to(tl.int64)
     out = pid_v * N + rows
     tl.store(max_ptr + out, m, mask=row_ok)
     tl.store(sum_ptr + out, s, mask=row_ok)
@@ -168,16 +163,9 @@ def _linear_ce_backward_kernel(
     BLOCK_V: tl.constexpr,
     BLOCK_D: tl.constexpr,
 ):
-    pid_m = tl.program_id(0).to(tl.int64)
-    pid_v = tl.program_id(1).to(tl.int64)
-    rows = pid_m * BLOCK_M + tl.arange(0, BLOCK_M).to(tl.int64)
-    cols = pid_v * BLOCK_V + tl.arange(0, BLOCK_V).to(tl.int64)
-    row_ok = rows < N
-    col_ok = cols < V
-    z, t = _tile_logits(
-        x_ptr, w_ptr, b_ptr, rows, cols, row_ok, col_ok, N, V, D, cap,
-        HAS_B, SOFTCAP, DOT_F32, BLOCK_M, BLOCK_V, BLOCK_D,
-    )  # fmt: skip
+    z, t, rows, cols, row_ok, col_ok = _tile_logits(
+        x_ptr, w_ptr, b_ptr, N, V, D, cap, HAS_B, SOFTCAP, DOT_F32, BLOCK_M, BLOCK_V, BLOCK_D
+    )
     lse = tl.load(lse_ptr + rows, mask=row_ok, other=0.0)
     scale = tl.load(scale_ptr + rows, mask=row_ok, other=0.0)  # g * coef, 0 when ignored
     at_target = tl.load(target_ptr + rows, mask=row_ok, other=0.0)  # g (1 - e) w_y
