@@ -144,6 +144,11 @@ SOFTMAX_CASES = [
     (LF.symmetric_cross_entropy, {"weight": "w", "ignore_index": 1}),
     (LF.symmetric_cross_entropy, {"alpha": 0.1, "beta": 2.0, "log_zero": -6.0}),
     (LF.reverse_cross_entropy, {"log_zero": -2.0, "weight": "w"}),
+    (LF.softmax_focal_loss, {"label_smoothing": 0.1}),
+    (
+        LF.softmax_focal_loss,
+        {"gamma": 0.5, "weight": "w", "ignore_index": 1, "label_smoothing": 0.2},
+    ),
 ]
 
 
@@ -232,8 +237,6 @@ def test_triton_refuses_unsupported_options_and_auto_falls_back():
     probs = torch.softmax(torch.randn(3, 4), 1)
     with pytest.raises(losskit.LossInputError, match="does not support probability targets"):
         LF.cross_entropy(x, probs, backend="triton")
-    with pytest.raises(losskit.LossInputError, match="does not support label_smoothing"):
-        LF.softmax_focal_loss(x, torch.tensor([0, 1, 2]), label_smoothing=0.1, backend="triton")
     with pytest.raises(losskit.LossInputError, match="does not support float64"):
         LF.sigmoid_focal_loss(x.double(), torch.rand(3, 4).double(), backend="triton")
     # auto: the torch path, same numbers

@@ -105,14 +105,12 @@ def _finish(per, reduction, c, mask, normalizer):
     )
 
 
-def _kernel_unsupported(c: Classes, label_smoothing: float = 0.0, smoothing_ok: bool = True):
+def _kernel_unsupported(c: Classes):
     """What the softmax kernel cannot do for this call (``None``: it can)."""
     if c.kind != "index":
         return "probability targets"
     if c.raw.dtype == torch.float64:
         return "float64 inputs"
-    if label_smoothing and not smoothing_ok:
-        return "label_smoothing with this loss"
     return None
 
 
@@ -380,10 +378,12 @@ def softmax_focal_loss(
     c, mask, ii = _prepare(
         name, input, target, weight, ignore_index, reduction, normalizer, target_type
     )
-    if kernels.select(name, backend, c.raw, _kernel_unsupported(c, ls, smoothing_ok=False)):
+    if kernels.select(name, backend, c.raw, _kernel_unsupported(c)):
         from ..kernels.softmax import MODE_FOCAL
 
-        return _softmax_kernel(c, ii, reduction, normalizer, mode=MODE_FOCAL, gamma=gamma)
+        return _softmax_kernel(
+            c, ii, reduction, normalizer, mode=MODE_FOCAL, gamma=gamma, label_smoothing=ls
+        )
     cd = c.class_dim
     logp = TF.log_softmax(c.input, dim=cd)
     # (1 - p)^gamma = exp(gamma * log(1 - p)), finite for every gamma >= 0

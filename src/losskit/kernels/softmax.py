@@ -19,6 +19,10 @@ Gradients per row, with ``p = softmax(x)``, target ``t``, class weights ``w``:
   ``-w_t ((1 - p_t) f - g p_t L f)`` for ``c = t`` and ``w_t f (p_c - g p_t L q_c)``
   otherwise; ``1 - p_t`` and ``q`` come from the log-sum-exp of the other classes, so
   they stay exact when ``p_t`` rounds to 1;
+* focal with label smoothing, ``F(p) = -(1 - p)^g log p``, coefficients ``a_c = e w_c / C
+  + (1 - e) w_t [c = t]``, ``h_c = p_c F'(p_c)``: ``a_c h_c - p_c sum_k a_k h_k``, which
+  takes a third pass (the sum before the gradients); ``1 - p`` of the row's top class
+  comes from the sum of the other classes, kept in the first pass;
 * symmetric: ``alpha w_t (p_c - [c = t]) + beta A w_t p_t ([c = t] - p_c)``.
 """
 
@@ -29,6 +33,43 @@ import triton
 import triton.language as tl
 
 MODE_CE, MODE_FOCAL, MODE_SYMMETRIC = 0, 1, 2
+
+
+@triton.jit
+def _log1p(u):
+    """log(1 + u) for u >= 0, exact for small u (three terms of the series below 1e-4)."""
+    return tl.where(u < 1e-4, u * (1.0 - u * (0.5 - u / 3.0)), tl.log(1.0 + u))
+
+
+@triton.jit
+def _focal_smooth_terms(
+    x, c, inb, t, lse, lp1, log1m_top, r_top, top, w_t, eps, gamma, C, w_ptr, HAS_W: tl.constexpr
+):
+    """Focal loss with label smoothing, per class: ``p``, the coefficient ``q_c w_c``,
+    ``F = -(1 - p)^g log p`` and ``h = p dF/dp = (1 - p)^g (g p log(p) / (1 - p) - 1)``.
+    The row's top class takes ``log p``, ``log(1 - p)`` and ``log(p) / (1 - p)`` from the
+    sum of the other classes (``lp1``, ``log1m_top``, ``r_top``), exact when ``p`` rounds
+    to 1; every other class has ``p <= 1/2``."""
+    # any finite value past the last class; a -inf logit has log p clamped to the lowest
+    # float32, as the torch path does, so that 0 * log p stays 0 in the gradient
+    logp = tl.where(inb, x - lse, -1.0)
+    live = logp >= -3.4028234663852886e38  # the clamp passes no gradient where it bites
+    logp = tl.maximum(logp, -3.4028234663852886e38)
+    p = tl.exp(logp)
+    is_top = c == top
+    one_minus = tl.where(is_top, 1.0, 1.0 - p)
+    l1 = tl.where(is_top, log1m_top, tl.log(one_minus))
+    r = tl.where(is_top, r_top, logp / one_minus)
+    logp = tl.where(is_top, -lp1, logp)
+    f = tl.exp(gamma * l1)
+    if HAS_W:
+        wc = tl.load(w_ptr + c, mask=inb, other=0.0).to(tl.float32)
+    else:
+        wc = 1.0
+    coef = eps / C * wc + tl.where(c == t, (1.0 - eps) * w_t, 0.0)
+    coef = tl.where(inb, coef, 0.0)
+    p = tl.where(inb, p, 0.0)
+    return p, coef, -f * logp, tl.where(live, f * (gamma * p * r - 1.0), 0.0)
 
 
 @triton.jit
@@ -75,6 +116,8 @@ def _softmax_loss_kernel(
     m2 = float("-inf")
     acc2 = 0.0
     wx = 0.0  # sum_c w_c x_c, for label smoothing
+    acc_o = 0.0  # focal with smoothing: sum of exp(x_c - m) over the classes but the top
+    top = 0  # ... and the top class
     for start in range(0, C, BLOCK):
         c = start + cols
         inb = c < C
@@ -83,6 +126,15 @@ def _softmax_loss_kernel(
         m_new = tl.maximum(m, tl.max(x, axis=0))
         m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)  # a block of masked classes
         acc = acc * tl.exp(m - m_safe) + tl.sum(tl.where(inb, tl.exp(x - m_safe), 0.0), axis=0)
+        if MODE == 1:
+            if SMOOTH:
+                bi = tl.argmax(x, axis=0)
+                is_new = tl.max(x, axis=0) > m
+                e = tl.where(inb, tl.exp(x - m_safe), 0.0)
+                old_top = tl.where(m == float("-inf"), 0.0, tl.exp(m - m_safe))
+                block_others = tl.sum(tl.where(cols == bi, 0.0, e), axis=0)
+                acc_o = acc_o * old_top + tl.where(is_new, old_top + block_others, tl.sum(e, 0))
+                top = tl.where(is_new, start + bi, top)
         m = m_new
         if MODE == 1:
             xo = tl.where(c == t, float("-inf"), x)
@@ -122,6 +174,24 @@ def _softmax_loss_kernel(
         f = tl.exp(gamma * log_1mpt)
         k = gamma * p_t * log_pt * f  # g p_t L f
         loss = -w_t * f * log_pt
+        if SMOOTH:  # loss = sum_c coef_c F_c; gradient coef_c h_c - p_c sum_k coef_k h_k
+            lp1 = _log1p(acc_o)  # lse - m = -log p_top
+            lse = m + lp1
+            safe = tl.where(acc_o > 0, acc_o, 1.0)
+            log1m_top = tl.where(acc_o > 0, tl.log(safe) - lp1, float("-inf"))
+            r_top = tl.where(acc_o > 0, -lp1 * (1.0 + acc_o) / safe, -1.0)
+            loss = 0.0
+            k = 0.0  # sum_c coef_c h_c
+            for start in range(0, C, BLOCK):
+                c = start + cols
+                inb = c < C
+                x = tl.load(x_ptr + base + c.to(tl.int64) * S, mask=inb, other=0.0)
+                _, coef, F, h = _focal_smooth_terms(
+                    x.to(tl.float32), c, inb, t, lse, lp1, log1m_top, r_top, top, w_t,
+                    eps, gamma, C, w_ptr, HAS_W,
+                )  # fmt: skip
+                loss += tl.sum(coef * F, axis=0)
+                k += tl.sum(coef * h, axis=0)
     else:
         f = 0.0
         lse2 = 0.0
@@ -147,8 +217,15 @@ def _softmax_loss_kernel(
             if ZLOSS:
                 g += 2.0 * z * lse * p
         elif MODE == 1:
-            q = tl.exp(x - lse2)
-            g = tl.where(is_t, -w_t * (tl.exp(lse2 - lse) * f - k), w_t * (f * p - k * q))
+            if SMOOTH:
+                p, coef, _, h = _focal_smooth_terms(
+                    x, c, inb, t, lse, lp1, log1m_top, r_top, top, w_t,
+                    eps, gamma, C, w_ptr, HAS_W,
+                )  # fmt: skip
+                g = coef * h - p * k
+            else:
+                q = tl.exp(x - lse2)
+                g = tl.where(is_t, -w_t * (tl.exp(lse2 - lse) * f - k), w_t * (f * p - k * q))
         else:
             g = alpha * w_t * tl.where(is_t, p - 1.0, p)
             g += beta * log_zero * w_t * p_t * tl.where(is_t, 1.0 - p, -p)
