@@ -118,7 +118,8 @@ class LinearCrossEntropyLoss(nn.Module):
     model head, as in ``torch.nn.LinearCrossEntropyLoss``) and the loss options;
     ``forward(input, target, normalizer=None)`` takes hidden states ``(*, in_features)``
     and class indices ``(*)``. Unlike torch's module, there is no ``out_features``
-    (K-dimensional) form: flatten the positions into ``*`` instead.
+    (K-dimensional) form: flatten the positions into ``*`` instead. ``chunk_size`` and
+    ``backend`` are those of the functional.
 
     Example:
         >>> import torch, losskit
@@ -146,6 +147,7 @@ class LinearCrossEntropyLoss(nn.Module):
         softcap: float | None = None,
         reduction: str = "mean",
         chunk_size: int | tuple[int, int] | None = None,
+        backend: str = "auto",
     ) -> None:
         super().__init__()
         for what, value in (("in_features", in_features), ("num_classes", num_classes)):
@@ -164,6 +166,7 @@ class LinearCrossEntropyLoss(nn.Module):
         self.softcap = softcap
         self.reduction = reduction
         self.chunk_size = chunk_size
+        self.backend = backend
 
     def forward(
         self,
@@ -184,6 +187,7 @@ class LinearCrossEntropyLoss(nn.Module):
             reduction=self.reduction,
             normalizer=normalizer,
             chunk_size=self.chunk_size,
+            backend=self.backend,
         )
 
     def extra_repr(self) -> str:
