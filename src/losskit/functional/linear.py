@@ -2,31 +2,26 @@
 
 A language model's last layer maps hidden states ``(N, D)`` to logits ``(N, V)`` over a
 vocabulary of ``V`` classes, and the logits (with their softmax and gradient) dominate the
-memory of training: 8192 tokens x 128256 classes is 4 GB in float32. Here the loss walks
-the tokens in chunks of rows (and the vocabulary in blocks of classes, with an online
-log-sum-exp, when ``V`` is very large), so only one ``(rows, classes)`` tile of logits
-exists at a time. For ``reduction="mean"`` and ``"sum"`` the gradients are computed in the
-forward sweep (as Liger-Kernel does) and the backward only scales them by the upstream
-gradient; for ``reduction="none"`` the backward sweeps again, from the saved per-row
-log-sum-exp, with each row's upstream gradient.
+memory of training: 8192 tokens x 128256 classes is 4 GB in float32. This module is the
+public function: its argument checks and the choice of a path,
 
-The math of one row, logits ``z`` (after the softcap), target ``y``, class weights ``w``
-(``W = sum_c w_c``), smoothing ``e`` and z-loss coefficient ``k``, ``p = softmax(z)``::
+* the chunked torch sweep, :mod:`losskit.functional._chunked` (any device), or
+* the fused Triton kernel, :mod:`losskit.kernels.linear` (imported only when chosen),
 
-    loss    = (1 - e) w_y (lse - z_y) + e / V (W lse - sum_c w_c z_c) + k lse^2
-    dl/dz_c = p_c ((1 - e) w_y + e W / V + 2 k lse) - (1 - e) w_y [c = y] - e w_c / V
+both built on one "cross entropy from row statistics",
+:mod:`losskit.functional._rowstats`, which also writes the math of a row.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import torch
 
 from .. import _checks as C
 from .. import kernels
 from .._reduction import compute_dtype, reduce_sums
+from ._chunked import Plan, chunked_linear_cross_entropy
 from ._classes import _check_index_range
+from ._rowstats import RowCrossEntropy, target_weight
 from .multiclass import _check_ignore_index
 
 __all__ = ["linear_cross_entropy"]
@@ -45,372 +40,6 @@ MIN_ROWS = 16
 # When MIN_ROWS rows of the vocabulary exceed this (V > 2**20 classes), the vocabulary is
 # blocked too, into blocks of DEFAULT_TILE // MIN_ROWS classes (online log-sum-exp).
 MAX_TILE = 2**24
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """The options of one call, resolved for the sweep."""
-
-    rows: int  # token rows per chunk
-    block: int  # classes per vocabulary block (== V: the vocabulary is not blocked)
-    num_classes: int
-    label_smoothing: float
-    z_loss: float
-    softcap: float | None
-    weight_sum: float | torch.Tensor  # W = sum_c w_c (V without class weights)
-
-
-class _Weights:
-    """The linear layer and the class weights in the compute dtype, block by block."""
-
-    def __init__(self, w, b, cw, dtype, plan):
-        self.v = w.shape[0]
-        self.blocks = [(v0, min(v0 + plan.block, self.v)) for v0 in range(0, self.v, plan.block)]
-        self.single = len(self.blocks) == 1
-        self.dtype = dtype
-        # one block: cast once (a no-op unless the weights are half); else block by block
-        self.w = w.to(dtype) if self.single else w
-        self.b = b.to(dtype) if b is not None and self.single else b
-        self.cw = cw  # (V,) already in the compute dtype
-
-    def block(self, v0, v1):
-        if self.single:
-            return self.w, self.b, self.cw
-        b = self.b[v0:v1].to(self.dtype) if self.b is not None else None
-        cw = self.cw[v0:v1] if self.cw is not None else None
-        return self.w[v0:v1].to(self.dtype), b, cw
-
-
-@dataclass
-class _Chunk:
-    """One chunk of token rows, in the compute dtype."""
-
-    x: torch.Tensor  # (c, D)
-    y: torch.Tensor  # (c,) targets, ignored rows set to class 0
-    mask: torch.Tensor  # (c,) 1.0 where counted, 0.0 where ignored
-    w_y: torch.Tensor | None  # (c,) class weight of the target
-    g: torch.Tensor  # (c,) upstream gradient times the mask
-    target_coef: torch.Tensor  # (c,) (1 - ls) w_y, times the mask
-
-
-def _logits(x, w, b, softcap):
-    """One tile of logits (and ``tanh(a / softcap)``, kept for the gradient)."""
-    z = x @ w.T if b is None else torch.addmm(b, x, w.T)
-    if softcap is None:
-        return z, None
-    t = z.div_(softcap).tanh_()
-    return t * softcap, t
-
-
-def _row_loss(ch, plan, lse_minus_zy, lse_minus_r, s_r, lse):
-    """Per-row loss; ``r`` is a per-row reference logit and ``s_r = sum_c w_c (z_c - r)``,
-    so that ``W lse - sum_c w_c z_c = W (lse - r) - s_r`` has no cancellation."""
-    ls = plan.label_smoothing
-    loss = lse_minus_zy if ch.w_y is None else ch.w_y * lse_minus_zy
-    if ls:
-        smooth = plan.weight_sum * lse_minus_r - s_r
-        loss = (1.0 - ls) * loss + (ls / plan.num_classes) * smooth
-    if plan.z_loss:
-        loss = loss + plan.z_loss * lse.square()
-    return loss * ch.mask
-
-
-def _coef(ch, plan, lse):
-    """Per row ``(1 - ls) w_y + ls W / V + 2 k lse`` (times the mask): ``dl/dz = coef p - ...``."""
-    coef = ch.target_coef
-    if plan.label_smoothing:
-        coef = coef + (plan.label_smoothing / plan.num_classes) * plan.weight_sum * ch.mask
-    if plan.z_loss:
-        coef = coef + (2.0 * plan.z_loss) * lse * ch.mask
-    return coef
-
-
-def _grad_tile(e, t, scale, ch, plan, v0, w, cw, acc):
-    """Accumulate ``g * dl/da`` of one tile, from ``e = exp(z - ref)`` (overwritten).
-
-    ``scale`` (per row) makes ``scale * e = g * coef * p``; ``a`` is the logit before the
-    softcap. ``acc = (grad_x of the chunk, grad_w, grad_b)``, each possibly ``None``.
-    The gradient tile is ``G = diag(scale) e - T - S``: ``T`` holds ``g (1 - ls) w_y`` at
-    each row's target class, ``S = (g ls / V) w^T`` is rank one. Without a softcap, ``T``
-    and ``S`` are applied to the small products instead of the tile (``G @ W`` is
-    ``scale * (e @ W) - T @ W - S @ W``), which saves two passes over the tile.
-    """
-    c, vb = e.shape
-    col = ch.y - v0
-    inside = (col >= 0) & (col < vb)
-    col = col.clamp(0, vb - 1)
-    at_target = torch.where(inside, ch.g * ch.target_coef, 0.0)  # T's values, per row
-    spread = ch.g * (plan.label_smoothing / plan.num_classes) if plan.label_smoothing else None
-    gx, gw, gb = acc
-    if t is not None:  # softcap: z = s tanh(a / s), dz/da = 1 - tanh^2, elementwise
-        e.mul_(scale.unsqueeze(1))
-        e.index_put_((torch.arange(c, device=e.device), col), -at_target, accumulate=True)
-        if spread is not None:
-            if cw is None:
-                e.sub_(spread.unsqueeze(1))
-            else:
-                e.addr_(spread, cw, alpha=-1.0)
-        e.mul_(t.square_().neg_().add_(1.0))
-        if gx is not None:
-            gx.addmm_(e, w)
-        if gw is not None:
-            gw[v0 : v0 + vb].addmm_(e.T, ch.x)
-        if gb is not None:
-            gb[v0 : v0 + vb] += e.sum(0)
-        return
-    if gx is not None:
-        gx.addcmul_(e @ w, scale.unsqueeze(1))
-        gx.sub_(at_target.unsqueeze(1) * w.index_select(0, col))
-        if spread is not None:
-            gx.addr_(spread, cw @ w if cw is not None else w.sum(0), alpha=-1.0)
-    if gw is not None:
-        gw_b = gw[v0 : v0 + vb]
-        gw_b.addmm_(e.T, ch.x * scale.unsqueeze(1))
-        gw_b.index_add_(0, col, ch.x * at_target.unsqueeze(1), alpha=-1.0)
-        if spread is not None:
-            spread_x = spread @ ch.x
-            if cw is None:
-                gw_b.sub_(spread_x)
-            else:
-                gw_b.addr_(cw, spread_x, alpha=-1.0)
-    if gb is not None:
-        gb_b = gb[v0 : v0 + vb]
-        gb_b.addmv_(e.T, scale)
-        gb_b.index_add_(0, col, at_target, alpha=-1.0)
-        if spread is not None:
-            gb_b.sub_(spread.sum() * (cw if cw is not None else 1.0))
-
-
-def _stats_single(ch, plan, weights, acc, want_grad):
-    """Loss and lse of a chunk when the vocabulary is one block: the tile is computed once,
-    and (with ``want_grad``) turned into the gradient right away."""
-    w, b, cw = weights.block(0, weights.v)
-    z, t = _logits(ch.x, w, b, plan.softcap)
-    m = z.amax(1)
-    z.sub_(m.unsqueeze(1))  # z - m <= 0
-    zy = z.gather(1, ch.y.unsqueeze(1)).squeeze(1)  # z_y - m
-    s_r = None
-    if plan.label_smoothing:
-        s_r = z @ cw if cw is not None else z.sum(1)  # sum_c w_c (z_c - m)
-    e = z.exp_()
-    s = e.sum(1)
-    log_s = s.log()  # lse - m
-    lse = m + log_s
-    loss = _row_loss(ch, plan, log_s - zy, log_s, s_r, lse)
-    if want_grad:  # p = e / s
-        _grad_tile(e, t, ch.g * _coef(ch, plan, lse) / s, ch, plan, 0, w, cw, acc)
-    return lse, loss
-
-
-def _stats_blocks(ch, plan, weights):
-    """Loss and lse of a chunk, walking the vocabulary blocks with an online log-sum-exp:
-    a running max ``m`` and ``s = sum_c exp(z_c - m)``, rescaled when ``m`` grows."""
-    m = s = r = zy = s_r = None
-    for v0, v1 in weights.blocks:
-        w, b, cw = weights.block(v0, v1)
-        z, _ = _logits(ch.x, w, b, plan.softcap)
-        block_max = z.amax(1)
-        if m is None:
-            m_new = r = block_max  # r: the reference logit of the smoothing sum
-            s = torch.zeros_like(m_new)
-            zy = torch.zeros_like(m_new)
-            s_r = torch.zeros_like(m_new)
-        else:
-            m_new = torch.maximum(m, block_max)
-            s = s * torch.exp(m - m_new)
-        z.sub_(m_new.unsqueeze(1))
-        col = ch.y - v0
-        inside = (col >= 0) & (col < v1 - v0)
-        z_col = z.gather(1, col.clamp(0, v1 - v0 - 1).unsqueeze(1)).squeeze(1)
-        zy = torch.where(inside, z_col + (m_new - r), zy)  # z_y - r
-        if plan.label_smoothing:
-            part = z @ cw if cw is not None else z.sum(1)  # sum_block w_c (z_c - m_new)
-            w_block = cw.sum() if cw is not None else float(v1 - v0)
-            s_r = s_r + part + w_block * (m_new - r)
-        s = s + z.exp_().sum(1)
-        m = m_new
-    lse_minus_r = (m - r) + s.log()
-    lse = r + lse_minus_r
-    return lse, _row_loss(ch, plan, lse_minus_r - zy, lse_minus_r, s_r, lse)
-
-
-def _grad_blocks(ch, plan, weights, lse, acc):
-    """Gradient of a chunk from its known lse, recomputing the logits block by block."""
-    scale = ch.g * _coef(ch, plan, lse)
-    for v0, v1 in weights.blocks:
-        w, b, cw = weights.block(v0, v1)
-        z, t = _logits(ch.x, w, b, plan.softcap)
-        e = z.sub_(lse.unsqueeze(1)).exp_()  # p = exp(z - lse)
-        _grad_tile(e, t, scale, ch, plan, v0, w, cw, acc)
-
-
-def _sweep(x, w, b, y, mask, cw, plan, *, lse=None, upstream=None, grads=(False,) * 3):
-    """One pass over the token chunks.
-
-    * ``lse is None``: the per-row loss and lse; with ``grads``, also the gradients of the
-      summed loss (upstream gradient 1 for every row).
-    * ``lse`` given (the backward of ``reduction="none"``): only the gradients, each row
-      weighted by ``upstream``.
-
-    Returns ``(loss, lse, grad_x, grad_w, grad_b)`` in the compute dtype (``None`` where
-    not computed); the weight gradient is accumulated in float32 (float64 for float64).
-    """
-    n, d = x.shape
-    v = w.shape[0]
-    dtype = compute_dtype(x.dtype)
-    dev = x.device
-    gx = torch.zeros(n, d, dtype=dtype, device=dev) if grads[0] else None
-    gw = torch.zeros(v, d, dtype=dtype, device=dev) if grads[1] else None
-    gb = torch.zeros(v, dtype=dtype, device=dev) if grads[2] and b is not None else None
-    want_grad = gx is not None or gw is not None or gb is not None
-    weights = _Weights(w, b, cw, dtype, plan)
-    forward = lse is None
-    if forward:
-        loss = torch.empty(n, dtype=dtype, device=dev)
-        lse = torch.empty(n, dtype=dtype, device=dev)
-    else:
-        loss = None
-    ls = plan.label_smoothing
-    for i0 in range(0, n, plan.rows):
-        i1 = min(i0 + plan.rows, n)
-        counted = mask[i0:i1]
-        mask_f = counted.to(dtype)
-        y_c = torch.where(counted, y[i0:i1], 0)
-        w_y = cw[y_c] if cw is not None else None
-        g = mask_f if upstream is None else upstream[i0:i1].to(dtype) * mask_f
-        ch = _Chunk(
-            x=x[i0:i1].to(dtype),
-            y=y_c,
-            mask=mask_f,
-            w_y=w_y,
-            g=g,
-            target_coef=(1.0 - ls) * (mask_f if w_y is None else w_y * mask_f),
-        )
-        acc = (gx[i0:i1] if gx is not None else None, gw, gb)
-        if forward and weights.single:
-            lse[i0:i1], loss[i0:i1] = _stats_single(ch, plan, weights, acc, want_grad)
-            continue
-        if forward:
-            lse[i0:i1], loss[i0:i1] = _stats_blocks(ch, plan, weights)
-        if want_grad:
-            _grad_blocks(ch, plan, weights, lse[i0:i1], acc)
-    return loss, lse, gx, gw, gb
-
-
-class _LinearCrossEntropy(torch.autograd.Function):
-    """Per-row loss (``scalar=False``) or its sum (``scalar=True``)."""
-
-    @staticmethod
-    def forward(ctx, x, w, b, y, mask, cw, plan, scalar, track):
-        ctx.dtypes = (x.dtype, w.dtype, b.dtype if b is not None else None)
-        ctx.scalar = scalar
-        if scalar:  # the gradients of the sum, computed in the same sweep
-            grads = tuple(ctx.needs_input_grad[:3]) if track else (False,) * 3
-            loss, _, gx, gw, gb = _sweep(x, w, b, y, mask, cw, plan, grads=grads)
-            ctx.grads = (gx, gw, gb)
-            return loss.sum()
-        loss, lse, _, _, _ = _sweep(x, w, b, y, mask, cw, plan)
-        ctx.save_for_backward(x, w, b, y, mask, cw, lse)
-        ctx.plan = plan
-        return loss
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_out):
-        if ctx.scalar:
-            grads = [None if t is None else t * grad_out.to(t.dtype) for t in ctx.grads]
-        else:
-            x, w, b, y, mask, cw, lse = ctx.saved_tensors
-            _, _, *grads = _sweep(
-                x,
-                w,
-                b,
-                y,
-                mask,
-                cw,
-                ctx.plan,
-                lse=lse,
-                upstream=grad_out,
-                grads=tuple(ctx.needs_input_grad[:3]),
-            )
-        grads = [None if t is None else t.to(dt) for t, dt in zip(grads, ctx.dtypes, strict=True)]
-        return (*grads, None, None, None, None, None, None)
-
-
-def _triton_rows(y, mask, cw, plan):
-    """The whole batch as one chunk (no ``x``): the per-row terms of loss and gradient."""
-    mask_f = mask.to(torch.float32)
-    w_y = cw[y] if cw is not None else None
-    coef = mask_f if w_y is None else w_y * mask_f
-    return _Chunk(
-        x=None,
-        y=y,
-        mask=mask_f,
-        w_y=w_y,
-        g=mask_f,
-        target_coef=(1.0 - plan.label_smoothing) * coef,
-    )
-
-
-class _TritonLinearCrossEntropy(torch.autograd.Function):
-    """The fused kernel (:mod:`losskit.kernels.linear`): the forward launch gives the
-    lse and loss of every row, the backward launch recomputes the tiles of logits and
-    accumulates the gradients. Per-row loss (``scalar=False``) or its sum."""
-
-    @staticmethod
-    def forward(ctx, x, w, b, y, mask, cw, plan, scalar):
-        from ..kernels import linear as K
-
-        ls = plan.label_smoothing
-        x, w = x.contiguous(), w.contiguous()
-        b = b.contiguous() if b is not None else None
-        mx, se, part, zy = K.forward(x, w, b, y, cw, plan.softcap, bool(ls))
-        ref = mx.amax(0)  # the row's largest logit
-        lse_minus_r = (se * torch.exp(mx - ref)).sum(0).log()
-        lse = ref + lse_minus_r
-        ch = _triton_rows(y, mask, cw, plan)
-        s_r = None
-        if ls:  # sum_c w_c (z_c - ref) from each tile's sum_c w_c (z_c - m_tile)
-            v, tiles = w.shape[0], mx.shape[0]
-            if cw is None:
-                starts = torch.arange(tiles, device=x.device) * K.BLOCK_V
-                w_tile = (v - starts).clamp(max=K.BLOCK_V).to(torch.float32)
-            else:
-                w_tile = torch.nn.functional.pad(cw, (0, tiles * K.BLOCK_V - v)).view(tiles, -1)
-                w_tile = w_tile.sum(1)
-            s_r = (part + w_tile.unsqueeze(1) * (mx - ref)).sum(0)
-        loss = _row_loss(ch, plan, lse - zy, lse_minus_r, s_r, lse)
-        ctx.save_for_backward(x, w, b, y, mask, cw, lse)
-        ctx.plan = plan
-        ctx.dtypes = (x.dtype, w.dtype, b.dtype if b is not None else None)
-        return loss.sum() if scalar else loss
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_out):
-        from ..kernels import linear as K
-
-        x, w, b, y, mask, cw, lse = ctx.saved_tensors
-        plan = ctx.plan
-        ch = _triton_rows(y, mask, cw, plan)
-        g = grad_out.to(torch.float32) * ch.mask  # a scalar, or one value per row
-        ch.g = g
-        ls = plan.label_smoothing
-        grads = K.backward(
-            x,
-            w,
-            b,
-            y,
-            cw,
-            plan.softcap,
-            lse,
-            (g * _coef(ch, plan, lse)).contiguous(),
-            (g * ch.target_coef).contiguous(),
-            (g * (ls / plan.num_classes)).contiguous() if ls else None,
-            tuple(ctx.needs_input_grad[:3]),
-        )
-        grads = [None if t is None else t.to(dt) for t, dt in zip(grads, ctx.dtypes, strict=True)]
-        return (*grads, None, None, None, None, None)
 
 
 def _kernel_unsupported(input, chunk_size):
@@ -661,28 +290,26 @@ def linear_cross_entropy(
     dtype = compute_dtype(input.dtype)
     mask = y != ii
     cw = weight.detach().to(dtype) if weight is not None else None
-    plan = _Plan(
-        rows=rows,
-        block=block,
+    ce = RowCrossEntropy(
         num_classes=v,
         label_smoothing=ls,
         z_loss=k,
-        softcap=cap,
-        weight_sum=cw.sum() if cw is not None else float(v),
+        weight_sum=cw.sum() if cw is not None else None,
     )
     scalar = reduction != "none"
     if use_kernel:
+        from ..kernels.linear import fused_linear_cross_entropy
+
         y_k = torch.where(mask, y, 0)  # ignored rows read class 0 and count 0
-        out = _TritonLinearCrossEntropy.apply(
-            x, linear_weight, linear_bias, y_k, mask, cw, plan, scalar
+        out = fused_linear_cross_entropy(
+            x, linear_weight, linear_bias, y_k, mask, cw, ce, cap, scalar
         )
     else:
-        out = _LinearCrossEntropy.apply(
-            x, linear_weight, linear_bias, y, mask, cw, plan, scalar, torch.is_grad_enabled()
-        )
+        plan = Plan(rows=rows, block=block, softcap=cap, ce=ce)
+        out = chunked_linear_cross_entropy(x, linear_weight, linear_bias, y, mask, cw, plan, scalar)
     if not scalar:
         return out.reshape(target.shape)
     if reduction == "mean" and normalizer is None:
-        den = mask.sum() if cw is None else torch.where(mask, cw[torch.where(mask, y, 0)], 0).sum()
+        den = mask.sum() if cw is None else target_weight(cw, y, mask).sum()
         return reduce_sums(out, den, reduction)
     return reduce_sums(out, out, reduction, normalizer)

@@ -11,7 +11,7 @@ Two launches, each over a grid of ``(BLOCK_M rows) x (BLOCK_V classes)`` tiles:
   per-tile partials (``V / BLOCK_V`` floats per row) are merged in torch into the row's
   log-sum-exp and loss; nothing of size ``N x V`` is stored.
 * backward: each program recomputes its tile, forms the gradient of the logits in
-  float32 (``G = scale p - T - S``, see :mod:`losskit.functional.linear`; times
+  float32 (``G = scale p - T - S``, see :mod:`losskit.functional._rowstats`; times
   ``1 - tanh^2`` under a softcap), and adds ``G W`` into the input's gradient and
   ``G^T x`` into the weight's gradient, ``BLOCK_D`` features at a time, with float32
   atomic adds (so the sums are float32, as the torch path's are, and the order of the
@@ -20,18 +20,42 @@ Two launches, each over a grid of ``(BLOCK_M rows) x (BLOCK_V classes)`` tiles:
 Extra memory: the float32 gradient accumulators (``4 N D`` and ``4 V D`` bytes; the
 gradients are cast to the parameters' dtype at the end) and ``O(N V / BLOCK_V)`` floats
 of partials. Offsets are 64-bit.
+
+:func:`linear_cross_entropy` is the autograd Function around the two launches (the
+torch code that merges the partials into each row's statistics, and the loss and the
+gradient's coefficients from them, is :mod:`losskit.functional._rowstats`, shared with
+the torch path). It is differentiable once; under ``torch.func.vmap`` each element of
+the batch is launched on its own.
 """
 
 from __future__ import annotations
-
-import os
 
 import torch
 import triton
 import triton.language as tl
 
+from ..functional._rowstats import (
+    RowCrossEntropy,
+    RowStats,
+    check_first_order,
+    forward_mode_unsupported,
+    target_weight,
+    vmap_by_loop,
+)
+from . import interpreter_on
+
+LOSS = "linear_cross_entropy"
+SECOND_ORDER_HINT = (
+    "for second derivatives (e.g. a gradient penalty), hold the logits and use "
+    "losskit.functional.cross_entropy(input @ linear_weight.T + linear_bias, target, ...), "
+    "which is twice differentiable."
+)
+
 # Tile sizes: tl.dot needs every dimension >= 16. Products are "ieee": float32 inputs are
-# multiplied in full float32, as torch's default matmul does (no TF32).
+# multiplied in full float32, as torch's default matmul does (no TF32). DOT_F32 (on under
+# Triton's CPU interpreter, whose half-precision tl.dot is wrong in Triton 3.9) widens the
+# operands to float32 first: the same products (a product of two bfloat16 values is exact
+# in float32) and the same float32 sums.
 BLOCK_M, BLOCK_V, BLOCK_D = 64, 128, 64
 
 
@@ -218,13 +242,6 @@ def _linear_ce_backward_kernel(
             )
 
 
-def _dot_f32() -> bool:
-    """Under Triton's CPU interpreter, half-precision ``tl.dot`` is wrong (Triton 3.9), so
-    the operands are widened to float32 first: the same products (a product of two
-    bfloat16 values is exact in float32) and the same float32 sums."""
-    return os.environ.get("TRITON_INTERPRET", "0") == "1"
-
-
 def _grid(n: int, v: int) -> tuple[int, int]:
     return (triton.cdiv(n, BLOCK_M), triton.cdiv(v, BLOCK_V))
 
@@ -247,7 +264,7 @@ def forward(x, w, b, y, cw, cap, smooth):
         x, w, b if b is not None else x, y, cw if cw is not None else mx,
         mx, se, sm, zy, n, v, d, float(cap or 1.0),
         HAS_B=b is not None, HAS_W=cw is not None, SMOOTH=smooth, SOFTCAP=cap is not None,
-        DOT_F32=_dot_f32(), BLOCK_M=BLOCK_M, BLOCK_V=BLOCK_V, BLOCK_D=BLOCK_D,
+        DOT_F32=interpreter_on(), BLOCK_M=BLOCK_M, BLOCK_V=BLOCK_V, BLOCK_D=BLOCK_D,
     )  # fmt: skip
     return mx, se, (sm if smooth else None), zy
 
@@ -272,6 +289,81 @@ def backward(x, w, b, y, cw, cap, lse, scale, at_target, spread, grads):
         HAS_B=b is not None, HAS_W=cw is not None, SMOOTH=spread is not None,
         SOFTCAP=cap is not None, GRAD_X=gx is not None, GRAD_W=gw is not None,
         GRAD_B=gb is not None,
-        DOT_F32=_dot_f32(), BLOCK_M=BLOCK_M, BLOCK_V=BLOCK_V, BLOCK_D=BLOCK_D,
+        DOT_F32=interpreter_on(), BLOCK_M=BLOCK_M, BLOCK_V=BLOCK_V, BLOCK_D=BLOCK_D,
     )  # fmt: skip
     return gx, gw, gb
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    """The fused kernel: the forward launch gives the per-tile partials, merged here into
+    each row's statistics and loss; the backward launch recomputes the tiles of logits and
+    accumulates the gradients. Outputs ``(loss, lse)``: the per-row loss (``scalar=False``)
+    or its sum, and the non-differentiable per-row log-sum-exp kept for the backward."""
+
+    @staticmethod
+    def forward(x, w, b, y, mask, cw, ce, cap, scalar):
+        ls = ce.label_smoothing
+        mx, se, part, zy = forward(x, w, b, y, cw, cap, bool(ls))
+        ref = mx.amax(0)  # the row's largest logit
+        s_r = None
+        if ls:  # sum_c w_c (z_c - ref) from each tile's sum_c w_c (z_c - m_tile)
+            v, tiles = w.shape[0], mx.shape[0]
+            if cw is None:
+                starts = torch.arange(tiles, device=x.device) * BLOCK_V
+                w_tile = (v - starts).clamp(max=BLOCK_V).to(torch.float32)
+            else:
+                w_tile = torch.nn.functional.pad(cw, (0, tiles * BLOCK_V - v)).view(tiles, -1)
+                w_tile = w_tile.sum(1)
+            s_r = (part + w_tile.unsqueeze(1) * (mx - ref)).sum(0)
+        stats = RowStats.from_sum_exp(ref, (se * torch.exp(mx - ref)).sum(0), zy - ref, s_r)
+        loss = ce.loss(stats, target_weight(cw, y, mask), mask)
+        return (loss.sum() if scalar else loss), stats.lse
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, w, b, y, mask, cw, ce, cap, _ = inputs
+        ctx.mark_non_differentiable(output[1])
+        ctx.save_for_backward(x, w, b, y, mask, cw, output[1])
+        ctx.options = (ce, cap)
+        ctx.dtypes = (x.dtype, w.dtype, b.dtype if b is not None else None)
+
+    @staticmethod
+    def backward(ctx, grad_out, _grad_lse):
+        check_first_order(LOSS, SECOND_ORDER_HINT)
+        x, w, b, y, mask, cw, lse = ctx.saved_tensors
+        ce, cap = ctx.options
+        g = torch.where(mask, grad_out.to(torch.float32), 0.0)  # a scalar, or one per row
+        coef = ce.coefficients(lse, target_weight(cw, y, mask), g)
+        grads = backward(
+            x,
+            w,
+            b,
+            y,
+            cw,
+            cap,
+            lse,
+            coef.p.contiguous(),
+            coef.target.contiguous(),
+            coef.spread.contiguous() if coef.spread is not None else None,
+            tuple(ctx.needs_input_grad[:3]),
+        )
+        grads = [None if t is None else t.to(dt) for t, dt in zip(grads, ctx.dtypes, strict=True)]
+        return (*grads, None, None, None, None, None, None)
+
+    @staticmethod
+    def jvp(ctx, *_):
+        forward_mode_unsupported(LOSS, SECOND_ORDER_HINT)
+
+    @staticmethod
+    def vmap(info, in_dims, *args):
+        return vmap_by_loop(_LinearCrossEntropy.apply, info, in_dims, *args)
+
+
+def fused_linear_cross_entropy(x, w, b, y, mask, cw, ce: RowCrossEntropy, cap, scalar):
+    """The per-row losses ``(N,)`` (float32), or their sum (``scalar``), of ``x (N, D)``,
+    ``w (V, D)`` and ``b (V,)`` or None (one dtype), targets ``y (N,)`` int64 with ignored
+    rows set to a valid class, counted where ``mask``, class weights ``cw (V,)`` float32
+    (constant) or None, and the softcap ``cap`` or None. Differentiable once."""
+    x, w = x.contiguous(), w.contiguous()
+    b = b.contiguous() if b is not None else None
+    return _LinearCrossEntropy.apply(x, w, b, y, mask, cw, ce, cap, scalar)[0]
