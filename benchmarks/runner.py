@@ -39,7 +39,6 @@ import torch
 import torch.nn.functional as TF
 
 import losskit
-from losskit._samples import sample_inputs
 
 try:  # a progress display while a sweep runs
     from rich.progress import track
@@ -232,15 +231,14 @@ def run_cpu(size: int = 1 << 20, min_run_time: float = 0.5) -> list[dict[str, ob
 
     rows = []
     specs = [s for s in losskit.REGISTRY.values() if s.torch_builtin is not None]
-    for spec in [s for s in specs if s.target_kind == "linear"]:
-        # its cost is the (N, D) x (D, V) products and the memory of the logits, not the
-        # checks and dispatch this suite times on (N, C) inputs
+    for spec in [s for s in specs if s.target_kind.typical_shape(size) is None]:
+        # linear cross entropy: its cost is the (N, D) x (D, V) products and the memory
+        # of the logits, not the checks and dispatch this suite times on (N, C) inputs
         print(f"  {spec.name}: skipped here; python -m benchmarks.linear measures it")
-    specs = [s for s in specs if s.target_kind != "linear"]
+    specs = [s for s in specs if s.target_kind.typical_shape(size) is not None]
     for spec in track(specs, description="benchmarking"):
-        width = 1000 if spec.target_kind == "index" else 256
-        shape = (size // width, width)
-        x, y = sample_inputs(spec, shape, torch.float32)[:2]
+        shape = spec.target_kind.typical_shape(size)
+        x, y = spec.sample(shape, torch.float32)[:2]
         providers = {
             "losskit (torch path)": lambda a, b, s=spec: s.functional(a, b),
             "losskit (torch path, checks off)": None,

@@ -15,7 +15,6 @@ if not torch.cuda.is_available():
 import pytest  # noqa: E402
 
 import losskit  # noqa: E402
-from losskit._samples import none_shape, sample_inputs, sample_weight  # noqa: E402, F401
 
 # One tolerance table (DESIGN.md): (rtol, atol).
 TOL = {
@@ -44,35 +43,27 @@ def assert_close(actual, expected, dtype=None, *, rtol=None, atol=None, msg=""):
 
 
 def make_inputs(spec, shape=(5, 7), dtype=torch.float64, *, seed=0, extreme=False):
-    return sample_inputs(spec, shape, dtype, seed=seed, extreme=extreme)
+    return spec.sample(shape, dtype, seed=seed, extreme=extreme)
 
 
 def make_weight(spec, shape, dtype=torch.float64, seed=1):
-    return sample_weight(spec, shape, dtype, seed)
+    return spec.sample_weight(shape, dtype, seed)
 
 
 def make_module(spec, args, options, factory=None):
     """The row's module for a call on ``args``, and the inputs its forward takes.
 
     ``factory`` builds the module from keyword options (``spec.module`` by default, or
-    ``losskit.get`` by name). A module that owns a linear layer (``"linear"`` rows) is
-    built to the shape of the sample's ``linear_weight``, which is copied into
-    ``module.linear.weight``; its forward then takes ``(input, target)``.
+    ``losskit.get`` by name); the target kind knows what else a module needs (a module
+    that owns a linear layer gets the sample's layer weight).
     """
-    factory = factory or spec.module
-    if spec.target_kind != "linear":
-        return factory(**options), tuple(args)
-    x, y, w = args
-    module = factory(in_features=w.shape[1], num_classes=w.shape[0], dtype=w.dtype, **options)
-    with torch.no_grad():
-        module.linear.weight.copy_(w)
-    return module, (x, y)
+    return spec.target_kind.module_call(factory or spec.module, args, options)
 
 
-def per_sample_inputs(spec, args):
-    """How many of ``args`` hold one entry per sample (a batch slices them): all but a
+def batched(spec, args):
+    """Whether each of ``args`` has one entry per sample (a batch slices it): all but a
     linear layer's weight."""
-    return 2 if spec.target_kind == "linear" else len(args)
+    return [True, True, *(e.per_sample for e in spec.extra_inputs)][: len(args)]
 
 
 def options_for(spec, variant, args):

@@ -15,7 +15,8 @@ from conftest import SPEC_IDS, SPECS, make_inputs, make_weight
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-shapes = st.lists(st.integers(0, 4), min_size=0, max_size=3).map(tuple)
+shapes_lists = st.lists(st.integers(0, 4), min_size=0, max_size=3)
+shapes = shapes_lists.map(tuple)
 finite = st.floats(-1e4, 1e4, allow_nan=False, width=32)
 unit = st.floats(0.0, 1.0, width=32)
 dtypes = st.sampled_from([torch.float32, torch.float64, torch.float16, torch.bfloat16])
@@ -31,20 +32,11 @@ def _tensor(draw, shape, elements, dtype):
 @st.composite
 def valid_call(draw, spec):
     """A valid call of any shape, dtype and scale; values from ``make_inputs``."""
-    dims = st.integers(0, 4)
-    if spec.target_kind == "anchors":
-        shape = (draw(dims), draw(dims), draw(st.integers(1, 4)))
-    elif spec.target_kind == "linear":  # hidden states (*, D), D >= 1
-        shape = (*draw(st.lists(dims, max_size=2)), draw(st.integers(1, 5)))
-    elif spec.target_kind in ("index", "rows"):
-        shape = (*draw(st.lists(dims, max_size=3)), draw(st.integers(1, 5)))
-        if spec.target_kind == "index" and len(shape) > 1:  # (N, C, d...): C second
-            shape = (shape[0], shape[-1], *shape[1:-1])
-    else:
-        shape = draw(shapes)
+    # any sizes (0 included); the kind arranges them (classes or features at least 1)
+    shape = spec.target_kind.shape_from(draw(shapes_lists), draw(st.integers(1, 5)))
     dtype = draw(dtypes)
     x, y, *extra = make_inputs(spec, shape, seed=draw(st.integers(0, 2**16)))
-    if spec.input_kind in ("real", "logits"):
+    if spec.input_kind.scalable:
         # float16 tops out at 65504: keep values where the true gradient is representable
         top = 100.0 if dtype == torch.float16 else 1e4
         x = x * draw(st.sampled_from([1e-3, 1.0, 10.0, top]))
@@ -68,14 +60,13 @@ def test_valid_inputs_give_finite_nonnegative_losses(spec):
         x = x.requires_grad_(True)
         out = spec.functional(x, *rest, **options)
         assert torch.isfinite(out).all()
-        if spec.nonnegative:
-            assert (out >= 0).all(), out
+        assert (out >= 0).all(), out
         if x.numel():
             (grad,) = torch.autograd.grad(out.sum(), x)
-            if spec.input_kind == "probs" and x.dtype == torch.float16:
+            if x.dtype == torch.float16:
                 # torch's BCE gradient at p = 0 or 1 is 1e12 (its eps), beyond float16's
-                # range (documented); every other element must be finite.
-                grad = grad[(x > 0) & (x < 1)]
+                # range (documented); every element inside the domain must be finite.
+                grad = grad[spec.input_kind.interior(x)]
             assert torch.isfinite(grad).all()
 
     check()
@@ -112,12 +103,10 @@ def any_call(draw, spec):
         )
     ).items():
         options[name] = value
-    extra = ()
-    if spec.target_kind == "anchors":
-        extra = (_tensor(draw, draw(shapes), anything, torch.int64),)
-    elif spec.target_kind == "linear":  # the layer's weight: any shape and dtype
-        w_dtype = draw(st.sampled_from([torch.float32, torch.float64, torch.int64]))
-        extra = (_tensor(draw, draw(shapes), anything, w_dtype),)
+    extra = []
+    for e in spec.extra_inputs:  # any shape; integers, or (a layer's weight) any dtype
+        choices = [torch.int64] if e.integer else [torch.float32, torch.float64, torch.int64]
+        extra.append(_tensor(draw, draw(shapes), anything, draw(st.sampled_from(choices))))
     return (x, y, *extra), options
 
 

@@ -1,6 +1,6 @@
 """The registry: one ``LossSpec`` row per loss, plain data read by the tests, the demo,
-the benchmarks, the command line and the docs. Adding a loss is one function, one module
-line, one reference and one row here."""
+the benchmarks, the command line, ``losskit.nn`` and the docs. Adding a loss is one
+function, one reference and one row here."""
 
 from __future__ import annotations
 
@@ -16,9 +16,24 @@ import torch
 import torch.nn.functional as TF
 
 from . import functional as F
-from . import nn as N
 from . import reference as R
 from ._checks import fail
+from ._kinds import (
+    ANCHORS,
+    INDEX,
+    LINEAR,
+    LOGITS,
+    LOGPROBS,
+    PER_SAMPLE,
+    PROBS,
+    REAL,
+    REAL_TARGET,
+    ROWS,
+    UNIT,
+    ExtraInput,
+    InputKind,
+    TargetKind,
+)
 
 __all__ = ["Example", "LossSpec", "REGISTRY", "get", "spec", "names"]
 
@@ -58,18 +73,14 @@ class Example:
 
 @dataclass(frozen=True)
 class LossSpec:
-    """One registered loss.
+    """One registered loss: the only declaration of it.
 
-    ``input_kind``: ``"real"`` (any value), ``"logits"``, ``"probs"`` (in [0, 1]) or
-    ``"logprobs"``. ``target_kind``: ``"real"``, ``"unit"`` (in [0, 1], the input's
-    shape), ``"index"`` (class indices: the input's shape without dimension 1),
-    ``"rows"`` (probability rows along the last dimension), ``"anchors"`` (one-hot
-    classes plus an ``anchor_state`` input) or ``"linear"`` (class indices of the input's
-    shape without its last dimension, the features, plus the linear layer's weight
-    ``(V, D)`` as an input after the target). ``weight_kind``: ``"element"`` (broadcast
-    to the input), ``"class"`` (one per class) or ``None``. ``none_shape``, the shape of
-    ``reduction="none"``: ``"input"``, ``"sample"`` (``(N,)``), ``"index"`` or ``"rows"``
-    (the input without its last dimension). ``variants`` are option sets (besides the
+    ``input_kind`` and ``target_kind`` are kind objects (:mod:`losskit._kinds`); what they
+    determine (``weight_kind``, ``plot_axis``, the shape of ``reduction="none"``, sample
+    inputs, plot inputs, extra positional inputs) is read from them, never written per
+    row. ``module_name`` names the ``losskit.nn`` class: made from the row (hyperparameters in
+    ``__init__``, a one-line ``forward``) unless ``losskit.nn`` defines it by hand;
+    ``module_aliases`` are further names of it. ``variants`` are option sets (besides the
     defaults) that the contract tests run. ``torch_builtin`` computes torch's own value
     for the same call, or returns ``None`` when torch has no equivalent for the options
     given.
@@ -83,24 +94,57 @@ class LossSpec:
     name: str
     family: str
     functional: Callable[..., torch.Tensor]
-    module: type
+    module_name: str
     reference: Callable[..., object]
     summary: str
     when_to_use: str
     examples: tuple[Example, ...]
     aliases: tuple[str, ...] = ()
-    input_kind: str = "real"
-    target_kind: str = "real"
-    plot_axis: str = "residual"
+    module_aliases: tuple[str, ...] = ()
+    input_kind: InputKind = REAL
+    target_kind: TargetKind = REAL_TARGET
     variants: tuple[Mapping[str, object], ...] = ()
     torch_builtin: Callable[..., torch.Tensor | None] | None = None
     paper: str | None = None
-    nonnegative: bool = True
-    weight_kind: str | None = "element"
-    none_shape: str = "input"
 
     def __call__(self, input, target, *extra, **options):
         return self.functional(input, target, *extra, **options)
+
+    @property
+    def module(self) -> type:
+        """The ``losskit.nn`` class of this loss."""
+        from . import nn
+
+        return getattr(nn, self.module_name)
+
+    @property
+    def weight_kind(self) -> str | None:
+        """``"element"``, ``"class"`` or ``None``: the weight the loss takes."""
+        return self.target_kind.weight_kind
+
+    @property
+    def plot_axis(self) -> str:
+        """``"residual"`` or ``"p_t"``: the x axis of ``losskit plot``."""
+        return self.target_kind.plot_axis
+
+    @property
+    def extra_inputs(self) -> tuple[ExtraInput, ...]:
+        """Positional inputs after the target (``anchor_state``, ``linear_weight``)."""
+        return self.target_kind.extra_inputs
+
+    def none_shape(self, shape) -> tuple[int, ...]:
+        """The shape of ``reduction="none"`` for an input of ``shape``."""
+        return self.target_kind.none_shape(self.target_kind.input_shape(shape))
+
+    def sample(self, shape=(5, 7), dtype=torch.float64, *, seed=0, extreme=False, device="cpu"):
+        """Valid ``(input, target, *extra)`` of the row's kinds (tests, benchmarks)."""
+        return self.target_kind.sample(
+            self.input_kind, shape, dtype, seed=seed, extreme=extreme, device=device
+        )
+
+    def sample_weight(self, shape, dtype=torch.float64, seed=1) -> torch.Tensor | None:
+        """A positive weight of the row's ``weight_kind`` for an input of ``shape``."""
+        return self.target_kind.sample_weight(shape, dtype, seed)
 
 
 def _torch(
@@ -225,10 +269,11 @@ _ROWS = (
         aliases=("mae_loss",),
         family="regression",
         functional=F.l1_loss,
-        module=N.L1Loss,
+        module_name="L1Loss",
+        module_aliases=("MAELoss",),
         reference=R.l1_loss,
-        summary="Mean absolute error |x - y|.",
-        when_to_use="Regression robust to outliers; predicts the conditional median.",
+        summary="mean absolute error |x - y|",
+        when_to_use="regression robust to outliers (conditional median)",
         examples=(
             Example(_S003, **_SEED003, article_value=1.0),
             Example(_S004 + " (MAE)", **_SEED004),
@@ -239,10 +284,10 @@ _ROWS = (
         name="mse_loss",
         family="regression",
         functional=F.mse_loss,
-        module=N.MSELoss,
+        module_name="MSELoss",
         reference=R.mse_loss,
-        summary="Mean squared error (x - y)^2.",
-        when_to_use="Default regression loss; Gaussian noise; penalises large errors most.",
+        summary="mean squared error (x - y)²",
+        when_to_use="default regression loss",
         examples=(Example(_S003, **_SEED003, article_value=1.5),),
         torch_builtin=_torch(TF.mse_loss),
     ),
@@ -250,21 +295,21 @@ _ROWS = (
         name="rmse_loss",
         family="regression",
         functional=F.rmse_loss,
-        module=N.RMSELoss,
+        module_name="RMSELoss",
         reference=R.rmse_loss,
-        summary="Root mean squared error sqrt(mean((x - y)^2)).",
-        when_to_use="When the loss should be in the target's units (reporting, tuning).",
+        summary='sqrt(mean((x - y)²)); `"none"`: one RMSE per sample',
+        when_to_use="a loss in the target's units",
         examples=(Example(_S004, **_SEED004),),
-        none_shape="sample",
+        target_kind=PER_SAMPLE,
     ),
     LossSpec(
         name="smooth_l1_loss",
         family="regression",
         functional=F.smooth_l1_loss,
-        module=N.SmoothL1Loss,
+        module_name="SmoothL1Loss",
         reference=R.smooth_l1_loss,
-        summary="Quadratic below beta, linear above (Fast R-CNN box regression).",
-        when_to_use="Box regression; L1 robustness with a smooth minimum.",
+        summary="0.5 r²/β below β, |r| - β/2 above",
+        when_to_use="box regression",
         examples=(Example(_S003, **_SEED003, article_value=0.625),),
         variants=({"beta": 0.5}, {"beta": 0.0}),
         torch_builtin=_torch(TF.smooth_l1_loss, supports=("beta",)),
@@ -274,10 +319,10 @@ _ROWS = (
         name="huber_loss",
         family="regression",
         functional=F.huber_loss,
-        module=N.HuberLoss,
+        module_name="HuberLoss",
         reference=R.huber_loss,
-        summary="0.5 r^2 below delta, delta (|r| - delta / 2) above.",
-        when_to_use="Regression with outliers: MSE near 0, MAE far away.",
+        summary="0.5 r² below δ, δ(|r| - δ/2) above",
+        when_to_use="regression with outliers",
         examples=(Example(_S004, **_SEED004),),
         variants=({"delta": 0.3},),
         torch_builtin=_torch(TF.huber_loss, supports=("delta",)),
@@ -286,10 +331,10 @@ _ROWS = (
         name="pseudo_huber_loss",
         family="regression",
         functional=F.pseudo_huber_loss,
-        module=N.PseudoHuberLoss,
+        module_name="PseudoHuberLoss",
         reference=R.pseudo_huber_loss,
-        summary="delta^2 (sqrt(1 + (r / delta)^2) - 1): a Huber loss smooth everywhere.",
-        when_to_use="Like Huber, when second derivatives must be smooth.",
+        summary="δ²(sqrt(1 + (r/δ)²) - 1)",
+        when_to_use="Huber, smooth everywhere",
         examples=(Example(_S004, **_SEED004),),
         variants=({"delta": 0.2},),
     ),
@@ -297,20 +342,20 @@ _ROWS = (
         name="log_cosh_loss",
         family="regression",
         functional=F.log_cosh_loss,
-        module=N.LogCoshLoss,
+        module_name="LogCoshLoss",
         reference=R.log_cosh_loss,
-        summary="log(cosh(x - y)): r^2 / 2 near 0, |r| - log 2 far away.",
-        when_to_use="Huber-like robustness with no hyperparameter, twice differentiable.",
+        summary="log cosh(r), stable for |r| up to 1e4 and beyond",
+        when_to_use="Huber-like, no hyperparameter",
         examples=(Example(_S004, **_SEED004),),
     ),
     LossSpec(
         name="quantile_loss",
         family="regression",
         functional=F.quantile_loss,
-        module=N.QuantileLoss,
+        module_name="QuantileLoss",
         reference=R.quantile_loss,
-        summary="Pinball loss max(q r, (q - 1) r), r = y - x.",
-        when_to_use="Predicting a quantile (prediction intervals, forecasting).",
+        summary="pinball max(q r, (q - 1) r), r = y - x",
+        when_to_use="prediction intervals, forecasting",
         examples=(Example(_S004, **_SEED004, options={"quantile": 0.9}),),
         variants=({"quantile": 0.1},),
     ),
@@ -318,11 +363,10 @@ _ROWS = (
         name="binary_cross_entropy",
         family="binary",
         functional=F.binary_cross_entropy,
-        module=N.BCELoss,
+        module_name="BCELoss",
         reference=R.binary_cross_entropy,
-        summary="Binary cross entropy on probabilities (log clamped at -100).",
-        when_to_use="Binary / multi-label targets when the model already outputs sigmoid "
-        "probabilities; prefer the logits form.",
+        summary="BCE on probabilities, log clamped at -100",
+        when_to_use="when the model outputs probabilities",
         examples=(
             Example(
                 "seed 000: sigmoid([[-1, 1], [1, 2]]) against eye(2)[[0, 1]]",
@@ -336,9 +380,8 @@ _ROWS = (
                 [0.0, 0.0, 1.0],
             ),
         ),
-        input_kind="probs",
-        target_kind="unit",
-        plot_axis="p_t",
+        input_kind=PROBS,
+        target_kind=UNIT,
         torch_builtin=_torch(
             TF.binary_cross_entropy, supports=("weight",), weight_mean_differs=True
         ),
@@ -347,10 +390,10 @@ _ROWS = (
         name="binary_cross_entropy_with_logits",
         family="binary",
         functional=F.binary_cross_entropy_with_logits,
-        module=N.BCEWithLogitsLoss,
+        module_name="BCEWithLogitsLoss",
         reference=R.binary_cross_entropy_with_logits,
-        summary="Binary cross entropy on logits, with pos_weight, smoothing, ignore_index.",
-        when_to_use="Binary and multi-label classification; the stable form of BCE.",
+        summary="BCE on logits; `pos_weight`, `label_smoothing`, `ignore_index`",
+        when_to_use="binary and multi-label classification",
         examples=(
             Example(
                 "seed 000: logits [[-1, 1], [1, 2]] against eye(2)[[0, 1]]",
@@ -359,9 +402,8 @@ _ROWS = (
                 article_value=1.0167,
             ),
         ),
-        input_kind="logits",
-        target_kind="unit",
-        plot_axis="p_t",
+        input_kind=LOGITS,
+        target_kind=UNIT,
         variants=({"label_smoothing": 0.1}, {"ignore_index": -1.0}),
         torch_builtin=_torch(
             TF.binary_cross_entropy_with_logits,
@@ -373,10 +415,10 @@ _ROWS = (
         name="sigmoid_focal_loss",
         family="binary",
         functional=F.sigmoid_focal_loss,
-        module=N.SigmoidFocalLoss,
+        module_name="SigmoidFocalLoss",
         reference=R.sigmoid_focal_loss,
-        summary="-alpha_t (1 - p_t)^gamma log p_t on logits (RetinaNet).",
-        when_to_use="Dense detection and heavy class imbalance: down-weights easy examples.",
+        summary="-α_t (1 - p_t)^γ log p_t on logits, in log space",
+        when_to_use="dense detection, heavy imbalance",
         examples=(
             Example(
                 "seed 004: y_pred = [0.95, 0.05, 0.5, 0.5] (as logits), y_true = [1, 0, 1, 0]",
@@ -385,9 +427,8 @@ _ROWS = (
                 options={"alpha": 0.25, "gamma": 2.0},
             ),
         ),
-        input_kind="logits",
-        target_kind="unit",
-        plot_axis="p_t",
+        input_kind=LOGITS,
+        target_kind=UNIT,
         variants=(
             {"gamma": 0.0, "alpha": None},
             {"gamma": 0.5, "alpha": 0.75},
@@ -400,11 +441,10 @@ _ROWS = (
         name="cross_entropy",
         family="multiclass",
         functional=F.cross_entropy,
-        module=N.CrossEntropyLoss,
+        module_name="CrossEntropyLoss",
         reference=R.cross_entropy,
-        summary="Softmax cross entropy on logits: class weights, ignore_index, label "
-        "smoothing, z-loss, index or probability targets.",
-        when_to_use="Multi-class classification and segmentation; the default.",
+        summary="softmax CE: class `weight`, `ignore_index`, `label_smoothing`, `z_loss`, index or probability targets, K-dim maps",
+        when_to_use="classification, segmentation",
         examples=(
             Example(
                 "seed 002: pred = [[0.9, 0.1], [0.8, 0.2], [0.7, 0.3]], label = [0, 1, 0]",
@@ -442,11 +482,8 @@ _ROWS = (
                 article_value=1.1019,
             ),
         ),
-        input_kind="logits",
-        target_kind="index",
-        plot_axis="p_t",
-        weight_kind="class",
-        none_shape="index",
+        input_kind=LOGITS,
+        target_kind=INDEX,
         variants=(
             {"label_smoothing": 0.2},
             {"ignore_index": 1},
@@ -463,10 +500,10 @@ _ROWS = (
         name="nll_loss",
         family="multiclass",
         functional=F.nll_loss,
-        module=N.NLLLoss,
+        module_name="NLLLoss",
         reference=R.nll_loss,
-        summary="Negative log-likelihood of log-probabilities (NLLLoss, NLLLoss2d).",
-        when_to_use="After an explicit log_softmax; cross_entropy fuses both.",
+        summary='-w_y log p_y of log-probabilities (also the 2-D "NLLLoss2d" form)',
+        when_to_use="after an explicit log_softmax",
         examples=(
             Example(
                 "seed 000: log of p = [[0.2, 0.3, 0.5], [0.1, 0.7, 0.2], [0.4, 0.5, 0.1]], "
@@ -475,11 +512,8 @@ _ROWS = (
                 [0, 1, 2],
             ),
         ),
-        input_kind="logprobs",
-        target_kind="index",
-        plot_axis="p_t",
-        weight_kind="class",
-        none_shape="index",
+        input_kind=LOGPROBS,
+        target_kind=INDEX,
         variants=({"ignore_index": 1},),
         torch_builtin=_torch(
             TF.nll_loss, supports=("weight", "ignore_index"), defaults={"ignore_index": -100}
@@ -489,10 +523,10 @@ _ROWS = (
         name="softmax_focal_loss",
         family="multiclass",
         functional=F.softmax_focal_loss,
-        module=N.SoftmaxFocalLoss,
+        module_name="SoftmaxFocalLoss",
         reference=R.softmax_focal_loss,
-        summary="-(1 - p_t)^gamma log p_t over a softmax; class balancing via weight.",
-        when_to_use="Multi-class or segmentation with many easy examples or imbalance.",
+        summary="-w_y (1 - p_t)^γ log p_t over a softmax; γ = 0 is `cross_entropy`",
+        when_to_use="imbalanced multi-class, segmentation",
         examples=(
             Example(
                 "seed 002: pred = [[0.9, 0.1], [0.8, 0.2], [0.7, 0.3]], label = [0, 1, 0]",
@@ -501,11 +535,8 @@ _ROWS = (
                 options={"gamma": 2.0},
             ),
         ),
-        input_kind="logits",
-        target_kind="index",
-        plot_axis="p_t",
-        weight_kind="class",
-        none_shape="index",
+        input_kind=LOGITS,
+        target_kind=INDEX,
         variants=(
             {"gamma": 0.5},
             {"gamma": 0.0},
@@ -518,10 +549,10 @@ _ROWS = (
         name="symmetric_cross_entropy",
         family="multiclass",
         functional=F.symmetric_cross_entropy,
-        module=N.SymmetricCrossEntropyLoss,
+        module_name="SymmetricCrossEntropyLoss",
         reference=R.symmetric_cross_entropy,
-        summary="alpha * CE + beta * RCE (Wang et al. 2019), robust to noisy labels.",
-        when_to_use="Training on noisy labels.",
+        summary="α CE + β RCE (Wang et al. 2019)",
+        when_to_use="noisy labels",
         examples=(
             Example(
                 "seed 001: y_pred = [[10, 5, -6], [8, 8, 8]], y_true = [0, 2]",
@@ -529,11 +560,8 @@ _ROWS = (
                 [0, 2],
             ),
         ),
-        input_kind="logits",
-        target_kind="index",
-        plot_axis="p_t",
-        weight_kind="class",
-        none_shape="index",
+        input_kind=LOGITS,
+        target_kind=INDEX,
         variants=({"alpha": 0.1, "beta": 1.0}, {"log_zero": -6.0}, {"ignore_index": 1}),
         paper="https://arxiv.org/abs/1908.06112",
     ),
@@ -541,10 +569,10 @@ _ROWS = (
         name="reverse_cross_entropy",
         family="multiclass",
         functional=F.reverse_cross_entropy,
-        module=N.ReverseCrossEntropyLoss,
+        module_name="ReverseCrossEntropyLoss",
         reference=R.reverse_cross_entropy,
-        summary="-sum_k p_k log q_k with log 0 := log_zero; -log_zero (1 - p_y) one-hot.",
-        when_to_use="The noise-robust half of symmetric cross entropy.",
+        summary="-Σ p_k log q_k with log 0 := `log_zero` (A = -4)",
+        when_to_use="the robust half of SCE",
         examples=(
             Example(
                 "seed 001: y_pred = [[10, 5, -6], [8, 8, 8]], y_true = [0, 2]",
@@ -552,11 +580,8 @@ _ROWS = (
                 [0, 2],
             ),
         ),
-        input_kind="logits",
-        target_kind="index",
-        plot_axis="p_t",
-        weight_kind="class",
-        none_shape="index",
+        input_kind=LOGITS,
+        target_kind=INDEX,
         variants=({"log_zero": -2.0}, {"ignore_index": 1}),
         paper="https://arxiv.org/abs/1908.06112",
     ),
@@ -564,10 +589,10 @@ _ROWS = (
         name="categorical_cross_entropy",
         family="multiclass",
         functional=F.categorical_cross_entropy,
-        module=N.CategoricalCrossEntropyLoss,
+        module_name="CategoricalCrossEntropyLoss",
         reference=R.categorical_cross_entropy,
-        summary="The Keras form: one-hot/probability rows, probabilities or logits.",
-        when_to_use="Porting Keras code; one-hot targets along the last dimension.",
+        summary="the Keras form: rows rescaled and clipped, `from_logits`, `dim`",
+        when_to_use="porting Keras code",
         examples=(
             Example(
                 "seed 004: y_hat = [[0.920, 0.080], [0.020, 0.80]], y_true = [[1, 0], [0, 1]]",
@@ -575,21 +600,18 @@ _ROWS = (
                 [[1.0, 0.0], [0.0, 1.0]],
             ),
         ),
-        input_kind="probs",
-        target_kind="rows",
-        plot_axis="p_t",
-        weight_kind=None,
-        none_shape="rows",
+        input_kind=PROBS,
+        target_kind=ROWS,
         variants=({"from_logits": True}, {"label_smoothing": 0.1}, {"eps": 1e-3}),
     ),
     LossSpec(
         name="detection_focal_loss",
         family="detection",
         functional=F.detection_focal_loss,
-        module=N.DetectionFocalLoss,
+        module_name="DetectionFocalLoss",
         reference=R.detection_focal_loss,
-        summary="RetinaNet focal loss: ignored anchors, sum / max(1, object anchors).",
-        when_to_use="One-stage detectors (RetinaNet style) with anchor states.",
+        summary="RetinaNet focal over anchors (-1 ignored, 0 background, 1 object) / max(1, objects)",
+        when_to_use="one-stage detectors",
         examples=(
             Example(
                 "1 image, 3 anchors (object, background, ignored), 2 classes",
@@ -598,10 +620,8 @@ _ROWS = (
                 extra=([[1, 0, -1]],),
             ),
         ),
-        input_kind="logits",
-        target_kind="anchors",
-        plot_axis="p_t",
-        weight_kind=None,
+        input_kind=LOGITS,
+        target_kind=ANCHORS,
         variants=({"gamma": 0.5, "alpha": None},),
         paper="https://arxiv.org/abs/1708.02002",
     ),
@@ -609,12 +629,10 @@ _ROWS = (
         name="linear_cross_entropy",
         family="language model",
         functional=_weight_after_target(F.linear_cross_entropy),
-        module=N.LinearCrossEntropyLoss,
+        module_name="LinearCrossEntropyLoss",
         reference=_weight_after_target(R.linear_cross_entropy),
-        summary="Cross entropy of a linear layer's output, input @ linear_weight.T, "
-        "without the (N, V) logits in memory; z-loss, softcap.",
-        when_to_use="Language-model heads and other large vocabularies, where the logits "
-        "dominate training memory.",
+        summary="`cross_entropy(x Wᵀ + b)` without ever holding the (N, V) logits; `softcap`, `z_loss`, `label_smoothing`",
+        when_to_use="LM heads over large vocabularies",
         examples=(
             Example(
                 "losskit's docstring: 3 tokens of 2 features, a 3-class linear layer",
@@ -631,10 +649,7 @@ _ROWS = (
                 extra=([[0.5, 0.1], [-0.3, 0.8], [1.0, -1.0]],),
             ),
         ),
-        target_kind="linear",
-        plot_axis="p_t",
-        weight_kind="class",
-        none_shape="rows",
+        target_kind=LINEAR,
         variants=(
             {"label_smoothing": 0.2},
             {"ignore_index": 1},
@@ -671,6 +686,26 @@ def spec(name: str) -> LossSpec:
     return REGISTRY[key]
 
 
+def losses_table() -> str:
+    """The README's table of losses (Markdown), made from the registry; a test keeps the
+    README's copy equal to it (``python -m losskit._registry`` prints it)."""
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    lines = [
+        "| function | module | family | what it computes | when to use it |",
+        "|---|---|---|---|---|",
+    ]
+    for row in REGISTRY.values():
+        name = f"`{row.name}`" + "".join(f" (alias `{a}`)" for a in row.aliases)
+        lines.append(
+            f"| {name} | `{row.module_name}` | {row.family} | {cell(row.summary)} | "
+            f"{cell(row.when_to_use)} |"
+        )
+    return "\n".join(lines)
+
+
 def get(name: str, **options: object) -> torch.nn.Module:
     """A loss module by name or alias, e.g. ``losskit.get("huber_loss", delta=0.5)``.
 
@@ -681,3 +716,7 @@ def get(name: str, **options: object) -> torch.nn.Module:
         tensor(1.)
     """
     return spec(name).module(**options)
+
+
+if __name__ == "__main__":
+    print(losses_table())

@@ -26,11 +26,6 @@ _TENSOR_OPTIONS = {
     "pos_weight": torch.float64,
     "linear_bias": torch.float64,
 }
-# Extra positional inputs, by target kind: given as options to explain, with whether
-# they hold integers (anchor states) or floats (a linear layer's weight).
-_EXTRA_INPUTS = {"anchors": (("anchor_state", True),), "linear": (("linear_weight", False),)}
-# Target kinds of class indices (integers).
-_INDEX_TARGETS = ("index", "linear")
 
 
 def _fmt_value(value: np.ndarray) -> str:
@@ -65,6 +60,7 @@ class Explanation:
         result: the reference's result: a float, or a list for ``reduction="none"``.
         check: losskit's torch value, torch's built-in value (``None`` where torch has no
             such loss or option) and their absolute differences from ``result``.
+        inputs: what the loss takes, from its input and target kinds.
     """
 
     name: str
@@ -73,12 +69,15 @@ class Explanation:
     steps: list[Step]
     result: float | list
     check: dict[str, object] = field(default_factory=dict)
+    inputs: str = ""
 
     def to_dict(self) -> dict[str, object]:
-        """JSON-ready data: ``{"name", "source", "options", "steps", "result", "check"}``."""
+        """JSON-ready data: ``{"name", "source", "inputs", "options", "steps", "result",
+        "check"}``."""
         return {
             "name": self.name,
             "source": self.source,
+            "inputs": self.inputs,
             "options": {
                 k: _plain(v.tolist() if isinstance(v, torch.Tensor) else v)
                 for k, v in self.options.items()
@@ -92,6 +91,8 @@ class Explanation:
 
     def __str__(self) -> str:
         lines = [f"{self.name}: {self.source}"]
+        if self.inputs:
+            lines.append(f"takes: {self.inputs}")
         if self.options:
             shown = ", ".join(
                 f"{k}={v.tolist() if isinstance(v, torch.Tensor) else v!r}"
@@ -165,8 +166,8 @@ def explain(
         0.7398
     """
     row: LossSpec = spec(name)
-    extra_inputs = _EXTRA_INPUTS.get(row.target_kind, ())
-    extra_names = tuple(n for n, _ in extra_inputs)
+    extra_inputs = row.extra_inputs  # given to explain as options
+    extra_names = tuple(e.name for e in extra_inputs)
     if input is None and target is None:
         example = row.examples[0]
         input, target, source = example.input, example.target, example.source
@@ -184,8 +185,8 @@ def explain(
         C.fail(row.name, f"explain needs {', '.join(missing)}= for this loss.")
 
     x = _as_tensor(input, integer=False)
-    y = _as_tensor(target, integer=row.target_kind in _INDEX_TARGETS)
-    extra = [_as_tensor(options.pop(n), integer=integer) for n, integer in extra_inputs]
+    y = _as_tensor(target, integer=row.target_kind.integer)
+    extra = [_as_tensor(options.pop(e.name), integer=e.integer) for e in extra_inputs]
     call = {
         k: torch.as_tensor(np.asarray(v, dtype=np.float64))
         if k in _TENSOR_OPTIONS and v is not None and not isinstance(v, torch.Tensor)
@@ -216,4 +217,5 @@ def explain(
         steps=list(steps),
         result=float(result) if result.ndim == 0 else result.tolist(),
         check=check,
+        inputs=f"input {row.input_kind.description}; target {row.target_kind.description}",
     )

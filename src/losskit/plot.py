@@ -15,46 +15,6 @@ from ._registry import LossSpec, spec
 
 __all__ = ["curve", "plot"]
 
-_GRID = 801
-
-
-def _true_class_inputs(row: LossSpec, p: torch.Tensor):
-    """Inputs whose true class has probability ``p``.
-
-    Returns ``(input, target, extra, the input entry of the true class, its name)``.
-    """
-    logit = torch.log(p) - torch.log1p(-p)
-    if row.target_kind == "linear":
-        # hidden states through an identity layer: the hidden state of the true class's
-        # row is its logit, the other one is 0, as for the two-class logits below
-        first = logit.clone().requires_grad_(True)
-        x = torch.stack([first, torch.zeros_like(p)], dim=1)
-        y = torch.zeros(p.shape[0], dtype=torch.long)
-        return x, y, (torch.eye(2, dtype=p.dtype),), first, "logit"
-    if row.target_kind in ("unit", "anchors"):
-        x = (p if row.input_kind == "probs" else logit).clone().requires_grad_(True)
-        y = torch.ones_like(p)
-        if row.target_kind == "anchors":
-            n = p.shape[0]
-            state = torch.ones(1, n, dtype=torch.long)
-            return x.view(1, n, 1), y.view(1, n, 1), (state,), x, "logit"
-        return x, y, (), x, "probability" if row.input_kind == "probs" else "logit"
-    # two classes, the true one first: p_t = softmax([x_t, x_other])[0]
-    if row.input_kind == "logits":
-        first, name = logit.clone().requires_grad_(True), "logit"
-        x = torch.stack([first, torch.zeros_like(p)], dim=1)
-    elif row.input_kind == "logprobs":
-        first, name = torch.log(p).requires_grad_(True), "log-probability"
-        x = torch.stack([first, torch.log1p(-p)], dim=1)
-    else:
-        first, name = p.clone().requires_grad_(True), "probability"
-        x = torch.stack([first, 1 - p], dim=1)
-    if row.target_kind == "rows":
-        y = torch.tensor([1.0, 0.0], dtype=p.dtype).expand(p.shape[0], 2)
-    else:
-        y = torch.zeros(p.shape[0], dtype=torch.long)
-    return x, y, (), first, name
-
 
 def _option_names(row: LossSpec) -> set[str]:
     """The options a loss takes: its functional's keyword-only arguments."""
@@ -77,17 +37,11 @@ def curve(name: str, **options: object) -> tuple[torch.Tensor, torch.Tensor, tor
     """
     row = spec(name)
     options = {**options, "reduction": "none"}
-    if row.plot_axis == "residual":
-        r = torch.linspace(-3.0, 3.0, _GRID, dtype=torch.float64)
-        x = r.clone().requires_grad_(True)
-        loss = row.functional(x, torch.zeros_like(r), **options)
-        (grad,) = torch.autograd.grad(loss.sum(), x)
-        return r, loss.detach(), grad, "d loss / d prediction"
-    p = torch.linspace(0.0, 1.0, _GRID + 2, dtype=torch.float64)[1:-1]
-    x, y, extra, first, entry = _true_class_inputs(row, p)
-    loss = row.functional(x, y, *extra, **options).reshape(p.shape[0], -1)[:, 0]
-    (grad,) = torch.autograd.grad(loss.sum(), first)
-    return p, loss.detach(), grad, f"d loss / d {entry} of the true class"
+    axis, _ = row.target_kind.plot_grid()
+    x, y, extra, leaf, entry = row.target_kind.plot_inputs(row.input_kind, axis)
+    loss = row.functional(x, y, *extra, **options).reshape(axis.shape[0], -1)[:, 0]
+    (grad,) = torch.autograd.grad(loss.sum(), leaf)
+    return axis, loss.detach(), grad, f"d loss / d {entry}"
 
 
 def _combinations(options: Mapping[str, Sequence[object]]) -> Iterable[dict[str, object]]:
@@ -121,7 +75,7 @@ def plot(
     rows = [spec(n) for n in names]
     if not rows:
         C.fail("plot", "name at least one loss.")
-    if len({r.plot_axis for r in rows}) > 1:
+    if len({r.target_kind.plot_grid()[1] for r in rows}) > 1:
         C.fail(
             "plot",
             "cannot overlay regression losses (against the residual) and classification "
@@ -145,10 +99,7 @@ def plot(
             axes[0, 0].plot(x.numpy(), loss.numpy(), label=label)
             if grad:
                 axes[0, 1].plot(x.numpy(), g.numpy(), label=label)
-    if rows[0].plot_axis == "residual":
-        xlabel = "residual r = prediction - target"
-    else:
-        xlabel = "p_t, probability of the true class"
+    xlabel = rows[0].target_kind.plot_grid()[1]
     axes[0, 0].set(xlabel=xlabel, ylabel="loss", title="loss")
     if grad:
         grad_label = grad_labels.pop() if len(grad_labels) == 1 else "d loss / d input"

@@ -1,201 +1,47 @@
-"""losskit.nn: module forms of the losses. Each holds its hyperparameters and calls its
-functional in ``forward``; see :class:`losskit.nn.Loss`."""
+"""losskit.nn: module forms of the losses, made from the registry.
 
-import torch
-from torch import nn
+Each registry row names its module (``LossSpec.module_name``). A module holds the
+hyperparameters of its functional and calls it in a one-line ``forward`` (see
+:class:`losskit.nn.Loss`); it is made here from the row, unless it is written by hand
+(:class:`LinearCrossEntropyLoss` owns a linear layer).
+"""
 
-from .. import functional as F
-from .._checks import check_reduction, fail
-from .._errors import LossTypeError
+from __future__ import annotations
+
+import inspect
+
+from .._registry import REGISTRY
 from ._base import Loss
+from .linear import LinearCrossEntropyLoss
 
-__all__ = [
-    "Loss",
-    "L1Loss",
-    "MAELoss",
-    "MSELoss",
-    "RMSELoss",
-    "SmoothL1Loss",
-    "HuberLoss",
-    "PseudoHuberLoss",
-    "LogCoshLoss",
-    "QuantileLoss",
-    "BCELoss",
-    "BCEWithLogitsLoss",
-    "SigmoidFocalLoss",
-    "CrossEntropyLoss",
-    "NLLLoss",
-    "SoftmaxFocalLoss",
-    "SymmetricCrossEntropyLoss",
-    "ReverseCrossEntropyLoss",
-    "CategoricalCrossEntropyLoss",
-    "DetectionFocalLoss",
-    "LinearCrossEntropyLoss",
-]
+_BY_HAND = {"LinearCrossEntropyLoss": LinearCrossEntropyLoss}
 
 
-class L1Loss(Loss, functional=F.l1_loss):
-    """Module form of :func:`losskit.functional.l1_loss`."""
+def _module_doc(row) -> str:
+    fn = inspect.unwrap(row.functional).__name__
+    inputs = ", ".join(["input", "target", *(e.name for e in row.extra_inputs)])
+    return (
+        f"Module form of :func:`losskit.functional.{fn}`: {row.summary}\n\n"
+        f"Hyperparameters are the function's keyword arguments; ``forward({inputs}, "
+        "**overrides)`` calls it (an override, e.g. ``normalizer=``, wins for that call)."
+    )
 
 
-MAELoss = L1Loss
+def _make_module(row) -> type:
+    if row.module_name in _BY_HAND:
+        return _BY_HAND[row.module_name]
+    namespace = {
+        "__module__": __name__,
+        "__qualname__": row.module_name,
+        "__doc__": _module_doc(row),
+    }
+    return type(row.module_name, (Loss,), namespace, functional=inspect.unwrap(row.functional))
 
 
-class MSELoss(Loss, functional=F.mse_loss):
-    """Module form of :func:`losskit.functional.mse_loss`."""
-
-
-class RMSELoss(Loss, functional=F.rmse_loss):
-    """Module form of :func:`losskit.functional.rmse_loss`."""
-
-
-class SmoothL1Loss(Loss, functional=F.smooth_l1_loss):
-    """Module form of :func:`losskit.functional.smooth_l1_loss`."""
-
-
-class HuberLoss(Loss, functional=F.huber_loss):
-    """Module form of :func:`losskit.functional.huber_loss`."""
-
-
-class PseudoHuberLoss(Loss, functional=F.pseudo_huber_loss):
-    """Module form of :func:`losskit.functional.pseudo_huber_loss`."""
-
-
-class LogCoshLoss(Loss, functional=F.log_cosh_loss):
-    """Module form of :func:`losskit.functional.log_cosh_loss`."""
-
-
-class QuantileLoss(Loss, functional=F.quantile_loss):
-    """Module form of :func:`losskit.functional.quantile_loss`."""
-
-
-class BCELoss(Loss, functional=F.binary_cross_entropy):
-    """Module form of :func:`losskit.functional.binary_cross_entropy`."""
-
-
-class BCEWithLogitsLoss(Loss, functional=F.binary_cross_entropy_with_logits):
-    """Module form of :func:`losskit.functional.binary_cross_entropy_with_logits`."""
-
-
-class SigmoidFocalLoss(Loss, functional=F.sigmoid_focal_loss):
-    """Module form of :func:`losskit.functional.sigmoid_focal_loss`."""
-
-
-class CrossEntropyLoss(Loss, functional=F.cross_entropy):
-    """Module form of :func:`losskit.functional.cross_entropy`."""
-
-
-class NLLLoss(Loss, functional=F.nll_loss):
-    """Module form of :func:`losskit.functional.nll_loss`."""
-
-
-class SoftmaxFocalLoss(Loss, functional=F.softmax_focal_loss):
-    """Module form of :func:`losskit.functional.softmax_focal_loss`."""
-
-
-class SymmetricCrossEntropyLoss(Loss, functional=F.symmetric_cross_entropy):
-    """Module form of :func:`losskit.functional.symmetric_cross_entropy`."""
-
-
-class ReverseCrossEntropyLoss(Loss, functional=F.reverse_cross_entropy):
-    """Module form of :func:`losskit.functional.reverse_cross_entropy`."""
-
-
-class CategoricalCrossEntropyLoss(Loss, functional=F.categorical_cross_entropy):
-    """Module form of :func:`losskit.functional.categorical_cross_entropy`."""
-
-
-class DetectionFocalLoss(Loss, functional=F.detection_focal_loss):
-    """Module form of :func:`losskit.functional.detection_focal_loss`:
-    ``forward(input, target, anchor_state)``."""
-
-
-class LinearCrossEntropyLoss(nn.Module):
-    """A linear layer and the cross entropy of its output, without the logits in memory:
-    module form of :func:`losskit.functional.linear_cross_entropy`.
-
-    Holds ``self.linear = nn.Linear(in_features, num_classes, bias=bias)`` (the language
-    model head, as in ``torch.nn.LinearCrossEntropyLoss``) and the loss options;
-    ``forward(input, target, normalizer=None)`` takes hidden states ``(*, in_features)``
-    and class indices ``(*)``. Unlike torch's module, there is no ``out_features``
-    (K-dimensional) form: flatten the positions into ``*`` instead. ``chunk_size`` and
-    ``backend`` are those of the functional.
-
-    Example:
-        >>> import torch, losskit
-        >>> head = losskit.nn.LinearCrossEntropyLoss(8, 100, ignore_index=-100)
-        >>> h = torch.randn(4, 6, 8, requires_grad=True)
-        >>> y = torch.randint(0, 100, (4, 6))
-        >>> loss = head(h, y)
-        >>> loss.backward()
-        >>> head.linear.weight.grad.shape
-        torch.Size([100, 8])
-    """
-
-    def __init__(
-        self,
-        in_features: int,
-        num_classes: int,
-        *,
-        bias: bool = False,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-        weight: torch.Tensor | None = None,
-        ignore_index: int | None = -100,
-        label_smoothing: float = 0.0,
-        z_loss: float = 0.0,
-        softcap: float | None = None,
-        reduction: str = "mean",
-        chunk_size: int | tuple[int, int] | None = None,
-        backend: str = "auto",
-    ) -> None:
-        super().__init__()
-        for what, value in (("in_features", in_features), ("num_classes", num_classes)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                fail(
-                    "LinearCrossEntropyLoss",
-                    f"{what} must be a positive int, got {value!r}.",
-                    cls=LossTypeError,
-                )
-        check_reduction("LinearCrossEntropyLoss", reduction)
-        self.linear = nn.Linear(in_features, num_classes, bias=bias, device=device, dtype=dtype)
-        self.register_buffer("weight", weight)
-        self.ignore_index = ignore_index
-        self.label_smoothing = label_smoothing
-        self.z_loss = z_loss
-        self.softcap = softcap
-        self.reduction = reduction
-        self.chunk_size = chunk_size
-        self.backend = backend
-
-    def forward(
-        self,
-        input: torch.Tensor,
-        target: torch.Tensor,
-        normalizer: torch.Tensor | float | None = None,
-    ) -> torch.Tensor:
-        return F.linear_cross_entropy(
-            input,
-            self.linear.weight,
-            target,
-            linear_bias=self.linear.bias,
-            weight=self.weight,
-            ignore_index=self.ignore_index,
-            label_smoothing=self.label_smoothing,
-            z_loss=self.z_loss,
-            softcap=self.softcap,
-            reduction=self.reduction,
-            normalizer=normalizer,
-            chunk_size=self.chunk_size,
-            backend=self.backend,
-        )
-
-    def extra_repr(self) -> str:
-        options = [f"reduction={self.reduction!r}"]
-        if self.label_smoothing:
-            options.append(f"label_smoothing={self.label_smoothing}")
-        if self.z_loss:
-            options.append(f"z_loss={self.z_loss}")
-        if self.softcap is not None:
-            options.append(f"softcap={self.softcap}")
-        return ", ".join(options)
+__all__ = ["Loss"]
+for _row in REGISTRY.values():
+    _cls = _make_module(_row)
+    for _name in (_row.module_name, *_row.module_aliases):
+        globals()[_name] = _cls
+        __all__.append(_name)
+del _row, _cls, _name

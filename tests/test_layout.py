@@ -1,0 +1,88 @@
+"""The registry is the only declaration of a loss: every export list, module and table is
+made from it or checked against it here, once for every row."""
+
+from __future__ import annotations
+
+import inspect
+import pickle
+from pathlib import Path
+
+import pytest
+
+import losskit
+from losskit import _kinds
+from losskit._registry import losses_table
+from conftest import SPEC_IDS, SPECS
+
+# Options that choose how the torch path runs, not what it computes: the NumPy references
+# do not take them.
+EXECUTION_OPTIONS = {"backend"}
+METRICS = {"top_k_accuracy", "in_top_k"}
+
+
+def _names():
+    return {n for s in SPECS for n in (s.name, *s.aliases)}
+
+
+def test_functional_and_reference_export_exactly_the_registry():
+    assert set(losskit.functional.__all__) == _names() | METRICS
+    assert set(losskit.reference.__all__) == _names() | METRICS | {"Step", "record"}
+    for name in losskit.functional.__all__:
+        assert callable(getattr(losskit.functional, name))
+        assert callable(getattr(losskit.reference, name))
+    assert len(losskit.functional.__all__) == len(set(losskit.functional.__all__))
+
+
+def test_nn_exports_exactly_the_registry_modules():
+    modules = {n for s in SPECS for n in (s.module_name, *s.module_aliases)}
+    assert set(losskit.nn.__all__) == modules | {"Loss"}
+    for s in SPECS:
+        cls = s.module
+        assert cls is getattr(losskit.nn, s.module_name)
+        assert all(getattr(losskit.nn, a) is cls for a in s.module_aliases)
+        assert cls.__module__.startswith("losskit.nn") and cls.__doc__
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
+def test_module_made_from_row_takes_the_functional_options(spec):
+    cls = spec.module
+    if not issubclass(cls, losskit.nn.Loss):  # written by hand (owns a linear layer)
+        return
+    fn = inspect.unwrap(spec.functional)
+    keyword = {
+        p.name: p.default
+        for p in inspect.signature(fn).parameters.values()
+        if p.kind is p.KEYWORD_ONLY
+    }
+    assert cls._defaults == keyword
+    assert fn.__name__ in cls.__doc__
+    module = cls()
+    assert pickle.loads(pickle.dumps(module)).options() == module.options()
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
+def test_functional_signature_equals_reference_signature(spec):
+    def params(f):
+        sig = inspect.signature(inspect.unwrap(f))
+        return [
+            (p.name, p.kind, p.default)
+            for p in sig.parameters.values()
+            if p.name not in EXECUTION_OPTIONS
+        ]
+
+    assert params(spec.functional) == params(spec.reference)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
+def test_kinds_are_kind_objects(spec):
+    assert isinstance(spec.input_kind, _kinds.InputKind)
+    assert isinstance(spec.target_kind, _kinds.TargetKind)
+    assert spec.weight_kind == spec.target_kind.weight_kind
+    assert spec.plot_axis == spec.target_kind.plot_axis
+
+
+def test_readme_table_is_the_registry():
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    block = readme.split("<!-- losses-begin")[1].split("-->", 1)[1]
+    block = block.split("<!-- losses-end -->")[0].strip()
+    assert block == losses_table(), "run `python -m losskit._registry` and paste its table"
