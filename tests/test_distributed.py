@@ -351,7 +351,7 @@ def check_errors(ranks, world):
         errors = result["errors"]
         assert errors["out-of-range"] == (
             f"vocab_parallel_cross_entropy: target has class index {vocab}, but the full "
-            f"vocabulary has {vocab} classes ({world} ranks x {V_LOCAL}) "
+            f"vocabulary ({world} ranks x {V_LOCAL}) has {vocab} classes "
             f"(valid 0..{vocab - 1}, or ignore_index=-100); 1 value out of range."
         )
         assert "same number of classes on every rank" in errors["unequal-widths"]
@@ -508,7 +508,7 @@ def test_out_of_range_target_message_and_checks_off():
         vocab_parallel_cross_entropy(x, t)
     assert str(info.value) == (
         "vocab_parallel_cross_entropy: target has class index 4, but the full vocabulary "
-        "has 4 classes (1 rank x 4) (valid 0..3, or ignore_index=-100); 1 value out of "
+        "(1 rank x 4) has 4 classes (valid 0..3, or ignore_index=-100); 1 value out of "
         "range. Hint: labels look 1-based: subtract 1 (target - 1)."
     )
     with losskit.set_checks(False):  # no check, no error (the value is then meaningless)

@@ -26,12 +26,17 @@ from collections.abc import Sequence
 
 import torch
 import torch.distributed as dist
-from torch.autograd.function import once_differentiable
 
 from . import _checks as C
-from ._errors import LossInputError
-from ._reduction import compute_dtype, reduce
+from ._reduction import compute_dtype, reduce_sums
 from .functional._classes import _check_index_range
+from .functional._rowstats import (
+    RowCrossEntropy,
+    RowStats,
+    check_first_order,
+    target_weight,
+    vmap_by_loop,
+)
 from .functional.multiclass import _check_ignore_index
 
 __all__ = ["global_count", "vocab_parallel_cross_entropy"]
@@ -139,86 +144,124 @@ def global_count(target, *, ignore_index=-100, group=None) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- vocab parallel
+SECOND_ORDER_HINT = (
+    "for second derivatives, gather the logits and use losskit.functional.cross_entropy, "
+    "which is twice differentiable."
+)
+
+
 class _VocabParallelCrossEntropy(torch.autograd.Function):
     """Per-row cross entropy of the full vocabulary from the local shard ``(M, V_local)``.
 
-    Forward (``m``: the global row maximum, all terms below are >= 0, so nothing cancels):
-    ``loss = log(s) + (1 - e) (m - x_y) + e / V sum_c (m - x_c) + z lse^2`` with
-    ``s = sum_c exp(x_c - m)`` and ``lse = m + log(s)``; ``m`` is one all-reduce (MAX),
-    and ``s``, ``m - x_y`` (from the rank owning ``y``, 0 elsewhere) and, with smoothing,
-    ``sum_c (m - x_c)`` are one all-reduce (SUM) of a ``(2 or 3, M)`` tensor.
+    Forward: the row statistics of :mod:`losskit.functional._rowstats` against the global
+    row maximum ``m`` (one all-reduce, MAX): ``s = sum_c exp(x_c - m)``, ``x_y - m`` (from
+    the rank owning ``y``, 0 elsewhere) and, with label smoothing, ``sum_c w_c (x_c - m)``
+    are one all-reduce (SUM) of a ``(2 or 3, M)`` tensor; every term is <= 0 or a sum of
+    exponentials <= 1, so nothing cancels. Outputs ``(loss, lse)``, the per-row loss and
+    the (not differentiable) log-sum-exp kept for the backward.
 
-    Backward, local (no communication): ``g (p_c (1 + 2 z lse) - (1 - e) [c = y] - e / V)``
-    with ``p = exp(x - lse)`` recomputed from the saved shard and ``lse``.
+    Backward, local (no communication): ``g (a p_c - b [c = y] - d w_c)`` with the row
+    coefficients ``a, b, d`` of ``RowCrossEntropy`` and ``p = exp(x - lse)`` recomputed
+    from the saved shard. Differentiable once; under ``torch.func.vmap`` each element of
+    the batch makes its own two all-reduces.
     """
 
     @staticmethod
-    def forward(ctx, x, target, mask, vocab_start, vocab_size, ls, z, group, size):
+    def forward(x, target, mask, weight, vocab_start, ce, group, size):
         dtype = compute_dtype(x.dtype)
         xf = x.to(dtype)
         v_local = xf.shape[1]
-        local = target - vocab_start
-        owned = mask & (local >= 0) & (local < v_local)
-        index = torch.where(owned, local, 0).unsqueeze(1)
+        owned, index = _owned(target, mask, vocab_start, v_local)
 
         m = _all_reduce(xf.amax(dim=1), "max", group, size)
-        mc = m.unsqueeze(1)
-        # the global maximum is attained on some rank, so the global s is >= 1
+        below = xf - m.unsqueeze(1)  # <= 0; the global maximum is attained on some rank,
+        # so the global sum of exponentials is >= 1
         stats = [
-            torch.exp(xf - mc).sum(1),
-            torch.where(owned, m - xf.gather(1, index).squeeze(1), 0),
+            torch.exp(below).sum(1),
+            torch.where(owned, below.gather(1, index).squeeze(1), 0),
         ]
-        if ls:
-            stats.append((mc - xf).sum(1))
+        if ce.label_smoothing:
+            shard = _shard(weight, vocab_start, v_local)
+            stats.append(below @ shard if shard is not None else below.sum(1))
         stats = _all_reduce(torch.stack(stats), "sum", group, size)
-
-        log_s = stats[0].log()
-        lse = m + log_s
-        loss = log_s + (1.0 - ls) * stats[1]
-        if ls:
-            loss = loss + (ls / vocab_size) * stats[2]
-        if z:
-            loss = loss + z * lse.square()
-        loss = torch.where(mask, loss, 0)
-
+        rows = RowStats.from_sum_exp(
+            m, stats[0], stats[1], stats[2] if ce.label_smoothing else None
+        )
+        loss = ce.loss(rows, target_weight(weight, target, mask), mask)
         # an ignored row may be all -inf (padding, lse NaN): keep exp(x - lse) finite
         # there (any lse >= max(x) does, and its gradient is multiplied by 0)
-        lse = torch.where(mask | (lse > 0), lse, 0)
-        ctx.save_for_backward(x, lse, mask, owned, index)
-        ctx.options = (ls, z, vocab_size)
-        return loss
+        lse = rows.lse
+        return loss, torch.where(mask | (lse > 0), lse, 0)
 
     @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_loss):
-        x, lse, mask, owned, index = ctx.saved_tensors
-        ls, z, vocab_size = ctx.options
+    def setup_context(ctx, inputs, output):
+        x, target, mask, weight, vocab_start, ce, _, _ = inputs
+        ctx.mark_non_differentiable(output[1])
+        ctx.save_for_backward(x, target, mask, weight, output[1])
+        ctx.options = (vocab_start, ce)
+
+    @staticmethod
+    def backward(ctx, grad_loss, _grad_lse):
+        check_first_order("vocab_parallel_cross_entropy", SECOND_ORDER_HINT)
+        x, target, mask, weight, lse = ctx.saved_tensors
+        vocab_start, ce = ctx.options
+        v_local = x.shape[1]
         g = torch.where(mask, grad_loss.to(lse.dtype), 0)
-        coef = g * (1.0 + 2.0 * z * lse) if z else g
+        coef = ce.coefficients(lse, target_weight(weight, target, mask), g)
         grad = torch.exp(x.to(lse.dtype) - lse.unsqueeze(1))
-        grad.mul_(coef.unsqueeze(1))
-        if ls:
-            grad.sub_((g * (ls / vocab_size)).unsqueeze(1))
-        if ls < 1.0:
-            grad.scatter_add_(1, index, torch.where(owned, g * -(1.0 - ls), 0).unsqueeze(1))
-        return grad.to(x.dtype), None, None, None, None, None, None, None, None
+        grad.mul_(coef.p.unsqueeze(1))
+        if coef.spread is not None:
+            shard = _shard(weight, vocab_start, v_local)
+            if shard is None:
+                grad.sub_(coef.spread.unsqueeze(1))
+            else:
+                grad.sub_(coef.spread.unsqueeze(1) * shard)
+        if ce.label_smoothing < 1.0:
+            owned, index = _owned(target, mask, vocab_start, v_local)
+            grad.scatter_add_(1, index, torch.where(owned, -coef.target, 0).unsqueeze(1))
+        return grad.to(x.dtype), None, None, None, None, None, None, None
+
+    @staticmethod
+    def vmap(info, in_dims, *args):
+        return vmap_by_loop(_VocabParallelCrossEntropy.apply, info, in_dims, *args)
 
 
-def _check_shards(name, rank, size, group, x, target, v_local):
-    """Value check (one all-reduce): equal shard widths, rows and targets on every rank."""
+def _owned(target, mask, vocab_start, v_local):
+    """The counted rows whose target class is on this rank, and its local column."""
+    local = target - vocab_start
+    owned = mask & (local >= 0) & (local < v_local)
+    return owned, torch.where(owned, local, 0).unsqueeze(1)
+
+
+def _shard(weight, vocab_start, v_local):
+    return None if weight is None else weight[vocab_start : vocab_start + v_local]
+
+
+def _checksum(t):
+    """The same number on every rank exactly when ``t`` is the same (a position-weighted
+    sum; a float sum is compared by its bits, as an int64)."""
+    if t.is_floating_point():
+        t = t.to(torch.float64)
+        positions = torch.arange(1, t.numel() + 1, device=t.device, dtype=torch.float64)
+        return (t.reshape(-1) * positions).sum().reshape(1).view(torch.int64)[0]
+    positions = torch.arange(1, t.numel() + 1, device=t.device, dtype=torch.int64)
+    return (t.reshape(-1) * positions).sum()
+
+
+def _check_shards(name, rank, size, group, x, target, v_local, weight):
+    """Value check (one all-reduce): equal shard widths, rows, targets and class weights
+    on every rank."""
     with torch.no_grad():
-        rows = target.numel()
-        weights = torch.arange(1, rows + 1, device=target.device, dtype=torch.int64)
-        checksum = (target * weights).sum()
-        local = torch.stack(
-            [
-                torch.tensor(v_local, device=x.device),
-                torch.tensor(rows, device=x.device),
-                checksum.to(x.device),
-            ]
-        )
+        parts = [
+            torch.tensor(v_local, device=x.device),
+            torch.tensor(target.numel(), device=x.device),
+            _checksum(target).to(x.device),
+        ]
+        if weight is not None:
+            parts.append(_checksum(weight).to(x.device))
+        local = torch.stack(parts)
         both = _all_reduce(torch.cat([local, -local]), "max", group, size)
-        hi, lo = both[:3].tolist(), (-both[3:]).tolist()
+        hi, lo = both[: len(parts)].tolist(), (-both[len(parts) :]).tolist()
     if hi[0] != lo[0]:
         C.fail(
             name,
@@ -241,18 +284,13 @@ def _check_shards(name, rank, size, group, x, target, v_local):
             "indices), but it differs between ranks.",
             "broadcast the target from one rank, or pass the same batch to every rank.",
         )
-
-
-def _check_target_range(name, target, vocab_size, ignore_index, size, v_local):
-    try:
-        _check_index_range(name, target, vocab_size, ignore_index)
-    except LossInputError as error:
-        text = str(error).replace(
-            f"but input has {vocab_size} classes",
-            f"but the full vocabulary has {vocab_size} classes ({size} "
-            f"rank{'s' if size != 1 else ''} x {v_local})",
+    if weight is not None and hi[3] != lo[3]:
+        C.fail(
+            name,
+            "weight must be identical on every rank of the group (the class weights of the "
+            "full vocabulary), but it differs between ranks.",
+            "pass the same (V,) weight on every rank, not the rank's own slice.",
         )
-        raise LossInputError(text) from None
 
 
 def vocab_parallel_cross_entropy(
@@ -260,6 +298,7 @@ def vocab_parallel_cross_entropy(
     target,
     *,
     group=None,
+    weight=None,
     ignore_index=-100,
     label_smoothing=0.0,
     z_loss=0.0,
@@ -348,7 +387,8 @@ def vocab_parallel_cross_entropy(
             "class indices must be integers: cast with target.long().",
             cls=C.LossTypeError,
         )
-    C.check_same_device(name, logits_shard=logits_shard, target=target)
+    weight = C.check_weight_tensor(name, weight)
+    C.check_same_device(name, logits_shard=logits_shard, target=target, weight=weight)
     C.check_normalizer(name, normalizer, reduction)
     ii = _check_ignore_index(name, ignore_index)
     ls = C.check_number(name, "label_smoothing", label_smoothing, low=0.0, high=1.0)
@@ -370,24 +410,41 @@ def vocab_parallel_cross_entropy(
     rank, size = _rank_and_size(name, group)
     v_local = logits_shard.shape[-1]
     vocab_size = v_local * size
+    vocabulary = f"the full vocabulary ({size} rank{'s' if size != 1 else ''} x {v_local})"
     t = target.reshape(-1).long()
 
     if C.checks_enabled():
         if size > 1:
-            _check_shards(name, rank, size, group, logits_shard, t, v_local)
-        _check_target_range(name, t, vocab_size, ii, size, v_local)
+            _check_shards(name, rank, size, group, logits_shard, t, v_local, weight)
+        _check_index_range(name, t, vocab_size, ii, classes_from=vocabulary)
+    dtype = compute_dtype(logits_shard.dtype)
+    if weight is not None:
+        if tuple(weight.shape) != (vocab_size,):
+            C.fail(
+                name,
+                f"weight must hold one value per class of {vocabulary}, shape "
+                f"({vocab_size},), got {tuple(weight.shape)}.",
+                "pass the same full (V,) weight on every rank, not the rank's own slice."
+                if tuple(weight.shape) == (v_local,)
+                else None,
+            )
+        weight = weight.detach().to(dtype)
 
     mask = t != ii
     x = logits_shard.reshape(-1, v_local)
     if t.numel() == 0:  # every rank has no rows (checked above): no collective to match
-        per = x.sum(1).to(compute_dtype(x.dtype)) * 0.0
+        per = x.sum(1).to(dtype) * 0.0
     else:
-        per = _VocabParallelCrossEntropy.apply(
-            x, t, mask, rank * v_local, vocab_size, ls, z, group, size
+        ce = RowCrossEntropy(
+            num_classes=vocab_size,
+            label_smoothing=ls,
+            z_loss=z,
+            weight_sum=weight.sum() if weight is not None else None,
         )
-    return reduce(
-        per.reshape(target.shape),
-        reduction,
-        mask=mask.reshape(target.shape),
-        normalizer=normalizer,
-    )
+        per = _VocabParallelCrossEntropy.apply(x, t, mask, weight, rank * v_local, ce, group, size)[
+            0
+        ]
+    if reduction == "none":
+        return per.reshape(target.shape)
+    den = mask.sum() if weight is None else target_weight(weight, t, mask).sum()
+    return reduce_sums(per.sum(), den, reduction, normalizer)

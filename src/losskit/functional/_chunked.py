@@ -16,13 +16,13 @@ from dataclasses import dataclass
 
 import torch
 
+from .. import _checks as C
 from .._reduction import compute_dtype
 from ._rowstats import (
     Coefficients,
     RowCrossEntropy,
     RowStats,
     check_first_order,
-    forward_mode_unsupported,
     target_weight,
     vmap_by_loop,
 )
@@ -260,6 +260,30 @@ def _cast(grads, dtypes):
     return tuple(None if t is None else t.to(dt) for t, dt in zip(grads, dtypes, strict=True))
 
 
+class _SweepBackward(torch.autograd.Function):
+    """The backward sweep of ``reduction="none"`` (the gradients of ``sum_i g_i l_i``), as
+    a Function of its own so that it has a vmap rule: under ``torch.func.jacrev`` or
+    ``vmap(grad(...))`` the upstream gradient is batched, and each element of the batch
+    is swept on its own. Its outputs are not differentiable."""
+
+    @staticmethod
+    def forward(x, w, b, y, mask, cw, lse, upstream, plan, needs):
+        _, _, *grads = _sweep(x, w, b, y, mask, cw, plan, lse=lse, upstream=upstream, grads=needs)
+        return tuple(grads)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.mark_non_differentiable(*(t for t in output if t is not None))
+
+    @staticmethod
+    def backward(ctx, *_):  # not reached: the outputs are marked not differentiable
+        C.fail(LOSS, "the backward sweep is not differentiable.", SECOND_ORDER_HINT)
+
+    @staticmethod
+    def vmap(info, in_dims, *args):
+        return vmap_by_loop(_SweepBackward.apply, info, in_dims, *args)
+
+
 class _LinearCrossEntropy(torch.autograd.Function):
     """The sum of the per-row losses (``scalar=True``) with the gradients of the sum
     computed in the same sweep (for the inputs ``needs`` names), or the per-row losses
@@ -297,23 +321,9 @@ class _LinearCrossEntropy(torch.autograd.Function):
             grads = [None if t is None else t * grad_out.to(t.dtype) for t in ctx.saved_tensors]
         else:
             x, w, b, y, mask, cw, lse = ctx.saved_tensors
-            _, _, *grads = _sweep(
-                x,
-                w,
-                b,
-                y,
-                mask,
-                cw,
-                ctx.plan,
-                lse=lse,
-                upstream=grad_out,
-                grads=tuple(ctx.needs_input_grad[:3]),
-            )
+            needs = tuple(ctx.needs_input_grad[:3])
+            grads = _SweepBackward.apply(x, w, b, y, mask, cw, lse, grad_out, ctx.plan, needs)
         return (*_cast(grads, ctx.dtypes), None, None, None, None, None, None)
-
-    @staticmethod
-    def jvp(ctx, *_):
-        forward_mode_unsupported(LOSS, SECOND_ORDER_HINT)
 
     @staticmethod
     def vmap(info, in_dims, *args):

@@ -33,7 +33,6 @@ __all__ = [
     "RowCrossEntropy",
     "RowStats",
     "check_first_order",
-    "forward_mode_unsupported",
     "target_weight",
     "vmap_by_loop",
 ]
@@ -160,17 +159,6 @@ def check_first_order(loss: str, hint: str) -> None:
         "second derivatives are not supported on this path (create_graph=True, or nested "
         "torch.func transforms): its gradient is computed by hand and is not itself "
         "differentiable.",
-        hint,
-    )
-
-
-def forward_mode_unsupported(loss: str, hint: str):
-    """The ``jvp`` of these Functions: forward-mode AD (``torch.func.jvp``, ``jacfwd``,
-    ``hessian``) is refused with losskit's message."""
-    C.fail(
-        loss,
-        "forward-mode differentiation (torch.func.jvp, jacfwd, hessian) is not supported on "
-        "this path: only its first reverse-mode derivative is written.",
         hint,
     )
 

@@ -34,11 +34,11 @@ import torch
 import triton
 import triton.language as tl
 
+from .. import _checks as C
 from ..functional._rowstats import (
     RowCrossEntropy,
     RowStats,
     check_first_order,
-    forward_mode_unsupported,
     target_weight,
     vmap_by_loop,
 )
@@ -294,6 +294,29 @@ def backward(x, w, b, y, cw, cap, lse, scale, at_target, spread, grads):
     return gx, gw, gb
 
 
+class _Backward(torch.autograd.Function):
+    """The backward launch as a Function of its own: under a torch.func transform its
+    arguments reach it as plain tensors (a kernel cannot read functorch's wrappers), and
+    under ``vmap`` (``jacrev``, ``vmap(grad(...))``) each element of the batch is launched
+    on its own. Its outputs are not differentiable."""
+
+    @staticmethod
+    def forward(*args):
+        return backward(*args)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.mark_non_differentiable(*(t for t in output if t is not None))
+
+    @staticmethod
+    def backward(ctx, *_):  # not reached: the outputs are marked not differentiable
+        C.fail(LOSS, "the kernel's backward launch is not differentiable.", SECOND_ORDER_HINT)
+
+    @staticmethod
+    def vmap(info, in_dims, *args):
+        return vmap_by_loop(_Backward.apply, info, in_dims, *args)
+
+
 class _LinearCrossEntropy(torch.autograd.Function):
     """The fused kernel: the forward launch gives the per-tile partials, merged here into
     each row's statistics and loss; the backward launch recomputes the tiles of logits and
@@ -334,7 +357,8 @@ class _LinearCrossEntropy(torch.autograd.Function):
         ce, cap = ctx.options
         g = torch.where(mask, grad_out.to(torch.float32), 0.0)  # a scalar, or one per row
         coef = ce.coefficients(lse, target_weight(cw, y, mask), g)
-        grads = backward(
+        spread = coef.spread.contiguous() if coef.spread is not None else None
+        grads = _Backward.apply(
             x,
             w,
             b,
@@ -344,15 +368,11 @@ class _LinearCrossEntropy(torch.autograd.Function):
             lse,
             coef.p.contiguous(),
             coef.target.contiguous(),
-            coef.spread.contiguous() if coef.spread is not None else None,
+            spread,
             tuple(ctx.needs_input_grad[:3]),
         )
         grads = [None if t is None else t.to(dt) for t, dt in zip(grads, ctx.dtypes, strict=True)]
         return (*grads, None, None, None, None, None, None)
-
-    @staticmethod
-    def jvp(ctx, *_):
-        forward_mode_unsupported(LOSS, SECOND_ORDER_HINT)
 
     @staticmethod
     def vmap(info, in_dims, *args):
