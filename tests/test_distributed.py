@@ -42,6 +42,7 @@ class Case:
     target_dtype: torch.dtype = torch.int64
     upstream: float = 1.0  # the gradient flowing into a scalar loss
     checks: bool = True
+    weighted: bool = False  # class weights of the full vocabulary, the same on every rank
 
 
 CASES = [
@@ -72,6 +73,23 @@ CASES = [
     Case("float16-sum", {"reduction": "sum", "z_loss": 0.01}, dtype=torch.float16),
     Case("int32-target", target_dtype=torch.int32, ignore="some"),
     Case("checks-off", {"label_smoothing": 0.1}, ignore="some", checks=False),
+    Case("weight-mean", ignore="some", weighted=True),
+    Case("weight-none", {"reduction": "none"}, ignore="some", weighted=True),
+    Case("weight-smoothing-z", {"label_smoothing": 0.2, "z_loss": 0.05}, weighted=True),
+    Case(
+        "weight-smoothing-sum",
+        {"label_smoothing": 0.1, "reduction": "sum"},
+        ignore="some",
+        upstream=1.5,
+        weighted=True,
+    ),
+    Case("weight-normalizer", {"normalizer": 2.5}, ignore="some", weighted=True),
+    Case("weight-all-ignored", {"label_smoothing": 0.1}, ignore="all", weighted=True),
+    Case("weight-3d", {"label_smoothing": 0.1}, batch=(2, 3), ignore="some", weighted=True),
+    Case("weight-padded", {"z_loss": 0.01}, pad=True, ignore="some", weighted=True),
+    Case("weight-float32", {"label_smoothing": 0.1}, dtype=F32, ignore="some", weighted=True),
+    Case("weight-bfloat16", {"label_smoothing": 0.1}, dtype=BF16, weighted=True),
+    Case("weight-checks-off", {"label_smoothing": 0.1}, checks=False, weighted=True),
 ]
 CASE_IDS = [c.name for c in CASES]
 
@@ -102,6 +120,20 @@ def make(case: Case, world: int):
     return logits.to(case.dtype), target.to(case.target_dtype), upstream
 
 
+def class_weight(case: Case, world: int):
+    """The class weights ``(V,)`` of a weighted case (None otherwise), float64, in
+    [0.25, 2.25): the same tensor on every rank."""
+    if not case.weighted:
+        return None
+    g = torch.Generator().manual_seed(zlib.crc32(case.name.encode()) + 100 + world)
+    return torch.rand(V_LOCAL * world, generator=g, dtype=F64) * 2 + 0.25
+
+
+def options_of(case: Case, world: int):
+    weight = class_weight(case, world)
+    return case.options if weight is None else {**case.options, "weight": weight}
+
+
 def shard_of(logits, rank, v_local=V_LOCAL):
     return logits[..., rank * v_local : (rank + 1) * v_local]
 
@@ -111,7 +143,7 @@ def reference(case: Case, world: int):
     logits, target, upstream = make(case, world)
     full = logits.clone().requires_grad_()
     x = full.movedim(-1, 1) if full.dim() > 2 else full  # cross_entropy: classes in dim 1
-    loss = LF.cross_entropy(x, target, **case.options)
+    loss = LF.cross_entropy(x, target, **options_of(case, world))
     loss.backward(upstream)
     return loss.detach(), full.grad
 
@@ -150,7 +182,7 @@ def _cases_on_rank(rank, world, calls):
         before = shard.detach().clone()
         calls.clear()
         with losskit.set_checks(case.checks):
-            loss = vocab_parallel_cross_entropy(shard, target, **case.options)
+            loss = vocab_parallel_cross_entropy(shard, target, **options_of(case, world))
         forward_calls = list(calls)
         loss.backward(upstream)
         out[case.name] = {
@@ -187,16 +219,21 @@ def _errors_on_rank(rank, world):
     rows_target = torch.cat([target, target[:1]]) if rank == 0 else target
     differs = target.clone()
     differs[0] = rank
+    weight = torch.linspace(0.5, 2.0, vocab, dtype=F64)
+    differs_weight = weight.clone()
+    differs_weight[rank] += 0.25 * rank
     attempts = {
-        "out-of-range": (shard_of(logits, rank), bad_range),
-        "unequal-widths": (wide, target),
-        "unequal-rows": (shard_of(rows, rank), rows_target),
-        "different-targets": (shard_of(logits, rank), differs),
+        "out-of-range": (shard_of(logits, rank), bad_range, {}),
+        "unequal-widths": (wide, target, {}),
+        "unequal-rows": (shard_of(rows, rank), rows_target, {}),
+        "different-targets": (shard_of(logits, rank), differs, {}),
+        "different-weights": (shard_of(logits, rank), target, {"weight": differs_weight}),
+        "weight-slice": (shard_of(logits, rank), target, {"weight": shard_of(weight, rank)}),
     }
     out = {}
-    for name, (shard, t) in attempts.items():
+    for name, (shard, t, options) in attempts.items():
         try:
-            vocab_parallel_cross_entropy(shard, t)
+            vocab_parallel_cross_entropy(shard, t, **options)
             out[name] = None
         except losskit.LossInputError as error:
             out[name] = str(error)
@@ -303,7 +340,7 @@ def check_cases(ranks, world):
                 assert got["unchanged"], "the input was modified"
                 expected_calls = (1 if case.checks else 0) + (2 if rows else 0)
                 assert len(got["forward_calls"]) == expected_calls, got["forward_calls"]
-                assert max(got["forward_calls"], default=0) <= max(6, 3 * rows), (
+                assert max(got["forward_calls"], default=0) <= max(8, 3 * rows), (
                     f"communication not O(N): {got['forward_calls']}"
                 )
                 assert got["backward_calls"] == [], "the backward communicates"
@@ -358,6 +395,16 @@ def check_errors(ranks, world):
         assert f"got from {V_LOCAL} to {V_LOCAL + 1}" in errors["unequal-widths"]
         assert "same tokens" in errors["unequal-rows"]
         assert "target must be identical on every rank" in errors["different-targets"]
+        assert errors["different-weights"] == (
+            "vocab_parallel_cross_entropy: weight must be identical on every rank of the "
+            "group (the class weights of the full vocabulary), but it differs between ranks. "
+            "Hint: pass the same full (V,) weight on every rank, not the rank's own slice."
+        )
+        assert errors["weight-slice"] == (
+            "vocab_parallel_cross_entropy: weight must hold one value per class of the full "
+            f"vocabulary ({world} ranks x {V_LOCAL}), shape ({vocab},), got ({V_LOCAL},). "
+            "Hint: pass the same full (V,) weight on every rank, not the rank's own slice."
+        )
         assert torch.equal(result["errors"]["after"], ranks[0]["cases"]["mean"]["loss"])
 
 
@@ -407,7 +454,7 @@ def test_one_process_equals_cross_entropy(case):
     logits, target, upstream = make(case, 1)
     shard = logits.clone().requires_grad_()
     with losskit.set_checks(case.checks):
-        loss = vocab_parallel_cross_entropy(shard, target, **case.options)
+        loss = vocab_parallel_cross_entropy(shard, target, **options_of(case, 1))
     loss.backward(upstream)
     want_loss, want_grad = reference(case, 1)
     assert loss.dtype == _loss_dtype(case.dtype) and shard.grad.dtype == case.dtype
@@ -513,3 +560,92 @@ def test_out_of_range_target_message_and_checks_off():
     )
     with losskit.set_checks(False):  # no check, no error (the value is then meaningless)
         assert torch.isfinite(vocab_parallel_cross_entropy(x, t))
+
+
+def test_class_weight_errors():
+    x = torch.randn(3, 4)
+    t = torch.tensor([0, 1, 3])
+    with pytest.raises(losskit.LossInputError) as info:
+        vocab_parallel_cross_entropy(x, t, weight=torch.ones(5))
+    assert str(info.value) == (
+        "vocab_parallel_cross_entropy: weight must hold one value per class of the full "
+        "vocabulary (1 rank x 4), shape (4,), got (5,)."
+    )
+    with pytest.raises(losskit.LossTypeError, match="weight must be a torch.Tensor"):
+        vocab_parallel_cross_entropy(x, t, weight=[1.0, 2.0, 3.0, 4.0])
+    with pytest.raises(losskit.LossTypeError, match="weight must be a real tensor"):
+        vocab_parallel_cross_entropy(x, t, weight=torch.ones(4, dtype=torch.complex64))
+
+
+# --------------------------------------------------------------------------- autograd rules
+SECOND_ORDER = (
+    "vocab_parallel_cross_entropy: second derivatives are not supported on this path "
+    "(create_graph=True, or nested torch.func transforms): its gradient is computed by "
+    "hand and is not itself differentiable. Hint: for second derivatives, gather the "
+    "logits and use losskit.functional.cross_entropy, which is twice differentiable."
+)
+AUTOGRAD_OPTIONS = [
+    pytest.param({}, id="plain"),
+    pytest.param({"label_smoothing": 0.2, "z_loss": 0.1, "weight": "class"}, id="all"),
+    pytest.param({"reduction": "none", "weight": "class"}, id="none"),
+    pytest.param({"reduction": "sum", "label_smoothing": 0.1}, id="sum"),
+]
+
+
+def _autograd_case(options):
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(6, 7, generator=g, dtype=F64) * 2
+    t = torch.tensor([0, 6, -100, 3, 3, 1])
+    options = dict(options)
+    if options.get("weight") == "class":
+        options["weight"] = torch.rand(7, generator=g, dtype=F64) + 0.5
+    return x, t, options
+
+
+@pytest.mark.parametrize("options", AUTOGRAD_OPTIONS)
+def test_create_graph_raises(options):
+    """A gradient penalty needs the gradient's own graph, which this backward does not
+    make: it raises instead of returning a gradient that silently has none."""
+    x, t, options = _autograd_case(options)
+    x.requires_grad_()
+    loss = vocab_parallel_cross_entropy(x, t, **options).sum()
+    with pytest.raises(losskit.LossInputError) as info:
+        torch.autograd.grad(loss, x, create_graph=True)
+    assert str(info.value) == SECOND_ORDER
+    # the first derivative is still there, from the same graph
+    (grad,) = torch.autograd.grad(loss, x)
+    assert torch.isfinite(grad).all()
+
+
+@pytest.mark.parametrize("options", AUTOGRAD_OPTIONS)
+def test_torch_func_grad_and_vmap(options):
+    """torch.func.grad equals autograd's gradient; vmap (and vmap of grad) over a batch
+    of logits equals the loop; grad of grad raises the second-derivative error."""
+    x, t, options = _autograd_case(options)
+
+    def f(x):
+        return vocab_parallel_cross_entropy(x, t, **options).sum()
+
+    leaf = x.clone().requires_grad_()
+    (want,) = torch.autograd.grad(f(leaf), leaf)
+    with losskit.set_checks(False):  # value checks read the data, which vmap cannot
+        assert_close(torch.func.grad(f)(x), want)
+        batch = torch.stack([x, x * 0.5 - 1.0, x.flip(0)])
+        assert_close(torch.func.vmap(f)(batch), torch.stack([f(b) for b in batch]))
+        leaves = [b.clone().requires_grad_() for b in batch]
+        grads = [torch.autograd.grad(f(b), b)[0] for b in leaves]
+        assert_close(torch.func.vmap(torch.func.grad(f))(batch), torch.stack(grads))
+        with pytest.raises(losskit.LossInputError, match="second derivatives are not supported"):
+            torch.func.grad(lambda x: torch.func.grad(f)(x).sum())(x)
+
+
+def test_jacrev_of_the_per_row_loss():
+    x, t, options = _autograd_case({"label_smoothing": 0.1, "weight": "class"})
+    with losskit.set_checks(False):
+        jac = torch.func.jacrev(
+            lambda x: vocab_parallel_cross_entropy(x, t, reduction="none", **options)
+        )(x)
+    want = torch.autograd.functional.jacobian(
+        lambda x: LF.cross_entropy(x, t, reduction="none", **options), x
+    )
+    assert_close(jac, want)

@@ -208,8 +208,8 @@ class _VocabParallelCrossEntropy(torch.autograd.Function):
         v_local = x.shape[1]
         g = torch.where(mask, grad_loss.to(lse.dtype), 0)
         coef = ce.coefficients(lse, target_weight(weight, target, mask), g)
-        grad = torch.exp(x.to(lse.dtype) - lse.unsqueeze(1))
-        grad.mul_(coef.p.unsqueeze(1))
+        # out of place: under vmap (jacrev) the coefficients are batched and x is not
+        grad = (x.to(lse.dtype) - lse.unsqueeze(1)).exp_() * coef.p.unsqueeze(1)
         if coef.spread is not None:
             shard = _shard(weight, vocab_start, v_local)
             if shard is None:
@@ -249,8 +249,9 @@ def _checksum(t):
 
 
 def _check_shards(name, rank, size, group, x, target, v_local, weight):
-    """Value check (one all-reduce): equal shard widths, rows, targets and class weights
-    on every rank."""
+    """Value check (one all-reduce): equal shard widths, rows and targets on every rank;
+    returns whether the class weights are equal too. Every rank raises alike (they all
+    see the same maxima and minima)."""
     with torch.no_grad():
         parts = [
             torch.tensor(v_local, device=x.device),
@@ -284,13 +285,8 @@ def _check_shards(name, rank, size, group, x, target, v_local, weight):
             "indices), but it differs between ranks.",
             "broadcast the target from one rank, or pass the same batch to every rank.",
         )
-    if weight is not None and hi[3] != lo[3]:
-        C.fail(
-            name,
-            "weight must be identical on every rank of the group (the class weights of the "
-            "full vocabulary), but it differs between ranks.",
-            "pass the same (V,) weight on every rank, not the rank's own slice.",
-        )
+    # whether the class weights agree: reported by the caller after their shape check
+    return weight is None or hi[3] == lo[3]
 
 
 def vocab_parallel_cross_entropy(
@@ -313,29 +309,43 @@ def vocab_parallel_cross_entropy(
     over the full vocabulary (an all-reduce MAX) and
     ``lse_i = m_i + log sum_c exp(x_{i,c} - m_i)`` (an all-reduce SUM, together with the
     target logit, which the rank owning it contributes, and, for label smoothing, the
-    sum of the logits), every rank returns
+    weighted sum of the logits), every rank returns, with class weights ``w``
+    (``w = 1`` without ``weight``),
 
     .. math::
-        \ell_i = (1 - \epsilon)(\mathrm{lse}_i - x_{i, y_i})
-                 + \frac{\epsilon}{V} \sum_{c=0}^{V-1} (\mathrm{lse}_i - x_{i,c})
+        \ell_i = (1 - \epsilon)\, w_{y_i} (\mathrm{lse}_i - x_{i, y_i})
+                 + \frac{\epsilon}{V} \sum_{c=0}^{V-1} w_c (\mathrm{lse}_i - x_{i,c})
                  + z\, \mathrm{lse}_i^2, \qquad
-        \text{mean} = \frac{\sum_i \ell_i}{\#\{i : y_i \ne \text{ignore\_index}\}}
+        \text{mean} = \frac{\sum_i \ell_i}{\sum_i w_{y_i}}
 
     over the targets not equal to ``ignore_index``: exactly
-    ``losskit.functional.cross_entropy(full_logits, target, ...)`` of the gathered logits,
-    with the same semantics for ``ignore_index``, ``label_smoothing``, ``z_loss``,
-    ``reduction`` and ``normalizer`` (an empty mean is 0.0 with a zero gradient). The
-    gradient of each rank's shard is the matching slice of the full gradient,
-    ``g_i (p_{i,c} (1 + 2 z lse_i) - (1 - \epsilon)[c = y_i] - \epsilon / V)``, computed
-    locally from the saved shard and ``lse`` (the backward communicates nothing).
+    ``losskit.functional.cross_entropy(full_logits, target, weight=weight, ...)`` of the
+    gathered logits, with the same semantics for ``weight``, ``ignore_index``,
+    ``label_smoothing``, ``z_loss``, ``reduction`` and ``normalizer`` (an empty mean is
+    0.0 with a zero gradient). The gradient of each rank's shard is the matching slice of
+    the full gradient, ``g_i (p_{i,c} a_i - (1 - \epsilon) w_{y_i} [c = y_i] - \epsilon
+    w_c / V)`` with ``a_i = (1 - \epsilon) w_{y_i} + \epsilon W / V + 2 z lse_i`` and
+    ``W = sum_c w_c``, computed locally from the saved shard and ``lse`` (the backward
+    communicates nothing).
+
+    The class weight is the full vocabulary's ``(V,)`` vector, the same on every rank,
+    as the target is (it holds global class indices): each rank reads the slice of its
+    own classes, and ``w_{y_i}`` and ``W`` without communication. It is a constant (no
+    gradient).
 
     Cost: two all-reduces of ``O(N)`` numbers per call, never a gather of the logits;
-    with value checks on, one more (of 6 numbers) verifies that the shard widths, the
-    token counts and the targets agree across the ranks, and the target range is checked
-    against ``V``; both read a few numbers back to the host. There is no class
-    ``weight``. The classes must split evenly (pad the vocabulary to a multiple of the
+    with value checks on, one more (of 6 numbers, 8 with ``weight``) verifies that the
+    shard widths, the token counts, the targets and the class weights agree across the
+    ranks, and the target range is checked against ``V``; both read a few numbers back
+    to the host. The classes must split evenly (pad the vocabulary to a multiple of the
     group size). Without a process group the "group" is this process alone, and the
     result is :func:`losskit.functional.cross_entropy` with the classes last.
+
+    Differentiable once: a second derivative (``create_graph=True``, nested
+    ``torch.func`` transforms) raises a :class:`~losskit.LossInputError` rather than
+    returning a gradient that is not itself differentiable. ``torch.func.grad`` and
+    ``vjp`` work, and so does ``torch.func.vmap`` (each element of the batch makes its own
+    all-reduces, in the same order on every rank).
 
     Args:
         logits_shard: this rank's logits ``(*, V_l)``, classes last (the layout of a
@@ -343,6 +353,8 @@ def vocab_parallel_cross_entropy(
         target: global class indices ``(*)`` in ``[0, V)`` or ``ignore_index``, any
             integer dtype, identical on every rank.
         group: the tensor-parallel process group. Default: ``None`` (the world).
+        weight: class weights ``(V,)`` of the full vocabulary, any real dtype, identical
+            on every rank (not the rank's slice). Default: ``None``.
         ignore_index: a class index not counted. Default: ``-100``.
         label_smoothing: ``epsilon`` in [0, 1], spread over the full vocabulary ``V``.
             Default: ``0.0``.
@@ -352,7 +364,7 @@ def vocab_parallel_cross_entropy(
             0-dim tensor, the same on every rank; see :func:`global_count`).
 
     Shape:
-        logits_shard ``(*, V_l)``, target ``(*)``; output scalar, or ``(*)`` with
+        logits_shard ``(*, V_l)``, target ``(*)``, weight ``(V)``; output scalar, or ``(*)`` with
         ``reduction="none"`` (ignored targets give 0). The same on every rank.
 
     Returns:
@@ -413,20 +425,27 @@ def vocab_parallel_cross_entropy(
     vocabulary = f"the full vocabulary ({size} rank{'s' if size != 1 else ''} x {v_local})"
     t = target.reshape(-1).long()
 
+    weights_agree = True
     if C.checks_enabled():
         if size > 1:
-            _check_shards(name, rank, size, group, logits_shard, t, v_local, weight)
+            weights_agree = _check_shards(name, rank, size, group, logits_shard, t, v_local, weight)
         _check_index_range(name, t, vocab_size, ii, classes_from=vocabulary)
     dtype = compute_dtype(logits_shard.dtype)
     if weight is not None:
+        slice_hint = "pass the same full (V,) weight on every rank, not the rank's own slice."
         if tuple(weight.shape) != (vocab_size,):
             C.fail(
                 name,
                 f"weight must hold one value per class of {vocabulary}, shape "
                 f"({vocab_size},), got {tuple(weight.shape)}.",
-                "pass the same full (V,) weight on every rank, not the rank's own slice."
-                if tuple(weight.shape) == (v_local,)
-                else None,
+                slice_hint if tuple(weight.shape) == (v_local,) else None,
+            )
+        if not weights_agree:
+            C.fail(
+                name,
+                "weight must be identical on every rank of the group (the class weights of "
+                "the full vocabulary), but it differs between ranks.",
+                slice_hint,
             )
         weight = weight.detach().to(dtype)
 

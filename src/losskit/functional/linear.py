@@ -218,8 +218,11 @@ def linear_cross_entropy(
     by tile; the loss is float32 and each gradient has its parameter's dtype. Unlike
     ``torch.nn.functional.linear_cross_entropy``, this chunks by default and also takes
     ``z_loss``, ``softcap`` and ``normalizer``; targets are class indices only. The class
-    ``weight`` is a constant (it gets no gradient) and the backward is not itself
-    differentiable (no double backward).
+    ``weight`` is a constant (it gets no gradient). Both paths are differentiable once: a
+    second derivative (``create_graph=True``, nested ``torch.func`` transforms) raises a
+    :class:`~losskit.LossInputError` (hold the logits and use ``cross_entropy`` for one);
+    ``torch.func.grad``, ``vjp`` and ``jacrev`` work, and ``torch.func.vmap`` sweeps each
+    element of the batch on its own.
 
     Args:
         input: hidden states ``(N, D)`` or ``(*, D)``, floating.
