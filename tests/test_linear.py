@@ -295,6 +295,109 @@ def test_no_grad_matches():
     torch.testing.assert_close(got, _materialised(x, w, y, b, softcap=3.0), **F64)
 
 
+# --------------------------------------------------------------------------- autograd rules
+SECOND_ORDER = (
+    "linear_cross_entropy: second derivatives are not supported on this path "
+    "(create_graph=True, or nested torch.func transforms): its gradient is computed by hand "
+    "and is not itself differentiable. Hint: for second derivatives (e.g. a gradient "
+    "penalty), hold the logits and use losskit.functional.cross_entropy(input @ "
+    "linear_weight.T + linear_bias, target, ...), which is twice differentiable."
+)
+# both sweeps (gradients in the forward for "mean"/"sum", a backward sweep for "none"),
+# with and without vocabulary blocks
+AUTOGRAD_CASES = [
+    pytest.param("mean", None, id="mean"),
+    pytest.param("sum", (16, 16), id="sum-blocks"),
+    pytest.param("none", 16, id="none"),
+    pytest.param("none", (7, 50), id="none-blocks"),
+]
+AUTOGRAD_OPTIONS = dict(label_smoothing=0.1, z_loss=1e-2, softcap=3.0)
+
+
+@pytest.mark.filterwarnings("ignore:Using backward\\(\\) with create_graph=True")
+@pytest.mark.parametrize("reduction, chunk", AUTOGRAD_CASES)
+def test_create_graph_raises(reduction, chunk):
+    """A gradient penalty needs the gradient's own graph, which the hand-written backward
+    does not make: it raises instead of returning a gradient that silently has none."""
+    x, w, b, y = _problem()
+    opts = dict(AUTOGRAD_OPTIONS, weight=_class_weight(), reduction=reduction, chunk_size=chunk)
+    loss = linear_cross_entropy(x, w, y, linear_bias=b, **opts).sum()
+    with pytest.raises(losskit.LossInputError) as info:
+        torch.autograd.grad(loss, x, create_graph=True)
+    assert str(info.value) == SECOND_ORDER
+    with pytest.raises(losskit.LossInputError, match="second derivatives are not supported"):
+        loss.backward(create_graph=True, inputs=[w])
+    # the first derivative is still there, from the same graph
+    torch.testing.assert_close(
+        torch.autograd.grad(loss, w)[0],
+        torch.autograd.grad(_materialised(x, w, y, b, **_no_chunk(opts)).sum(), w)[0],
+        **F64,
+    )
+
+
+def _no_chunk(opts):
+    return {k: v for k, v in opts.items() if k != "chunk_size"}
+
+
+@pytest.mark.parametrize("reduction, chunk", AUTOGRAD_CASES)
+def test_torch_func_grad_equals_autograd(reduction, chunk):
+    x, w, b, y = (t.detach() if t.is_floating_point() else t for t in _problem())
+    opts = dict(AUTOGRAD_OPTIONS, weight=_class_weight(), reduction=reduction, chunk_size=chunk)
+
+    def f(x, w, b):
+        return linear_cross_entropy(x, w, y, linear_bias=b, **opts).sum()
+
+    leaves = [t.clone().requires_grad_() for t in (x, w, b)]
+    want = torch.autograd.grad(f(*leaves), leaves)
+    with losskit.set_checks(False):  # value checks read the data
+        got = torch.func.grad(f, argnums=(0, 1, 2))(x, w, b)
+    for g, e in zip(got, want, strict=True):
+        torch.testing.assert_close(g, e, **F64)
+    with (
+        losskit.set_checks(False),
+        pytest.raises(losskit.LossInputError, match="second derivatives are not supported"),
+    ):
+        torch.func.grad(lambda x: torch.func.grad(f)(x, w, b).sum())(x)
+
+
+@pytest.mark.parametrize("reduction, chunk", AUTOGRAD_CASES)
+def test_vmap_and_per_sample_gradients(reduction, chunk):
+    """vmap over a batch of hidden states equals the loop, and vmap(grad) gives each
+    element's own weight gradient (per-sample gradients); both equal the materialised loss."""
+    x, w, b, y = (t.detach() if t.is_floating_point() else t for t in _problem())
+    opts = dict(AUTOGRAD_OPTIONS, weight=_class_weight(), reduction=reduction)
+    batch = torch.stack([x, x * 0.5 - 0.3, x.flip(0)])
+
+    def f(x, w):
+        return linear_cross_entropy(x, w, y, linear_bias=b, chunk_size=chunk, **opts).sum()
+
+    def materialised(x, w):
+        return _materialised(x, w, y, b, **opts).sum()
+
+    with losskit.set_checks(False):
+        torch.testing.assert_close(
+            torch.func.vmap(f, in_dims=(0, None))(batch, w),
+            torch.stack([materialised(h, w) for h in batch]),
+            **F64,
+        )
+        per_sample = torch.func.vmap(torch.func.grad(f, argnums=1), in_dims=(0, None))(batch, w)
+    leaf = w.clone().requires_grad_()
+    want = [torch.autograd.grad(materialised(h, leaf), leaf)[0] for h in batch]
+    torch.testing.assert_close(per_sample, torch.stack(want), **F64)
+
+
+def test_jacrev_of_the_per_row_loss():
+    x, w, b, y = (t.detach() if t.is_floating_point() else t for t in _problem(n=9))
+    opts = dict(AUTOGRAD_OPTIONS, weight=_class_weight(), reduction="none")
+    with losskit.set_checks(False):
+        jac = torch.func.jacrev(
+            lambda x: linear_cross_entropy(x, w, y, linear_bias=b, chunk_size=4, **opts)
+        )(x)
+    want = torch.autograd.functional.jacobian(lambda x: _materialised(x, w, y, b, **opts), x)
+    assert jac.shape == (9, 9, D)
+    torch.testing.assert_close(jac, want, **F64)
+
+
 # --------------------------------------------------------------------------- peers
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_reference_agrees(reduction):
