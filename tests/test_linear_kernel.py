@@ -238,3 +238,44 @@ def test_module_passes_its_backend():
         losskit.nn.LinearCrossEntropyLoss(4, 3, backend="triton", chunk_size=8)(
             torch.randn(2, 4), torch.tensor([0, 1])
         )
+
+
+# --------------------------------------------------------------------------- autograd rules
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_create_graph_raises(reduction):
+    """No double backward: a gradient penalty gets the losskit error, not a gradient
+    without a graph."""
+    x, w, b, y = _leaves(_problem(N, D, V, seed=21), torch.float32, "cpu")
+    loss = _kernel(x, w, y, b, label_smoothing=0.1, reduction=reduction).sum()
+    with pytest.raises(losskit.LossInputError) as info:
+        torch.autograd.grad(loss, x, create_graph=True)
+    message = str(info.value)
+    assert message.startswith("linear_cross_entropy: second derivatives are not supported")
+    assert "losskit.functional.cross_entropy(input @ linear_weight.T" in message
+    gx, gw = torch.autograd.grad(loss, (x, w))  # the first derivative, from the same graph
+    assert torch.isfinite(gx).all() and torch.isfinite(gw).all()
+
+
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_torch_func_grad_and_vmap(reduction):
+    """torch.func.grad equals autograd's gradient (the kernels get plain tensors), and
+    vmap(grad) launches each element of the batch on its own: per-sample gradients."""
+    params = _problem(N, D, V, seed=22)
+    x, w, b, y = (t.detach() if t is not None and t.is_floating_point() else t for t in params)
+    x, w, b = x.float(), w.float(), b.float()
+    opts = dict(label_smoothing=0.1, weight=_class_weight(V, dtype=torch.float32))
+
+    def f(x, w):
+        return _kernel(x, w, y, b, reduction=reduction, **opts).sum()
+
+    leaves = [t.clone().requires_grad_() for t in (x, w)]
+    want = torch.autograd.grad(f(*leaves), leaves)
+    batch = torch.stack([x, x.flip(0)])
+    with losskit.set_checks(False):  # value checks read the data
+        got = torch.func.grad(f, argnums=(0, 1))(x, w)
+        per_sample = torch.func.vmap(torch.func.grad(f, argnums=1), in_dims=(0, None))(batch, w)
+    for g, e in zip(got, want, strict=True):
+        torch.testing.assert_close(g, e, rtol=1e-6, atol=1e-7)
+    leaf = w.clone().requires_grad_()
+    loop = [torch.autograd.grad(f(h, leaf), leaf)[0] for h in batch]
+    torch.testing.assert_close(per_sample, torch.stack(loop), rtol=1e-6, atol=1e-7)
