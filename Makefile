@@ -34,3 +34,31 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
+
+# The documentation site: `make docs` builds site/ (strict), `make docs-check` opens every
+# page in headless Chromium. MathJax is vendored from npm so the site works offline.
+DOCS_STAMP := $(VENV)/.docs-installed
+MATHJAX_VERSION := 3.2.2
+MATHJAX := build/vendor/mathjax-$(MATHJAX_VERSION)/tex-svg-full.js
+
+.PHONY: docs docs-check
+
+$(DOCS_STAMP): $(STAMP) pyproject.toml constraints.txt
+	$(BIN)/python -m pip install -qq -c constraints.txt -e '.[dev,docs]'
+	touch $(DOCS_STAMP)
+
+$(MATHJAX):
+	rm -rf $(dir $(MATHJAX)) && mkdir -p $(dir $(MATHJAX))
+	cd $(dir $(MATHJAX)) && npm pack --silent mathjax@$(MATHJAX_VERSION) >/dev/null \
+		&& tar -xzf mathjax-$(MATHJAX_VERSION).tgz package/es5/tex-svg-full.js package/LICENSE \
+		&& mv package/es5/tex-svg-full.js package/LICENSE . && rm -rf package mathjax-*.tgz
+
+# The two variables silence Material's banners about MkDocs 2.0 and its own end of life.
+docs: $(DOCS_STAMP) $(MATHJAX)
+	DISABLE_MKDOCS_2_WARNING=true NO_MKDOCS_2_WARNING=1 LOSSKIT_MATHJAX=$(MATHJAX) MPLBACKEND=Agg \
+		$(BIN)/mkdocs build --strict --clean
+
+docs-check: docs
+	command -v chromium >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+	$(BIN)/python docs/_scripts/check_site.py site
