@@ -19,7 +19,7 @@ SECTION = re.compile(
 ROLE = re.compile(r":(?:py:)?(func|mod|class|meth|attr|data|obj|exc):`~?([^`]+)`")
 # A LaTeX command (\sum, \log, ...) marks a double-backtick span as math, not code.
 LATEX = re.compile(r"\\[A-Za-z]+")
-CODE = re.compile(r"``(.+?)``")
+CODE = re.compile(r"``((?:(?!\n\s*\n)[^`])+?)``")  # may wrap lines, not paragraphs
 
 
 @dataclass
@@ -89,7 +89,7 @@ def inline(text: str, link: Callable[[str], str | None] = lambda name: None) -> 
         return f"[`{shown}`]({href})" if href else f"`{shown}`"
 
     def code(m: re.Match) -> str:
-        inner = m.group(1)
+        inner = " ".join(m.group(1).split())
         if LATEX.search(inner):
             return f"${inner}$"
         return f"`{inner}`" if "`" not in inner else f"`` {inner} ``"
