@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -90,8 +91,21 @@ def arguments_table(row, doc: rst.Docstring) -> str:
     return "\n".join(lines)
 
 
-def semantics_bullets(name: str, bullets: list[str]) -> list[str]:
-    return [b for b in bullets if f"`{name}`" in b or f"`{name}(" in b]
+def semantics_bullets(name: str, family: str, bullets: list[str]) -> list[str]:
+    """The README's semantics bullets that name this loss: in code (`name`, `name(`), in
+    words (cross_entropy: "cross entropy", rmse_loss: "RMSE") or by family ("regression
+    losses")."""
+    words = re.escape(name.removesuffix("_loss").replace("_", " "))
+    said = re.compile(rf"(?<![\w-])({words}|{re.escape(family)} losses)(?![\w-])", re.I)
+    return [b for b in bullets if f"`{name}`" in b or f"`{name}(" in b or said.search(b)]
+
+
+def signature_without_self(obj) -> inspect.Signature:
+    sig = inspect.signature(obj)
+    params = list(sig.parameters.values())
+    if params and params[0].name == "self":
+        sig = sig.replace(parameters=params[1:])
+    return sig
 
 
 def comparison_table(row) -> tuple[str, str]:
@@ -173,13 +187,13 @@ def loss_page(row, bullets: list[str]) -> str:
         "## Module form",
         "",
         fence(
-            f"{mod_name}{inspect.signature(module)}\n"
+            f"{mod_name}{signature_without_self(module)}\n"
             f'losskit.get("{row.name}", **options)  # the same module, by name',
             "python",
         ),
         "",
     ]
-    mine = semantics_bullets(row.name, bullets)
+    mine = semantics_bullets(row.name, row.family, bullets)
     head += ["## Semantics, and where it differs from torch", ""]
     if mine:
         head += ["From the [semantics shared by every loss](../guides/semantics.md):", ""]

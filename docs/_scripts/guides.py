@@ -311,8 +311,9 @@ PEER_FORMULAS = [
         "(torch.sigmoid(x), TF.binary_cross_entropy_with_logits(x, b, reduction=\"none\"))",
         "losskit defaults to `reduction=\"mean\"` (torchvision: `\"none\"`), so pass "
         "`reduction=\"none\"` (or `\"sum\"`) to match; `alpha=None` or a negative alpha "
-        "disables alpha weighting. tests/test_binary.py checks every (gamma, alpha, "
-        "reduction) combination against the same formula.",
+        "disables alpha weighting. `test_focal_matches_torchvision_formula` in "
+        "tests/test_binary.py checks the same formula over several gammas, alphas, "
+        "reductions and soft targets.",
     ),
     (
         "Keras `categorical_crossentropy(y_true, y_pred)` (`from_logits=False`)",
@@ -320,9 +321,9 @@ PEER_FORMULAS = [
         # Keras' documented computation: rows rescaled to sum 1, clipped to [eps, 1 - eps]
         "-(q * (p / p.sum(-1, keepdim=True)).clamp(1e-7, 1 - 1e-7).log()).sum(-1)",
         "Note the argument order: Keras takes `(y_true, y_pred)`, losskit `(input, "
-        "target)`. `from_logits=True`, `label_smoothing` and the axis (`dim`) are "
-        "losskit's options of the same names; tests/test_multiclass.py checks it against "
-        "the Keras computation written out.",
+        "target)`. losskit also takes `from_logits`, `label_smoothing` and `dim` (Keras' "
+        "`axis`); tests/test_multiclass.py checks it, `from_logits=True` included, "
+        "against the Keras computation written out.",
     ),
 ]
 
@@ -344,7 +345,7 @@ def migration(rows) -> str:
         "defaults; `losskit.nn` keeps the module names. Swap `torch.nn.functional` for "
         "`losskit.functional`:",
         "",
-        "| torch | losskit | torch | |diff| |",
+        "| torch | losskit | torch | largest difference |",
         "|---|---|---|---:|",
     ]
     for title, ours, theirs in TORCH_SAME:
@@ -364,7 +365,7 @@ def migration(rows) -> str:
         "losskit's weighted mean is always `sum(w * l) / sum(w)`. To get torch's number, "
         "sum and divide as torch does:",
         "",
-        "| torch does | to reproduce it | torch | |diff| |",
+        "| torch does | to reproduce it | torch | largest difference |",
         "|---|---|---|---:|",
     ]
     for title, ours, theirs in TORCH_DIFFERENT:
@@ -412,13 +413,14 @@ def migration(rows) -> str:
         (
             "The overlap losses are in losskit: see their pages."
             if have_seg
-            else "smp's and MONAI's losses are overlap losses (Dice, Jaccard, Tversky, "
-            "Lovász), which are not in losskit yet, so there is no option set to give. "
-            "Their cross entropy and focal terms map to "
+            else "smp's and MONAI's main segmentation losses are overlap losses (Dice, "
+            "Jaccard, Tversky, Lovász), which are not in losskit yet. No option set is "
+            "given here for their other losses: none has been checked against them. For "
+            "per-pixel classification, "
             + _link(names, "cross_entropy")
             + " and "
             + _link(names, "softmax_focal_loss")
-            + " on `(N, C, H, W)` maps."
+            + " take `(N, C, H, W)` maps directly."
         ),
         "",
     ]
