@@ -88,22 +88,29 @@ def main(site: Path) -> int:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as profile, sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, headless=True, args=ARGS,
+            profile,
+            executable_path=CHROMIUM,
+            headless=True,
+            args=ARGS,
             viewport={"width": 1280, "height": 900},
         )
         page = context.new_page()
         events: list[str] = []
-        page.on("console", lambda m: events.append(f"console {m.type}: {m.text}")
-                if m.type == "error" else None)
+        page.on(
+            "console",
+            lambda m: events.append(f"console {m.type}: {m.text}") if m.type == "error" else None,
+        )
         page.on("pageerror", lambda e: events.append(f"page error: {e}"))
-        page.on("requestfailed", lambda r: events.append(f"request failed: {r.url} "
-                                                           f"({r.failure})"))
-        page.on("response", lambda r: events.append(f"HTTP {r.status}: {r.url}")
-                if r.status >= 400 else None)
+        page.on("requestfailed", lambda r: events.append(f"request failed: {r.url} ({r.failure})"))
+        page.on(
+            "response",
+            lambda r: events.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None,
+        )
         loss_shot = next((n for n in SCREENSHOT_LOSSES if f"losses/{n}.html" in pages), None)
         if loss_shot is None:
-            loss_shot = next(p[7:-5] for p in pages if p.startswith("losses/")
-                             and p != "losses/index.html")
+            loss_shot = next(
+                p[7:-5] for p in pages if p.startswith("losses/") and p != "losses/index.html"
+            )
         for rel in pages:
             events.clear()
             url = urljoin(base, rel)
@@ -112,9 +119,7 @@ def main(site: Path) -> int:
             if not has_mathjax:
                 problems.append(f"{rel}: MathJax did not load")
             else:
-                page.wait_for_function(
-                    "() => MathJax.startup.promise !== undefined", timeout=15000
-                )
+                page.wait_for_function("() => MathJax.startup.promise !== undefined", timeout=15000)
                 page.evaluate("() => MathJax.startup.promise")
                 math = page.evaluate(MATH_STATE)
                 math_checked += math["nodes"]
@@ -140,7 +145,7 @@ def main(site: Path) -> int:
                     external.add(target)
                     continue
                 links_checked += 1
-                path = site / unquote(parsed.path[len(urlparse(base).path):])
+                path = site / unquote(parsed.path[len(urlparse(base).path) :])
                 if path.is_dir():
                     path = path / "index.html"
                 if not path.is_file():

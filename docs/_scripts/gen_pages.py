@@ -85,8 +85,7 @@ def arguments_table(row, doc: rst.Docstring) -> str:
         default = "required" if p.default is p.empty else f"`{p.default!r}`"
         desc = described.get(p.name) or described.get("others", "")
         lines.append(
-            f"| `{p.name}` | {kind} | {md_cell(default)} | "
-            f"{md_cell(rst.inline(desc, page_link))} |"
+            f"| `{p.name}` | {kind} | {md_cell(default)} | {md_cell(rst.inline(desc, page_link))} |"
         )
     return "\n".join(lines)
 
@@ -154,7 +153,9 @@ def loss_page(row, bullets: list[str]) -> str:
     doc = rst.split(fn.__doc__)
     module = row.module
     in_nn = getattr(losskit.nn, module.__name__, None) is module
-    mod_name = f"losskit.nn.{module.__name__}" if in_nn else f"{module.__module__}.{module.__name__}"
+    mod_name = (
+        f"losskit.nn.{module.__name__}" if in_nn else f"{module.__module__}.{module.__name__}"
+    )
     head = [
         f"# `{row.name}`",
         "",
@@ -219,8 +220,11 @@ def loss_page(row, bullets: list[str]) -> str:
         "## Loss and gradient",
         "",
         f'`losskit.plot.plot(["{row.name}"], grad=True, out=...)`, against '
-        + ("the residual" if row.plot_axis == "residual" else "$p_t$, the probability of the "
-           "true class")
+        + (
+            "the residual"
+            if row.plot_axis == "residual"
+            else "$p_t$, the probability of the true class"
+        )
         + ":",
         "",
         f"![{row.name}: loss and gradient against {row.plot_axis}]({row.name}.png)",
@@ -278,7 +282,9 @@ def main() -> None:
     nav += ["* [API reference](reference.md)"]
     write("SUMMARY.md", "\n".join(nav))
 
-    mathjax = Path(os.environ.get("LOSSKIT_MATHJAX", ROOT / "build/vendor/mathjax-3.2.2/tex-svg-full.js"))
+    mathjax = Path(
+        os.environ.get("LOSSKIT_MATHJAX", ROOT / "build/vendor/mathjax-3.2.2/tex-svg-full.js")
+    )
     if not mathjax.is_file():
         raise FileNotFoundError(f"{mathjax} is missing: `make docs` fetches MathJax from npm")
     with mkdocs_gen_files.open("assets/mathjax/tex-svg-full.js", "wb") as f:

@@ -7,6 +7,8 @@ here; if it stops holding, the build fails instead of the page going stale.
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 import textwrap
 from pathlib import Path
 
@@ -47,16 +49,28 @@ TASKS = [
         "Regression with outliers",
         "The mean squared error follows the conditional mean, so a few large residuals "
         "dominate it. The losses below grow linearly (or slower) far from the target.",
-        ["huber_loss", "smooth_l1_loss", "pseudo_huber_loss", "log_cosh_loss", "l1_loss",
-         "quantile_loss", "mse_loss", "rmse_loss"],
+        [
+            "huber_loss",
+            "smooth_l1_loss",
+            "pseudo_huber_loss",
+            "log_cosh_loss",
+            "l1_loss",
+            "quantile_loss",
+            "mse_loss",
+            "rmse_loss",
+        ],
         [],
     ),
     (
         "Imbalanced classification",
         "Reweight the classes (`weight=`, `pos_weight=`) or down-weight the easy examples "
         "with a focal term.",
-        ["sigmoid_focal_loss", "softmax_focal_loss", "cross_entropy",
-         "binary_cross_entropy_with_logits"],
+        [
+            "sigmoid_focal_loss",
+            "softmax_focal_loss",
+            "cross_entropy",
+            "binary_cross_entropy_with_logits",
+        ],
         ["asymmetric_loss", "poly1_cross_entropy", "poly1_focal_loss"],
     ),
     (
@@ -64,15 +78,26 @@ TASKS = [
         "Per-pixel classification losses take `(N, C, d1, ..., dk)` maps directly, with "
         "`ignore_index` for void pixels.",
         ["cross_entropy", "softmax_focal_loss", "binary_cross_entropy_with_logits"],
-        ["dice_loss", "jaccard_loss", "tversky_loss", "focal_tversky_loss",
-         "generalized_dice_loss", "lovasz_softmax_loss", "lovasz_hinge_loss"],
+        [
+            "dice_loss",
+            "jaccard_loss",
+            "tversky_loss",
+            "focal_tversky_loss",
+            "generalized_dice_loss",
+            "lovasz_softmax_loss",
+            "lovasz_hinge_loss",
+        ],
     ),
     (
         "Detection",
         "Classification over anchors with a focal term; box regression with a robust loss.",
         ["detection_focal_loss", "sigmoid_focal_loss", "smooth_l1_loss", "huber_loss"],
-        ["box_iou_loss", "generalized_box_iou_loss", "distance_box_iou_loss",
-         "complete_box_iou_loss"],
+        [
+            "box_iou_loss",
+            "generalized_box_iou_loss",
+            "distance_box_iou_loss",
+            "complete_box_iou_loss",
+        ],
     ),
     (
         "Noisy labels",
@@ -142,7 +167,7 @@ def _soft_target_note() -> str:
     return (
         "Until the distillation losses land, `cross_entropy` takes probability targets: "
         "with the teacher's softened distribution as the target it is torch's "
-        "`kl_div(..., reduction=\"batchmean\")` plus the teacher's entropy, a constant "
+        '`kl_div(..., reduction="batchmean")` plus the teacher\'s entropy, a constant '
         "for the student, so it has the same gradient. Checked while this page was built:"
         "\n\n```python\n" + textwrap.dedent(code).strip() + f"\n# -> {ok}\n```"
     )
@@ -150,76 +175,118 @@ def _soft_target_note() -> str:
 
 # ----------------------------------------------------------------------------- errors
 ERRORS = [
-    ("A class index out of range, labels counted from 1",
-     "LF.cross_entropy(torch.randn(3, 4), torch.tensor([1, 4, 2]))",
-     "Subtract 1 from 1-based labels; otherwise find where the out-of-range label came from."),
-    ("255 in a segmentation mask",
-     "LF.cross_entropy(torch.randn(3, 4), torch.tensor([1, 0, 255]))",
-     "Many datasets mark void pixels with 255: pass `ignore_index=255`."),
-    ("Class indices stored as floats",
-     "LF.cross_entropy(torch.randn(3, 4), torch.tensor([1., 0., 2.]))",
-     "Cast the target with `target.long()`. Float targets of the input's shape are "
-     "read as probabilities instead."),
-    ("Probability targets outside [0, 1]",
-     "LF.cross_entropy(torch.randn(3, 4), torch.rand(3, 4) * 2)",
-     "Normalise the target (a softmax, or divide by the row sum), or pass indices."),
-    ("A class weight of the wrong length",
-     "LF.cross_entropy(torch.randn(3, 4), torch.tensor([1, 0, 2]), weight=torch.ones(3))",
-     "Give one weight per class. For per-sample weights take `reduction=\"none\"` and "
-     "weigh the result yourself."),
-    ("A hyperparameter out of its range",
-     "LF.cross_entropy(torch.randn(3, 4), torch.tensor([1, 0, 2]), label_smoothing=1.5)",
-     "Use a value inside the range the message names."),
-    ("A negative focal gamma",
-     "LF.sigmoid_focal_loss(torch.zeros(4), torch.zeros(4), gamma=-1.0)",
-     "`gamma` must be >= 0; `gamma=0` (with `alpha=None`) is plain BCE with logits."),
-    ("Huber's delta at zero",
-     "LF.huber_loss(torch.zeros(4), torch.zeros(4), delta=0.0)",
-     "`delta` must be positive; for the L1 loss use `l1_loss` (or `smooth_l1_loss(beta=0)`)."),
-    ("A quantile of 0 or 1",
-     "LF.quantile_loss(torch.zeros(4), torch.zeros(4), quantile=1.0)",
-     "The pinball loss needs 0 < quantile < 1."),
-    ("Regression shapes that torch would broadcast",
-     "LF.mse_loss(torch.zeros(4, 1), torch.zeros(4))",
-     "Reshape one of them (often `pred.squeeze(-1)`), or pass `broadcast=True` if you "
-     "mean to broadcast."),
-    ("A misspelt reduction",
-     "LF.mse_loss(torch.zeros(4), torch.zeros(4), reduction=\"avg\")",
-     "Use one of the names listed."),
-    ("normalizer= with a reduction that does not divide",
-     "LF.mse_loss(torch.zeros(4), torch.zeros(4), reduction=\"sum\", normalizer=4.0)",
-     "`normalizer` replaces the mean's denominator: use it with `reduction=\"mean\"`."),
-    ("Logits given to a probability loss",
-     "LF.binary_cross_entropy(torch.tensor([0.5, 1.5]), torch.tensor([0., 1.]))",
-     "Use `binary_cross_entropy_with_logits` on logits (it is also the stable one)."),
-    ("A target outside [0, 1] for BCE",
-     "LF.binary_cross_entropy(torch.ones(2, 2), torch.tensor([[0., 1.], [2., 3.]]))",
-     "Binary targets are probabilities: 0, 1 or in between."),
-    ("Logits given to the Keras form",
-     "LF.categorical_cross_entropy(torch.tensor([[2., -1.]]), torch.tensor([[1., 0.]]))",
-     "Pass `from_logits=True`, as in Keras."),
-    ("Float targets for NLL",
-     "LF.nll_loss(torch.randn(3, 4), torch.tensor([0., 1., 2.]))",
-     "Cast with `target.long()`."),
-    ("A complex input",
-     "LF.mse_loss(torch.zeros(4, dtype=torch.complex64), torch.zeros(4, dtype=torch.complex64))",
-     "Decide what the loss is of: `x.real`, `x.abs()`, or both parts as a real tensor "
-     "(`torch.view_as_real`)."),
-    ("Hidden states whose width does not match the output layer",
-     "LF.linear_cross_entropy(torch.randn(3, 4), torch.randn(5, 3), torch.tensor([0, 1, 2]))",
-     "`linear_weight` is `nn.Linear(D, V).weight`, of shape `(V, D)`: check which "
-     "matrix you passed, or transpose it."),
-    ("An anchor state other than -1, 0 or 1",
-     "LF.detection_focal_loss(torch.randn(1, 3, 2), torch.zeros(1, 3, 2), "
-     "torch.tensor([[0, 1, 5]]))",
-     "-1 marks ignored anchors, 0 background, 1 objects."),
-    ("The Triton backend on a CPU tensor",
-     "LF.cross_entropy(torch.randn(3, 4), torch.tensor([0, 1, 2]), backend=\"triton\")",
-     "Use `backend=\"auto\"` (the default) or `\"torch\"` on CPU; `TRITON_INTERPRET=1` "
-     "runs the kernel on CPU for tests."),
-    ("A misspelt loss name",
-     "losskit.get(\"cross_entrpy\")",
-     "Use one of the names suggested, or `losskit list` to see them all."),
+    (
+        "A class index out of range, labels counted from 1",
+        "LF.cross_entropy(torch.randn(3, 4), torch.tensor([1, 4, 2]))",
+        "Subtract 1 from 1-based labels; otherwise find where the out-of-range label came from.",
+    ),
+    (
+        "255 in a segmentation mask",
+        "LF.cross_entropy(torch.randn(3, 4), torch.tensor([1, 0, 255]))",
+        "Many datasets mark void pixels with 255: pass `ignore_index=255`.",
+    ),
+    (
+        "Class indices stored as floats",
+        "LF.cross_entropy(torch.randn(3, 4), torch.tensor([1., 0., 2.]))",
+        "Cast the target with `target.long()`. Float targets of the input's shape are "
+        "read as probabilities instead.",
+    ),
+    (
+        "Probability targets outside [0, 1]",
+        "LF.cross_entropy(torch.randn(3, 4), torch.rand(3, 4) * 2)",
+        "Normalise the target (a softmax, or divide by the row sum), or pass indices.",
+    ),
+    (
+        "A class weight of the wrong length",
+        "LF.cross_entropy(torch.randn(3, 4), torch.tensor([1, 0, 2]), weight=torch.ones(3))",
+        'Give one weight per class. For per-sample weights take `reduction="none"` and '
+        "weigh the result yourself.",
+    ),
+    (
+        "A hyperparameter out of its range",
+        "LF.cross_entropy(torch.randn(3, 4), torch.tensor([1, 0, 2]), label_smoothing=1.5)",
+        "Use a value inside the range the message names.",
+    ),
+    (
+        "A negative focal gamma",
+        "LF.sigmoid_focal_loss(torch.zeros(4), torch.zeros(4), gamma=-1.0)",
+        "`gamma` must be >= 0; `gamma=0` (with `alpha=None`) is plain BCE with logits.",
+    ),
+    (
+        "Huber's delta at zero",
+        "LF.huber_loss(torch.zeros(4), torch.zeros(4), delta=0.0)",
+        "`delta` must be positive; for the L1 loss use `l1_loss` (or `smooth_l1_loss(beta=0)`).",
+    ),
+    (
+        "A quantile of 0 or 1",
+        "LF.quantile_loss(torch.zeros(4), torch.zeros(4), quantile=1.0)",
+        "The pinball loss needs 0 < quantile < 1.",
+    ),
+    (
+        "Regression shapes that torch would broadcast",
+        "LF.mse_loss(torch.zeros(4, 1), torch.zeros(4))",
+        "Reshape one of them (often `pred.squeeze(-1)`), or pass `broadcast=True` if you "
+        "mean to broadcast.",
+    ),
+    (
+        "A misspelt reduction",
+        'LF.mse_loss(torch.zeros(4), torch.zeros(4), reduction="avg")',
+        "Use one of the names listed.",
+    ),
+    (
+        "normalizer= with a reduction that does not divide",
+        'LF.mse_loss(torch.zeros(4), torch.zeros(4), reduction="sum", normalizer=4.0)',
+        '`normalizer` replaces the mean\'s denominator: use it with `reduction="mean"`.',
+    ),
+    (
+        "Logits given to a probability loss",
+        "LF.binary_cross_entropy(torch.tensor([0.5, 1.5]), torch.tensor([0., 1.]))",
+        "Use `binary_cross_entropy_with_logits` on logits (it is also the stable one).",
+    ),
+    (
+        "A target outside [0, 1] for BCE",
+        "LF.binary_cross_entropy(torch.ones(2, 2), torch.tensor([[0., 1.], [2., 3.]]))",
+        "Binary targets are probabilities: 0, 1 or in between.",
+    ),
+    (
+        "Logits given to the Keras form",
+        "LF.categorical_cross_entropy(torch.tensor([[2., -1.]]), torch.tensor([[1., 0.]]))",
+        "Pass `from_logits=True`, as in Keras.",
+    ),
+    (
+        "Float targets for NLL",
+        "LF.nll_loss(torch.randn(3, 4), torch.tensor([0., 1., 2.]))",
+        "Cast with `target.long()`.",
+    ),
+    (
+        "A complex input",
+        "LF.mse_loss(torch.zeros(4, dtype=torch.complex64), torch.zeros(4, dtype=torch.complex64))",
+        "Decide what the loss is of: `x.real`, `x.abs()`, or both parts as a real tensor "
+        "(`torch.view_as_real`).",
+    ),
+    (
+        "Hidden states whose width does not match the output layer",
+        "LF.linear_cross_entropy(torch.randn(3, 4), torch.randn(5, 3), torch.tensor([0, 1, 2]))",
+        "`linear_weight` is `nn.Linear(D, V).weight`, of shape `(V, D)`: check which "
+        "matrix you passed, or transpose it.",
+    ),
+    (
+        "An anchor state other than -1, 0 or 1",
+        "LF.detection_focal_loss(torch.randn(1, 3, 2), torch.zeros(1, 3, 2), "
+        "torch.tensor([[0, 1, 5]]))",
+        "-1 marks ignored anchors, 0 background, 1 objects.",
+    ),
+    (
+        "The Triton backend on a CPU tensor",
+        'LF.cross_entropy(torch.randn(3, 4), torch.tensor([0, 1, 2]), backend="triton")',
+        'Use `backend="auto"` (the default) or `"torch"` on CPU; `TRITON_INTERPRET=1` '
+        "runs the kernel on CPU for tests.",
+    ),
+    (
+        "A misspelt loss name",
+        'losskit.get("cross_entrpy")',
+        "Use one of the names suggested, or `losskit list` to see them all.",
+    ),
 ]
 
 
@@ -261,18 +328,28 @@ def errors() -> str:
 # ----------------------------------------------------------------------------- migration
 TORCH_SAME = [
     ("F.l1_loss / nn.L1Loss", "LF.l1_loss(x, y)", "TF.l1_loss(x, y)"),
-    ("F.mse_loss / nn.MSELoss", "LF.mse_loss(x, y, reduction=\"sum\")",
-     "TF.mse_loss(x, y, reduction=\"sum\")"),
+    (
+        "F.mse_loss / nn.MSELoss",
+        'LF.mse_loss(x, y, reduction="sum")',
+        'TF.mse_loss(x, y, reduction="sum")',
+    ),
     ("F.smooth_l1_loss", "LF.smooth_l1_loss(x, y, beta=0.5)", "TF.smooth_l1_loss(x, y, beta=0.5)"),
     ("F.huber_loss", "LF.huber_loss(x, y, delta=2.0)", "TF.huber_loss(x, y, delta=2.0)"),
-    ("F.binary_cross_entropy_with_logits, pos_weight",
-     "LF.binary_cross_entropy_with_logits(x, b, pos_weight=torch.full((5,), 3.0))",
-     "TF.binary_cross_entropy_with_logits(x, b, pos_weight=torch.full((5,), 3.0))"),
-    ("F.cross_entropy, class weight, ignore_index, label smoothing",
-     "LF.cross_entropy(x, c, weight=w, ignore_index=2, label_smoothing=0.1)",
-     "TF.cross_entropy(x, c, weight=w, ignore_index=2, label_smoothing=0.1)"),
-    ("F.nll_loss", "LF.nll_loss(x.log_softmax(1), c, weight=w)",
-     "TF.nll_loss(x.log_softmax(1), c, weight=w)"),
+    (
+        "F.binary_cross_entropy_with_logits, pos_weight",
+        "LF.binary_cross_entropy_with_logits(x, b, pos_weight=torch.full((5,), 3.0))",
+        "TF.binary_cross_entropy_with_logits(x, b, pos_weight=torch.full((5,), 3.0))",
+    ),
+    (
+        "F.cross_entropy, class weight, ignore_index, label smoothing",
+        "LF.cross_entropy(x, c, weight=w, ignore_index=2, label_smoothing=0.1)",
+        "TF.cross_entropy(x, c, weight=w, ignore_index=2, label_smoothing=0.1)",
+    ),
+    (
+        "F.nll_loss",
+        "LF.nll_loss(x.log_softmax(1), c, weight=w)",
+        "TF.nll_loss(x.log_softmax(1), c, weight=w)",
+    ),
 ]
 
 SETUP = """\
@@ -285,39 +362,47 @@ w = torch.tensor([1.0, 2.0, 0.5, 1.0, 3.0])        # class weights
 ew = torch.rand(4, 5)                              # per-element weights"""
 
 TORCH_DIFFERENT = [
-    ("`F.huber_loss(weight=)` divides the weighted sum by the element count; losskit by "
-     "the sum of the weights",
-     "LF.huber_loss(x, y, weight=ew, reduction=\"sum\") / x.numel()",
-     "TF.huber_loss(x, y, weight=ew)"),
-    ("`F.binary_cross_entropy(weight=)`: the same",
-     "LF.binary_cross_entropy(p, b, weight=ew, reduction=\"sum\") / p.numel()",
-     "TF.binary_cross_entropy(p, b, weight=ew)"),
-    ("`F.binary_cross_entropy_with_logits(weight=)`: the same",
-     "LF.binary_cross_entropy_with_logits(x, b, weight=ew, reduction=\"sum\") / x.numel()",
-     "TF.binary_cross_entropy_with_logits(x, b, weight=ew)"),
-    ("`F.cross_entropy` with probability targets and a class weight divides by N; losskit "
-     "by the summed weight of the targets",
-     "LF.cross_entropy(x, q, weight=w, reduction=\"sum\") / x.shape[0]",
-     "TF.cross_entropy(x, q, weight=w)"),
+    (
+        "`F.huber_loss(weight=)` divides the weighted sum by the element count; losskit by "
+        "the sum of the weights",
+        'LF.huber_loss(x, y, weight=ew, reduction="sum") / x.numel()',
+        "TF.huber_loss(x, y, weight=ew)",
+    ),
+    (
+        "`F.binary_cross_entropy(weight=)`: the same",
+        'LF.binary_cross_entropy(p, b, weight=ew, reduction="sum") / p.numel()',
+        "TF.binary_cross_entropy(p, b, weight=ew)",
+    ),
+    (
+        "`F.binary_cross_entropy_with_logits(weight=)`: the same",
+        'LF.binary_cross_entropy_with_logits(x, b, weight=ew, reduction="sum") / x.numel()',
+        "TF.binary_cross_entropy_with_logits(x, b, weight=ew)",
+    ),
+    (
+        "`F.cross_entropy` with probability targets and a class weight divides by N; losskit "
+        "by the summed weight of the targets",
+        'LF.cross_entropy(x, q, weight=w, reduction="sum") / x.shape[0]',
+        "TF.cross_entropy(x, q, weight=w)",
+    ),
 ]
 
 PEER_FORMULAS = [
     (
         "torchvision `ops.sigmoid_focal_loss(x, y, alpha, gamma, reduction)`",
-        "LF.sigmoid_focal_loss(x, b, alpha=0.25, gamma=2.0, reduction=\"none\")",
+        'LF.sigmoid_focal_loss(x, b, alpha=0.25, gamma=2.0, reduction="none")',
         # torchvision's documented formula, written out (torchvision is not a dependency)
         "(lambda s, ce: ce * (1 - (s * b + (1 - s) * (1 - b))) ** 2.0"
         " * (0.25 * b + 0.75 * (1 - b)))"
-        "(torch.sigmoid(x), TF.binary_cross_entropy_with_logits(x, b, reduction=\"none\"))",
-        "losskit defaults to `reduction=\"mean\"` (torchvision: `\"none\"`), so pass "
-        "`reduction=\"none\"` (or `\"sum\"`) to match; `alpha=None` or a negative alpha "
+        '(torch.sigmoid(x), TF.binary_cross_entropy_with_logits(x, b, reduction="none"))',
+        'losskit defaults to `reduction="mean"` (torchvision: `"none"`), so pass '
+        '`reduction="none"` (or `"sum"`) to match; `alpha=None` or a negative alpha '
         "disables alpha weighting. `test_focal_matches_torchvision_formula` in "
         "tests/test_binary.py checks the same formula over several gammas, alphas, "
         "reductions and soft targets.",
     ),
     (
         "Keras `categorical_crossentropy(y_true, y_pred)` (`from_logits=False`)",
-        "LF.categorical_cross_entropy(p, q, reduction=\"none\")",
+        'LF.categorical_cross_entropy(p, q, reduction="none")',
         # Keras' documented computation: rows rescaled to sum 1, clipped to [eps, 1 - eps]
         "-(q * (p / p.sum(-1, keepdim=True)).clamp(1e-7, 1 - 1e-7).log()).sum(-1)",
         "Note the argument order: Keras takes `(y_true, y_pred)`, losskit `(input, "
@@ -351,16 +436,13 @@ def migration(rows) -> str:
     for title, ours, theirs in TORCH_SAME:
         a, b = _run(ours, env), _run(theirs, env)
         _close(a, b, ours)
-        out.append(
-            f"| {title} | `{ours}` | `{theirs}` | {float((a - b).abs().max()):.1e} |"
-        )
+        out.append(f"| {title} | `{ours}` | `{theirs}` | {float((a - b).abs().max()):.1e} |")
     out += [
         "",
         "Every loss page also shows torch's built-in beside losskit on that loss's worked "
         "examples.",
         "",
-        "## torch.nn: where losskit decides differently, and the option set that "
-        "reproduces torch",
+        "## torch.nn: where losskit decides differently, and the option set that reproduces torch",
         "",
         "losskit's weighted mean is always `sum(w * l) / sum(w)`. To get torch's number, "
         "sum and divide as torch does:",
@@ -371,9 +453,7 @@ def migration(rows) -> str:
     for title, ours, theirs in TORCH_DIFFERENT:
         a, b = _run(ours, env), _run(theirs, env)
         _close(a, b, ours)
-        out.append(
-            f"| {title} | `{ours}` | `{theirs}` | {float((a - b).abs().max()):.1e} |"
-        )
+        out.append(f"| {title} | `{ours}` | `{theirs}` | {float((a - b).abs().max()):.1e} |")
     empty = _run("LF.cross_entropy(x[:0], c[:0])", env)
     torch_empty = _run("TF.cross_entropy(x[:0], c[:0])", env)
     if not (float(empty) == 0.0 and torch.isnan(torch_empty)):
@@ -518,15 +598,49 @@ def kernels(secs: dict[str, str]) -> str:
 
 
 # ----------------------------------------------------------------------------- benchmarks
+def table_dates(body: str, root: Path) -> list[str]:
+    """When each Markdown table of a README section entered README.md: the date and commit
+    that first added its first data row (from git; nothing outside a git checkout)."""
+    lines = body.splitlines()
+    out = []
+    for i, line in enumerate(lines[:-1]):
+        if line.startswith("|") and re.match(r"^\|[-:| ]+\|$", lines[i + 1]) and i + 2 < len(lines):
+            first = lines[i + 2]
+            try:
+                log = subprocess.run(
+                    ["git", "log", "--format=%cs %h", "-S", first, "--", "README.md"],
+                    cwd=root,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout.split()
+            except (OSError, subprocess.CalledProcessError):
+                continue
+            if log:
+                date, commit = log[-2], log[-1]
+                cell = first.split("|")[1].strip()
+                out.append(
+                    f"- the table whose first row is {cell}: README.md since {date} "
+                    f"(commit `{commit}`)"
+                )
+    return out
+
+
 def benchmarks(secs: dict[str, str], root: Path) -> str:
+    body = readme.find(secs, "Benchmarks")
+    linear = readme.find(secs, "Linear cross entropy")
+    dates = table_dates(body, root) + table_dates(linear, root)
     out = [
         "# Benchmarks",
         "",
         "## From the README",
         "",
-        readme.for_site(readme.find(secs, "Benchmarks")),
+        readme.for_site(body),
         "",
     ]
+    if dates:
+        out += ["When the README's measured tables were recorded (from git history):", ""]
+        out += dates + [""]
     results = root / "benchmarks" / "results" / "results.json"
     if results.is_file():
         data = json.loads(results.read_text())
@@ -571,11 +685,13 @@ def build(write, rows, secs: dict[str, str], root: Path) -> list[tuple[str, str]
     pages = [
         ("Choosing a loss", "guides/choosing.md", lambda: choosing(rows)),
         ("Semantics", "guides/semantics.md", lambda: semantics(secs)),
-        ("Correct means (accumulation, DDP)", "guides/accumulation.md",
-         lambda: accumulation(secs)),
+        ("Correct means (accumulation, DDP)", "guides/accumulation.md", lambda: accumulation(secs)),
         ("Error messages", "guides/errors.md", errors),
-        ("Migrating from torch, torchvision, Keras", "guides/migration.md",
-         lambda: migration(rows)),
+        (
+            "Migrating from torch, torchvision, Keras",
+            "guides/migration.md",
+            lambda: migration(rows),
+        ),
         ("Kernels and linear cross entropy", "guides/kernels.md", lambda: kernels(secs)),
         ("Benchmarks", "guides/benchmarks.md", lambda: benchmarks(secs, root)),
     ]
