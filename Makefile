@@ -62,3 +62,15 @@ docs-check: docs
 	command -v chromium >/dev/null || \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 	$(BIN)/python docs/_scripts/check_site.py site
+
+# Every specialization of every Triton kernel compiled for sm_90a and sm_80 (no GPU needed;
+# `make test` compiles the benchmarks' hot set only). Cached in build/; tables in
+# benchmarks/results/kernel_resources.{md,json}.
+.PHONY: compile-check roofline
+
+compile-check: $(STAMP)
+	env -u TRITON_INTERPRET $(BIN)/python -m benchmarks.compile_check --set all
+
+# The roofline model of the GPU benchmarks' workloads (table in benchmarks/README.md).
+roofline: $(STAMP)
+	$(BIN)/python -m benchmarks.roofline
