@@ -268,3 +268,19 @@ def test_registry_row_is_complete(spec):
     assert getattr(losskit.reference, spec.name) is inspect.unwrap(spec.reference)
     assert spec.functional.__doc__ and "Example" in spec.functional.__doc__
     assert losskit.spec(spec.name) is spec
+
+
+@pytest.mark.parametrize("spec", WEIGHTED_SPECS, ids=[s.name for s in WEIGHTED_SPECS])
+@pytest.mark.parametrize("scale", [1e38, 1e-40], ids=["huge", "subnormal"])
+def test_weighted_mean_is_invariant_to_the_weights_scale(spec, scale):
+    """The weighted mean ``sum(w l) / sum(w)`` does not change when every weight is
+    multiplied by one number, even where ``sum(w)`` overflows or ``w`` is subnormal."""
+    x, *rest = make_inputs(spec, dtype=torch.float32)
+    scaled = make_weight(spec, x.shape, torch.float32) * scale
+    # the same (rounded) weights at scale 1: subnormal ones carry fewer digits
+    want = spec.functional(x, *rest, weight=(scaled.double() / scale).float())
+    xg = x.clone().requires_grad_(True)
+    got = spec.functional(xg, *rest, weight=scaled)
+    assert_close(got, want, rtol=1e-5, atol=1e-6)
+    (grad,) = torch.autograd.grad(got, xg)
+    assert torch.isfinite(grad).all()

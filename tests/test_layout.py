@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 import losskit
+from conftest import SPEC_IDS, SPECS
 from losskit import _kinds
 from losskit._registry import losses_table
-from conftest import SPEC_IDS, SPECS
 
 # Options that choose how the torch path runs, not what it computes: the NumPy references
 # do not take them.

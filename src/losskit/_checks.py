@@ -184,22 +184,6 @@ def check_broadcastable_to(
         )
 
 
-def check_same_shape_as(
-    loss: str,
-    name: str,
-    t: torch.Tensor,
-    other_name: str,
-    shape: torch.Size,
-    hint: str | None = None,
-) -> None:
-    if t.shape != shape:
-        fail(
-            loss,
-            f"{name} must have the shape of {other_name} {tuple(shape)}, got {tuple(t.shape)}.",
-            hint,
-        )
-
-
 def check_number(
     loss: str,
     name: str,
@@ -256,12 +240,71 @@ def check_normalizer(loss: str, normalizer: object, reduction: str) -> None:
     check_number(loss, "normalizer", normalizer, low=0.0, low_open=True)
 
 
-def check_weight_tensor(loss: str, weight: object) -> torch.Tensor | None:
+def check_weight_tensor(loss: str, weight: object, name: str = "weight") -> torch.Tensor | None:
     if weight is None:
         return None
-    check_tensor(loss, "weight", weight)
-    check_real(loss, "weight", weight)
+    check_tensor(loss, name, weight)
+    check_real(loss, name, weight)
     return weight
+
+
+def check_call(
+    loss: str,
+    input: object,
+    target: object,
+    *,
+    reduction: object = "mean",
+    normalizer: object = None,
+    input_name: str = "input",
+    **tensors: object,
+) -> None:
+    """The prologue every loss runs first (metadata only, always on): a valid
+    ``reduction`` and ``normalizer``; ``input`` a real floating tensor; ``target`` a real
+    tensor; each optional tensor argument in ``tensors`` (``weight=``, ``pos_weight=``,
+    ``anchor_state=``...) ``None`` or a real tensor; all of them on one device."""
+    check_reduction(loss, reduction)
+    check_tensor(loss, input_name, input)
+    check_tensor(loss, "target", target)
+    check_floating(loss, input_name, input)
+    check_real(loss, "target", target)
+    for name, t in tensors.items():
+        check_weight_tensor(loss, t, name)
+    check_same_device(loss, **{input_name: input, "target": target}, **tensors)
+    check_normalizer(loss, normalizer, reduction)
+
+
+def check_ignore_index(loss: str, ignore_index: object) -> int:
+    """A class index not counted: an int (or a 0-dim integer tensor)."""
+    if isinstance(ignore_index, torch.Tensor) and ignore_index.dim() == 0:
+        if ignore_index.is_floating_point() or ignore_index.is_complex():
+            fail(loss, f"ignore_index must be an int, got {ignore_index!r}.", cls=LossTypeError)
+        return int(ignore_index)
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
+        fail(loss, f"ignore_index must be an int, got {ignore_index!r}.", cls=LossTypeError)
+    return ignore_index
+
+
+def check_class_weight(loss: str, weight: torch.Tensor | None, num_classes: int) -> None:
+    """A class weight holds one value per class: shape ``(C,)``."""
+    if weight is not None and (weight.dim() != 1 or weight.shape[0] != num_classes):
+        fail(
+            loss,
+            f"weight must hold one value per class, shape ({num_classes},), got "
+            f"{tuple(weight.shape)}.",
+            "weight is the class weight (C,); for a per-sample weight, use "
+            "reduction='none' and weigh the result.",
+        )
+
+
+def check_integer(loss: str, name: str, t: torch.Tensor, what: str = "class indices") -> None:
+    """``t`` holds integers (any integer dtype, or bool)."""
+    if t.is_floating_point() or t.is_complex():
+        fail(
+            loss,
+            f"{name} must hold integer {what}, got {describe(t)}.",
+            f"{what} must be integers: cast with {name}.long().",
+            cls=LossTypeError,
+        )
 
 
 # --------------------------------------------------------------------------- value checks
@@ -299,3 +342,92 @@ def format_values(values: Iterable[int | float], limit: int = 5) -> str:
     values = list(values)
     shown = ", ".join(str(v) for v in values[:limit])
     return shown + (", ..." if len(values) > limit else "")
+
+
+# --------------------------------------------------------------------------- classes
+def check_class_indices(
+    loss: str,
+    t: torch.Tensor,
+    num_classes: int,
+    ignore_index: int | None,
+    classes_from: str = "input",
+) -> None:
+    """Value check: class indices in ``0..num_classes-1`` or ``ignore_index``.
+
+    ``classes_from`` names the argument that holds the classes, for the message ("but
+    input has 4 classes"; ``linear_cross_entropy``'s classes are the rows of
+    ``linear_weight``).
+    """
+    if not checks_enabled() or t.numel() == 0:
+        return
+    with torch.no_grad():
+        counted = t if ignore_index is None else torch.where(t == ignore_index, 0, t)
+        lo, hi = torch.aminmax(counted)  # one pass, one synchronisation when all is well
+        if bool((lo >= 0) & (hi < num_classes)):
+            return
+        bad = (t < 0) | (t >= num_classes)
+        if ignore_index is not None:
+            bad &= t != ignore_index
+        n_bad = int(bad.sum())
+        if n_bad == 0:
+            return
+        values = torch.unique(t[bad]).tolist()
+        kept = t if ignore_index is None else t[t != ignore_index]
+        t_min, t_max = int(kept.min()), int(kept.max())
+    noun = "class index" if len(values) == 1 else "class indices"
+    plural = "value" if n_bad == 1 else "values"
+    ignore = f", or ignore_index={ignore_index}" if ignore_index is not None else ""
+    hint = None
+    if t_max == num_classes and t_min >= 1:
+        hint = "labels look 1-based: subtract 1 (target - 1)."
+    elif 255 in values:
+        hint = "did you mean ignore_index=255? (255 marks void pixels in many segmentation sets)"
+    elif len(values) == 1 and values[0] < 0:
+        hint = f"did you mean ignore_index={values[0]}?"
+    fail(
+        loss,
+        f"target has {noun} {format_values(values)}, but {classes_from} has "
+        f"{num_classes} classes (valid 0..{num_classes - 1}{ignore}); {n_bad} {plural} out "
+        "of range.",
+        hint,
+    )
+
+
+# How far from 1 a probability row may sum, by the dtype the user passed it in.
+_SUM_TOLERANCE = {
+    torch.float64: 1e-6,
+    torch.float32: 1e-3,
+    torch.float16: 3e-2,
+    torch.bfloat16: 3e-2,
+}
+
+
+def check_prob_rows(
+    loss: str, t: torch.Tensor, class_dim: int, source_dtype: torch.dtype | None = None
+) -> None:
+    """Value check: probability targets in [0, 1] that sum to 1 over ``class_dim``
+    (within a tolerance set by the dtype they were given in)."""
+    check_in_unit_interval(
+        loss,
+        "target",
+        t,
+        hint="probability targets must lie in [0, 1]; for class indices pass an integer "
+        "tensor (target.long()).",
+    )
+    if not checks_enabled() or t.numel() == 0:
+        return
+    with torch.no_grad():
+        sums = t.sum(dim=class_dim)
+        tol = _SUM_TOLERANCE.get(source_dtype or t.dtype, 1e-3)
+        off = (sums - 1).abs() > tol
+        n_off = int(off.sum())
+        if n_off == 0:
+            return
+        worst = sums[off]
+        lo, hi = float(worst.min()), float(worst.max())
+    fail(
+        loss,
+        f"probability targets must sum to 1 over the class dimension {class_dim}; "
+        f"{n_off} of {sums.numel()} rows do not (sums from {lo:.6g} to {hi:.6g}).",
+        "normalise with target / target.sum(dim, keepdim=True), or pass class indices.",
+    )

@@ -1,21 +1,29 @@
 """Reduction: the only place that knows none/mean/sum, weighted means, masks, the
-``normalizer`` and the empty-mean rule.
+``normalizer`` and the empty-mean rule. Two entry points:
 
-* ``"none"``: the per-element loss times its weight; masked (not counted) elements are 0.
-* ``"sum"``: ``sum(w * l)`` over the counted elements.
-* ``"mean"``: ``sum(w * l) / sum(w)`` over the counted elements (``w = 1`` without a
-  weight), or ``sum(w * l) / normalizer`` when a normalizer is given.
-* Empty mean (nothing counted, or every counted weight is 0): ``0.0``, still connected
-  to the graph, so the gradient is exactly zero. torch returns NaN there.
+* :func:`reduce` reduces a per-element loss ``l`` with an optional per-element weight
+  ``w`` and mask of counted elements:
 
-The denominator is computed on the device and never read back to the host.
+  - ``"none"``: ``w * l``; masked (not counted) elements are 0;
+  - ``"sum"``: ``sum(w * l)`` over the counted elements;
+  - ``"mean"``: ``sum(w * l) / sum(w)`` over the counted elements (``w = 1`` without a
+    weight), or ``sum(w * l) / normalizer`` when a normalizer is given.
+
+* :func:`finish_sum` finishes a loss that is already summed (by torch's fused kernels, a
+  chunked sweep or a Triton kernel, class weights applied) from its counted weight
+  ``sum(w)``: ``"sum"`` is the total, ``"mean"`` the total over the counted weight (or
+  over the normalizer).
+
+Empty mean (nothing counted, or every counted weight is 0): ``0.0``, still connected to the
+graph, so the gradient is exactly zero. torch returns NaN there. Denominators are computed
+on the device and never read back to the host.
 """
 
 from __future__ import annotations
 
 import torch
 
-__all__ = ["reduce", "reduce_builtin", "reduce_sums", "upcast", "compute_dtype"]
+__all__ = ["reduce", "reduce_builtin", "finish_sum", "mean_weight", "compute_dtype"]
 
 _HALF = (torch.float16, torch.bfloat16)
 
@@ -23,14 +31,6 @@ _HALF = (torch.float16, torch.bfloat16)
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     """float16/bfloat16 are computed (and returned) in float32; other dtypes as they are."""
     return torch.float32 if dtype in _HALF else dtype
-
-
-def upcast(x: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
-    """Cast to the compute dtype (a no-op, not a copy, when it already is).
-
-    ``Tensor.to`` is differentiable, so a float16 input gets a float16 gradient back.
-    """
-    return x.to(dtype or compute_dtype(x.dtype))
 
 
 def _safe_divide(num: torch.Tensor, den: torch.Tensor | float) -> torch.Tensor:
@@ -41,6 +41,39 @@ def _safe_divide(num: torch.Tensor, den: torch.Tensor | float) -> torch.Tensor:
     return num / torch.where(den == 0, torch.ones_like(den), den)
 
 
+def _normalised(w: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+    """``w / sum(w)`` over ``dims``, exact where ``sum(w)`` would overflow or underflow.
+
+    The weights are first scaled by their largest magnitude, so that their sum is at most
+    the element count (no overflow for weights of 1e38) and at least one term is 1 (no
+    underflow for subnormal weights); the ratio is unchanged. Normalising the weights
+    before the product keeps the gradient ``w / sum(w)`` finite even when ``sum(w)`` is
+    tiny; dividing ``sum(w l)`` afterwards would not.
+    """
+    if not dims:
+        return _safe_divide(w, w)
+    if w.numel() == 0:  # the empty mean
+        return w
+    scale = w.detach().abs().amax(dim=dims, keepdim=True)
+    w = _safe_divide(w, scale)
+    return _safe_divide(w, w.sum(dim=dims, keepdim=True))
+
+
+def mean_weight(
+    weight: torch.Tensor | None, reduction: str, normalizer: object, homogeneous: bool = True
+) -> torch.Tensor | None:
+    """A class weight ready for a loss that is summed first and divided by its counted
+    weight: with ``"mean"`` (and no normalizer) only the ratio ``sum(w l) / sum(w)``
+    matters, so the weights are scaled by their largest magnitude, which keeps both sums
+    finite for weights of 1e38 and exact for subnormal ones. Otherwise, or when the loss
+    has a term the weight does not scale (``homogeneous=False``: the z-loss), unchanged."""
+    if weight is None or reduction != "mean" or normalizer is not None or weight.numel() == 0:
+        return weight
+    if not homogeneous:
+        return weight
+    return _safe_divide(weight, weight.detach().abs().amax())
+
+
 def reduce(
     loss: torch.Tensor,
     reduction: str,
@@ -49,7 +82,6 @@ def reduce(
     mask: torch.Tensor | None = None,
     normalizer: float | torch.Tensor | None = None,
     dim: int | tuple[int, ...] | None = None,
-    weight_applied: bool = False,
 ) -> torch.Tensor:
     """Reduce a per-element loss.
 
@@ -61,21 +93,12 @@ def reduce(
             (their loss, which may be garbage, never reaches the result or the gradient).
         normalizer: with ``"mean"``, divide by this instead of ``sum(w)``.
         dim: reduce only these dimensions (``"mean"`` and ``"sum"``); default all.
-        weight_applied: ``loss`` already holds ``w * l`` (e.g. torch's class-weighted
-            cross entropy with label smoothing, which is not ``w`` times one number);
-            ``weight`` then only gives the mean's denominator ``sum(w)``.
     """
     zero = torch.zeros((), dtype=loss.dtype, device=loss.device)
     if mask is not None:
         loss = torch.where(mask, loss, zero)
     if weight is not None:
         weight = weight.to(loss.dtype)
-    if weight_applied:
-        if reduction != "mean" or normalizer is not None or weight is None:
-            return reduce(loss, reduction, mask=mask, normalizer=normalizer, dim=dim)
-        den = weight if mask is None else torch.where(mask, weight, zero)
-        dims = tuple(range(loss.dim())) if dim is None else dim
-        return _safe_divide(loss.sum(dim=dims), den.sum(dim=dims))
     if reduction == "none":
         return loss * weight if weight is not None else loss
 
@@ -97,13 +120,30 @@ def reduce(
                 count *= loss.shape[d]
             return _safe_divide(total(loss), count)
         return _safe_divide(total(loss), total(mask))
-    # Weighted mean: sum(l * w / sum(w)). Normalising the weights first keeps the gradient
-    # (w / sum(w)) finite even when sum(w) is tiny; dividing afterwards would not.
     w = torch.broadcast_to(weight, loss.shape)
     if mask is not None:
         w = torch.where(mask, w, zero)
-    den = w.sum(dim=dims, keepdim=True) if dims else w
-    return total(loss * _safe_divide(w, den))
+    return total(loss * _normalised(w, dims))
+
+
+def finish_sum(
+    total: torch.Tensor,
+    count: torch.Tensor | float,
+    reduction: str,
+    normalizer: float | torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Finish a summed loss: ``total = sum(w * l)`` and ``count = sum(w)`` over the
+    counted elements (their number without a weight). ``"mean"`` returns
+    ``total / count``, or ``total / normalizer`` when one is given, and 0 when the
+    denominator is 0 (the empty mean); ``"sum"`` (and ``"none"``, whose ``total`` is the
+    unreduced loss) returns ``total``."""
+    if reduction != "mean":
+        return total
+    if normalizer is not None:
+        return _safe_divide(total, normalizer)
+    if isinstance(count, torch.Tensor):
+        count = count.to(device=total.device)
+    return _safe_divide(total, count)
 
 
 def reduce_builtin(
@@ -115,7 +155,8 @@ def reduce_builtin(
     normalizer: float | torch.Tensor | None = None,
     numel: int,
 ) -> torch.Tensor:
-    """Reduce a loss that torch computes itself: ``builtin(reduction)`` returns torch's value.
+    """Reduce a per-element loss that torch computes itself: ``builtin(reduction)``
+    returns torch's value.
 
     Plain means and sums (no weight, mask or normalizer, non-empty) go to torch's fused
     kernel, forward and backward; everything else takes torch's per-element loss through
@@ -126,14 +167,5 @@ def reduce_builtin(
     return reduce(builtin("none"), reduction, weight=weight, mask=mask, normalizer=normalizer)
 
 
-def reduce_sums(
-    total: torch.Tensor,
-    den: torch.Tensor,
-    reduction: str,
-    normalizer: float | torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Finish a reduction from sums a kernel computed: ``total = sum(w * l)`` and
-    ``den = sum(w)`` over the counted elements (for ``"none"``, ``total`` is returned)."""
-    if reduction != "mean":
-        return total
-    return _safe_divide(total, normalizer if normalizer is not None else den)
+# linear cross entropy and losskit.distributed still import the former name
+reduce_sums = finish_sum

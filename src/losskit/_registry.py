@@ -443,7 +443,8 @@ _ROWS = (
         functional=F.cross_entropy,
         module_name="CrossEntropyLoss",
         reference=R.cross_entropy,
-        summary="softmax CE: class `weight`, `ignore_index`, `label_smoothing`, `z_loss`, index or probability targets, K-dim maps",
+        summary="softmax CE: class `weight`, `ignore_index`, `label_smoothing`, `z_loss`, "
+        "index or probability targets, K-dim maps",
         when_to_use="classification, segmentation",
         examples=(
             Example(
@@ -610,7 +611,8 @@ _ROWS = (
         functional=F.detection_focal_loss,
         module_name="DetectionFocalLoss",
         reference=R.detection_focal_loss,
-        summary="RetinaNet focal over anchors (-1 ignored, 0 background, 1 object) / max(1, objects)",
+        summary="RetinaNet focal over anchors (-1 ignored, 0 background, 1 object) "
+        "/ max(1, objects)",
         when_to_use="one-stage detectors",
         examples=(
             Example(
@@ -631,7 +633,8 @@ _ROWS = (
         functional=_weight_after_target(F.linear_cross_entropy),
         module_name="LinearCrossEntropyLoss",
         reference=_weight_after_target(R.linear_cross_entropy),
-        summary="`cross_entropy(x Wᵀ + b)` without ever holding the (N, V) logits; `softcap`, `z_loss`, `label_smoothing`",
+        summary="`cross_entropy(x Wᵀ + b)` without ever holding the (N, V) logits; "
+        "`softcap`, `z_loss`, `label_smoothing`",
         when_to_use="LM heads over large vocabularies",
         examples=(
             Example(

@@ -1,4 +1,7 @@
-"""The ``losskit`` command line: ``list``, ``explain``, ``plot``, ``bench`` (typer + rich).
+"""The ``losskit`` command line: ``list``, ``explain``, ``plot`` (typer + rich).
+
+The benchmarks are not part of the installed package: ``python -m benchmarks`` runs them
+from a checkout.
 
 Installed by the ``cli`` extra; without it, ``losskit`` prints the pip command to run.
 Every error (an unknown loss, a bad literal, a loss's own input error) is one line on
@@ -146,21 +149,6 @@ def _build_app():
 
         path = plot([spec(n).name for n in names], _options(set_, parse_values), grad=grad, out=out)
         print(f"wrote {path}")
-
-    @app.command(
-        "bench", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
-    )
-    @_friendly
-    def bench_cmd(ctx: typer.Context) -> None:
-        """Run the benchmark runner (``python -m benchmarks``; from a source checkout)."""
-        try:
-            from benchmarks.runner import main as bench_main
-        except ImportError:
-            raise CLIError(
-                "the benchmarks live in the source repository: run `losskit bench` "
-                "(or python -m benchmarks) from a checkout of losskit"
-            ) from None
-        bench_main(list(ctx.args))
 
     return app
 

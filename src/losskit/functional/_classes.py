@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from .. import _checks as C
-from .._reduction import compute_dtype
+from .._reduction import compute_dtype, mean_weight
 
 TARGET_TYPES = ("auto", "index", "probs")
 
@@ -46,12 +46,6 @@ class Classes:
         return t.view(shape)
 
 
-def index_shape(input: torch.Tensor) -> tuple[int, ...]:
-    if input.dim() == 1:
-        return ()
-    return (input.shape[0], *input.shape[2:])
-
-
 def prepare_classes(
     loss: str,
     input: object,
@@ -64,16 +58,21 @@ def prepare_classes(
     target_type: str = "auto",
     input_name: str = "input",
     allow_probs: bool = True,
+    homogeneous: bool = True,
 ) -> tuple[Classes, torch.Tensor | None]:
-    """Validate a multi-class call; returns it and the mask of counted targets."""
-    C.check_reduction(loss, reduction)
-    C.check_tensor(loss, "input", input)
-    C.check_tensor(loss, "target", target)
-    C.check_floating(loss, "input", input)
-    C.check_real(loss, "target", target)
-    weight = C.check_weight_tensor(loss, weight)
-    C.check_same_device(loss, input=input, target=target, weight=weight)
-    C.check_normalizer(loss, normalizer, reduction)
+    """Validate a multi-class call; returns it and the mask of counted targets.
+
+    ``homogeneous``: every term of the loss is scaled by the class weight (not so with a
+    z-loss); the mean's weights may then be rescaled (:func:`mean_weight`)."""
+    C.check_call(
+        loss,
+        input,
+        target,
+        reduction=reduction,
+        normalizer=normalizer,
+        input_name=input_name,
+        weight=weight,
+    )
     if target_type not in TARGET_TYPES:
         C.fail(loss, f"target_type must be one of 'auto', 'index', 'probs', got {target_type!r}.")
     if input.dim() == 0:
@@ -90,28 +89,23 @@ def prepare_classes(
             f"{input_name} of shape {tuple(input.shape)} has 0 classes (dimension "
             f"{class_dim}); at least one is needed.",
         )
-    idx_shape = index_shape(input)
+    idx_shape = () if input.dim() == 1 else (input.shape[0], *input.shape[2:])
     kind = _target_kind(loss, input, target, target_type, idx_shape, allow_probs)
 
-    if weight is not None and (weight.dim() != 1 or weight.shape[0] != num_classes):
-        C.fail(
-            loss,
-            f"weight must hold one value per class, shape ({num_classes},), got "
-            f"{tuple(weight.shape)}.",
-            "weight is the class weight (C,); for a per-sample weight, use "
-            "reduction='none' and weigh the result.",
-        )
+    C.check_class_weight(loss, weight, num_classes)
     dtype = compute_dtype(input.dtype)
-    w = weight.to(dtype) if weight is not None else None
+    w = None
+    if weight is not None:
+        w = mean_weight(weight.to(dtype), reduction, normalizer, homogeneous)
     mask = None
     if kind == "index":
         t = target.long()
         if ignore_index is not None:
             mask = t != ignore_index
-        _check_index_range(loss, t, num_classes, ignore_index, classes_from=input_name)
+        C.check_class_indices(loss, t, num_classes, ignore_index, classes_from=input_name)
     else:
         t = target.to(dtype)
-        check_probs(loss, t, class_dim, target.dtype)
+        C.check_prob_rows(loss, t, class_dim, target.dtype)
     return Classes(input, t, kind, class_dim, num_classes, w), mask
 
 
@@ -130,13 +124,7 @@ def _has_unit_class_dim(target, idx_shape):
 def _target_kind(loss, input, target, target_type, idx_shape, allow_probs):
     integer = not target.is_floating_point()
     if target_type == "index" or (target_type == "auto" and integer):
-        if target.is_floating_point():
-            C.fail(
-                loss,
-                f"target must hold integer class indices, got {C.describe(target)}.",
-                "class indices must be integers: cast with target.long().",
-                cls=C.LossTypeError,
-            )
+        C.check_integer(loss, "target", target)
         if tuple(target.shape) != idx_shape:
             hint = None
             if _has_unit_class_dim(target, idx_shape):
@@ -176,79 +164,5 @@ def _target_kind(loss, input, target, target_type, idx_shape, allow_probs):
     )
 
 
-def _check_index_range(loss, t, num_classes, ignore_index, classes_from="input"):
-    """Value check: class indices in ``0..num_classes-1`` or ``ignore_index``.
-
-    ``classes_from`` names the argument that holds the classes, for the message ("but
-    input has 4 classes"; ``linear_cross_entropy``'s classes are the rows of
-    ``linear_weight``).
-    """
-    if not C.checks_enabled() or t.numel() == 0:
-        return
-    with torch.no_grad():
-        counted = t if ignore_index is None else torch.where(t == ignore_index, 0, t)
-        lo, hi = torch.aminmax(counted)  # one pass, one synchronisation when all is well
-        if bool((lo >= 0) & (hi < num_classes)):
-            return
-        bad = (t < 0) | (t >= num_classes)
-        if ignore_index is not None:
-            bad &= t != ignore_index
-        n_bad = int(bad.sum())
-        if n_bad == 0:
-            return
-        values = torch.unique(t[bad]).tolist()
-        kept = t if ignore_index is None else t[t != ignore_index]
-        t_min, t_max = int(kept.min()), int(kept.max())
-    noun = "class index" if len(values) == 1 else "class indices"
-    plural = "value" if n_bad == 1 else "values"
-    ignore = f", or ignore_index={ignore_index}" if ignore_index is not None else ""
-    hint = None
-    if t_max == num_classes and t_min >= 1:
-        hint = "labels look 1-based: subtract 1 (target - 1)."
-    elif 255 in values:
-        hint = "did you mean ignore_index=255? (255 marks void pixels in many segmentation sets)"
-    elif len(values) == 1 and values[0] < 0:
-        hint = f"did you mean ignore_index={values[0]}?"
-    C.fail(
-        loss,
-        f"target has {noun} {C.format_values(values)}, but {classes_from} has "
-        f"{num_classes} classes (valid 0..{num_classes - 1}{ignore}); {n_bad} {plural} out "
-        "of range.",
-        hint,
-    )
-
-
-# How far from 1 a probability row may sum, by the dtype the user passed it in.
-_SUM_TOLERANCE = {
-    torch.float64: 1e-6,
-    torch.float32: 1e-3,
-    torch.float16: 3e-2,
-    torch.bfloat16: 3e-2,
-}
-
-
-def check_probs(loss, t, class_dim, source_dtype=None):
-    C.check_in_unit_interval(
-        loss,
-        "target",
-        t,
-        hint="probability targets must lie in [0, 1]; for class indices pass an integer "
-        "tensor (target.long()).",
-    )
-    if not C.checks_enabled() or t.numel() == 0:
-        return
-    with torch.no_grad():
-        sums = t.sum(dim=class_dim)
-        tol = _SUM_TOLERANCE.get(source_dtype or t.dtype, 1e-3)
-        off = (sums - 1).abs() > tol
-        n_off = int(off.sum())
-        if n_off == 0:
-            return
-        worst = sums[off]
-        lo, hi = float(worst.min()), float(worst.max())
-    C.fail(
-        loss,
-        f"probability targets must sum to 1 over the class dimension {class_dim}; "
-        f"{n_off} of {sums.numel()} rows do not (sums from {lo:.6g} to {hi:.6g}).",
-        "normalise with target / target.sum(dim, keepdim=True), or pass class indices.",
-    )
+# linear cross entropy and losskit.distributed still import the former name
+_check_index_range = C.check_class_indices

@@ -21,13 +21,7 @@ def prepare_pointwise(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Validate an input/target pair of one shape (or broadcastable with ``broadcast``)
     and return them, and the weight, in the compute dtype."""
-    C.check_reduction(loss, reduction)
-    C.check_tensor(loss, "input", input)
-    C.check_tensor(loss, "target", target)
-    C.check_floating(loss, "input", input)
-    C.check_real(loss, "target", target)
-    weight = C.check_weight_tensor(loss, weight)
-    C.check_same_device(loss, input=input, target=target, weight=weight)
+    C.check_call(loss, input, target, reduction=reduction, normalizer=normalizer, weight=weight)
     shape = C.check_same_shape(loss, input, target, broadcast)
     if weight is not None:
         C.check_broadcastable_to(
@@ -37,7 +31,6 @@ def prepare_pointwise(
             shape,
             "weight is per element: give it the input's shape, or a shape that broadcasts to it.",
         )
-    C.check_normalizer(loss, normalizer, reduction)
     dtype = compute_dtype(input.dtype)
     x = input.to(dtype)
     y = target.to(dtype)

@@ -7,7 +7,7 @@ import torch.nn.functional as TF
 
 from .. import _checks as C
 from .. import kernels
-from .._reduction import compute_dtype, reduce, reduce_builtin, reduce_sums
+from .._reduction import compute_dtype, finish_sum, reduce, reduce_builtin
 
 __all__ = ["binary_cross_entropy", "binary_cross_entropy_with_logits", "sigmoid_focal_loss"]
 
@@ -18,16 +18,15 @@ _WEIGHT_HINT = (
 
 
 def _prepare_binary(loss, input, target, weight, reduction, normalizer, pos_weight=None):
-    C.check_reduction(loss, reduction)
-    C.check_tensor(loss, "input", input)
-    C.check_tensor(loss, "target", target)
-    C.check_floating(loss, "input", input)
-    C.check_real(loss, "target", target)
-    weight = C.check_weight_tensor(loss, weight)
-    if pos_weight is not None:
-        C.check_tensor(loss, "pos_weight", pos_weight)
-        C.check_real(loss, "pos_weight", pos_weight)
-    C.check_same_device(loss, input=input, target=target, weight=weight, pos_weight=pos_weight)
+    C.check_call(
+        loss,
+        input,
+        target,
+        reduction=reduction,
+        normalizer=normalizer,
+        weight=weight,
+        pos_weight=pos_weight,
+    )
     if target.shape != input.shape:
         hint = None
         if target.dim() == input.dim() - 1 and not target.is_floating_point():
@@ -53,7 +52,6 @@ def _prepare_binary(loss, input, target, weight, reduction, normalizer, pos_weig
             "pos_weight holds one weight per class: shape (C,) for an "
             "(N, C) input, broadcast along the last dimension.",
         )
-    C.check_normalizer(loss, normalizer, reduction)
     return _upcast(input, target, weight, pos_weight)
 
 
@@ -100,7 +98,7 @@ def _sigmoid_kernel(
         focal=focal,
         reduction=reduction,
     )
-    return reduce_sums(total, den, reduction, normalizer)
+    return finish_sum(total, den, reduction, normalizer)
 
 
 def _ignore_mask(loss, target, ignore_index):

@@ -58,11 +58,9 @@ def detection_focal_loss(
         https://arxiv.org/abs/1708.02002
     """
     name = "detection_focal_loss"
-    C.check_reduction(name, reduction)
-    C.check_tensor(name, "input", input)
-    C.check_tensor(name, "anchor_state", anchor_state)
-    C.check_real(name, "anchor_state", anchor_state)
-    C.check_normalizer(name, normalizer, reduction)
+    C.check_call(
+        name, input, target, reduction=reduction, normalizer=normalizer, anchor_state=anchor_state
+    )
     if input.dim() != 3:
         C.fail(name, f"input must be logits of shape (B, A, K), got {tuple(input.shape)}.")
     if tuple(anchor_state.shape) != tuple(input.shape[:2]):
@@ -72,7 +70,6 @@ def detection_focal_loss(
             f"{tuple(anchor_state.shape)}.",
             "in Keras RetinaNet code it is the last channel of y_true: y_true[..., -1].",
         )
-    C.check_same_device(name, input=input, anchor_state=anchor_state)
     if C.checks_enabled() and anchor_state.numel():
         bad = ~((anchor_state == -1) | (anchor_state == 0) | (anchor_state == 1))
         if bool(bad.any()):
@@ -80,8 +77,6 @@ def detection_focal_loss(
             C.fail(name, f"anchor_state must hold -1, 0 or 1, found {C.format_values(found)}.")
     state = anchor_state.unsqueeze(-1)
     # background anchors: every class target is 0, whatever target holds there
-    C.check_tensor(name, "target", target)
-    C.check_real(name, "target", target)
     if target.shape != input.shape:
         C.fail(
             name,

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import torch
-
 from .. import _checks as C
+from .._reduction import reduce
 from ._classes import prepare_classes
 
 __all__ = ["in_top_k", "top_k_accuracy"]
@@ -59,7 +58,4 @@ def top_k_accuracy(input, target, k=1, *, ignore_index=-100):
     """
     hit, mask = _in_top_k("top_k_accuracy", input, target, k, ignore_index)
     hit = hit.float()
-    if mask is None:
-        return hit.mean() if hit.numel() else hit.sum()
-    counted = mask.sum()
-    return (hit * mask).sum() / torch.where(counted == 0, 1, counted)
+    return reduce(hit, "mean", mask=mask)

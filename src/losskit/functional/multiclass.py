@@ -19,8 +19,8 @@ import torch.nn.functional as TF
 
 from .. import _checks as C
 from .. import kernels
-from .._reduction import compute_dtype, reduce, reduce_sums
-from ._classes import Classes, check_probs, prepare_classes
+from .._reduction import compute_dtype, finish_sum, reduce
+from ._classes import Classes, prepare_classes
 
 __all__ = [
     "cross_entropy",
@@ -32,12 +32,8 @@ __all__ = [
 ]
 
 
-def _check_ignore_index(loss: str, ignore_index: object) -> int:
-    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
-        if isinstance(ignore_index, torch.Tensor) and ignore_index.dim() == 0:
-            return int(ignore_index)
-        C.fail(loss, f"ignore_index must be an int, got {ignore_index!r}.", cls=C.LossTypeError)
-    return ignore_index
+# linear cross entropy and losskit.distributed still import the former name
+_check_ignore_index = C.check_ignore_index
 
 
 def _gather(t: torch.Tensor, index: torch.Tensor, dim: int) -> torch.Tensor:
@@ -82,27 +78,28 @@ def _z_term(c: Classes, z_loss: float) -> torch.Tensor:
     return z_loss * torch.logsumexp(c.input, dim=c.class_dim).square()
 
 
-def _finish_sum(total, reduction, c, mask, normalizer):
-    """Finish from a summed loss (class weight applied): divide by the counted weight."""
-    if reduction != "mean" or normalizer is not None:
-        return reduce_sums(total, total, reduction, normalizer)
+def _counted_weight(c: Classes, mask) -> torch.Tensor | int:
+    """The mean's denominator: the summed weight of the counted targets (their number
+    without a class weight)."""
     weight = _sample_weight(c, mask)
     if weight is None:
-        den = mask.sum() if mask is not None else c.target.numel()
-    else:
-        den = weight.sum() if mask is None else torch.where(mask, weight, 0).sum()
-    return reduce_sums(total, torch.as_tensor(den, device=total.device), reduction)
+        return mask.sum() if mask is not None else c.raw.numel() // c.num_classes
+    return weight.sum() if mask is None else torch.where(mask, weight, 0).sum()
+
+
+def _finish_sum(total, reduction, c, mask, normalizer):
+    """Finish a summed loss (class weight applied) over the counted weight."""
+    return finish_sum(total, _counted_weight(c, mask), reduction, normalizer)
 
 
 def _finish(per, reduction, c, mask, normalizer):
-    return reduce(
-        per,
-        reduction,
-        weight=_sample_weight(c, mask),
-        mask=mask,
-        normalizer=normalizer,
-        weight_applied=True,
-    )
+    """Finish a per-sample loss that already holds its class weight (torch's weighted,
+    smoothed cross entropy is not one weight times one number)."""
+    if mask is not None:
+        per = torch.where(mask, per, torch.zeros((), dtype=per.dtype, device=per.device))
+    if reduction == "none":
+        return per
+    return _finish_sum(per.sum(), reduction, c, mask, normalizer)
 
 
 def _kernel_unsupported(c: Classes):
@@ -120,11 +117,11 @@ def _softmax_kernel(c: Classes, ignore_index, reduction, normalizer, **options):
     loss, den = softmax_loss(c.raw, c.target, weight=c.weight, ignore_index=ignore_index, **options)
     if reduction == "none":
         return loss
-    return reduce_sums(loss.sum(), den.sum(), reduction, normalizer)
+    return finish_sum(loss.sum(), den.sum(), reduction, normalizer)
 
 
 def _prepare(loss, input, target, weight, ignore_index, reduction, normalizer, target_type, **kw):
-    ignore_index = _check_ignore_index(loss, ignore_index)
+    ignore_index = C.check_ignore_index(loss, ignore_index)
     c, mask = prepare_classes(
         loss,
         input,
@@ -234,7 +231,15 @@ def _cross_entropy(
     ls = C.check_number(name, "label_smoothing", label_smoothing, low=0.0, high=1.0)
     z = C.check_number(name, "z_loss", z_loss, low=0.0)
     c, mask, ii = _prepare(
-        name, input, target, weight, ignore_index, reduction, normalizer, target_type
+        name,
+        input,
+        target,
+        weight,
+        ignore_index,
+        reduction,
+        normalizer,
+        target_type,
+        homogeneous=not z,
     )
     if kernels.select(name, backend, c.raw, _kernel_unsupported(c)):
         return _softmax_kernel(c, ii, reduction, normalizer, label_smoothing=ls, z_loss=z)
@@ -584,13 +589,7 @@ def categorical_cross_entropy(
     name = "categorical_cross_entropy"
     ls = C.check_number(name, "label_smoothing", label_smoothing, low=0.0, high=1.0)
     eps = C.check_number(name, "eps", eps, low=0.0, high=0.5, low_open=True, high_open=True)
-    C.check_reduction(name, reduction)
-    C.check_tensor(name, "input", input)
-    C.check_tensor(name, "target", target)
-    C.check_floating(name, "input", input)
-    C.check_real(name, "target", target)
-    C.check_same_device(name, input=input, target=target)
-    C.check_normalizer(name, normalizer, reduction)
+    C.check_call(name, input, target, reduction=reduction, normalizer=normalizer)
     if input.dim() == 0:
         C.fail(name, "input must have a class dimension, got a 0-dim tensor.")
     if not -input.dim() <= dim < input.dim():
@@ -608,7 +607,7 @@ def categorical_cross_entropy(
     dtype = compute_dtype(input.dtype)
     x = input.to(dtype)
     q = target.to(dtype)
-    check_probs(name, q, dim % input.dim(), target.dtype)
+    C.check_prob_rows(name, q, dim % input.dim(), target.dtype)
     if from_logits:
         logp = TF.log_softmax(x, dim=dim)
     else:
