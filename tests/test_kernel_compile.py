@@ -59,6 +59,10 @@ def test_hot_set_compiles_without_spills():
         assert r["regs"] > 0 and 0 < r["occupancy"] <= 1, r
         if r["target"] == "sm_90a":
             assert r["local"] == 0 and r["stack"] == 0, r
+    # the sigmoid focal kernel: two exponentials, two logarithms, one division per element
+    for r in rows:
+        if r["kernel"] == "_sigmoid_loss_kernel" and "FOCAL" in r["config"].split():
+            assert (r["ttir_exp"], r["ttir_log"], r["ttir_div"]) == (2, 2, 1), r
     assert (out / "kernel_resources_hot.md").read_text().count("| yes |") == len(rows)
 
 

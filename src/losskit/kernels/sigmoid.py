@@ -9,9 +9,11 @@ Per element, with ``s = sigmoid(x)``, ``log s = min(x, 0) - log1p(exp(-|x|))`` a
 target smoothed as ``y' = y (1 - ls) + ls / 2``:
 
 * ``ce = -(pw y' log s + (1 - y') log(1 - s))``, ``dce/dx = (pw y' + 1 - y') s - pw y'``;
-* focal: ``log(1 - p_t) = logaddexp(log y + log(1 - s), log(1 - y) + log s)``,
-  ``f = exp(gamma log(1 - p_t))``, ``loss = alpha_t f ce`` and
-  ``dloss/dx = alpha_t f (gamma ce dlog(1 - p_t)/dx + dce/dx)``.
+* focal: ``1 - p_t = y (1 - s) + (1 - y) s``, ``f = exp(gamma log(1 - p_t))``,
+  ``loss = alpha_t f ce`` and ``dloss/dx = alpha_t f (gamma ce dlog(1 - p_t)/dx + dce/dx)``.
+
+Per element the focal loss takes two exponentials, two logarithms and one division (BCE:
+one of each), all from ``e = exp(-|x|)``: see the kernel's comments.
 """
 
 from __future__ import annotations
@@ -56,27 +58,46 @@ def _sigmoid_loss_kernel(
         counted = counted & (y != ignore_value)
         y = tl.where(counted, y, 0.0)
     ys = y * (1.0 - ls) + 0.5 * ls
-    # log sigmoid(x) and log(1 - sigmoid(x)) = log sigmoid(-x), stably
-    log1p_e = tl.log(1.0 + tl.exp(-tl.abs(x)))
+    # with e = exp(-|x|) and l = log(1 + e): log s = min(x, 0) - l, log(1 - s) = log s - x,
+    # and s, 1 - s are r and e r (x >= 0) or e r and r (x < 0), r = 1 / (1 + e)
+    e = tl.exp(-tl.abs(x))
+    log1p_e = tl.log(1.0 + e)
     log_s = tl.minimum(x, 0.0) - log1p_e
     log_1ms = log_s - x
-    s = tl.exp(log_s)
+    pos = x >= 0.0
+    if FOCAL:
+        # 1 - p_t = y (1 - s) + (1 - y) s = r (u e + v) with (u, v) = (y, 1 - y) where
+        # x >= 0, else (1 - y, y): its log is log(u e + v) - l, and log(u e + v) = -|x|
+        # exactly when v = 0 (no log 0 when e underflows); v is y or 1 - y itself (never
+        # 1 - u: no cancellation for y near 0); one division gives r and e / (u e + v)
+        u = tl.where(pos, y, 1.0 - y)
+        v = tl.where(pos, 1.0 - y, y)
+        one = v == 0.0
+        big = tl.where(one, 1.0, u * e + v)  # >= v > 0 where v != 0
+        inv = 1.0 / ((1.0 + e) * big)
+        r = big * inv
+        ratio = tl.where(one, 1.0, e * (1.0 + e) * inv)  # e / (u e + v)
+        log_1mpt = tl.where(one, -tl.abs(x), tl.log(big)) - log1p_e
+    else:
+        r = 1.0 / (1.0 + e)
+    s = tl.where(pos, r, e * r)
     if HAS_PW:
-        pw = tl.load(pw_ptr + offs % pw_period, mask=inb, other=1.0).to(tl.float32)
+        # the class of each element: offs % pw_period, from one 64-bit remainder per program
+        # (then at most one wrap when the period is at least a block, else a 32-bit one)
+        local = (pid.to(tl.int64) * BLOCK) % pw_period + tl.arange(0, BLOCK)
+        if pw_period >= BLOCK:
+            col = local - tl.where(local >= pw_period, pw_period, 0)
+        else:
+            col = local.to(tl.int32) % pw_period
+        pw = tl.load(pw_ptr + col, mask=inb, other=1.0).to(tl.float32)
     else:
         pw = 1.0
     ce = -(pw * ys * log_s + (1.0 - ys) * log_1ms)
     grad = (pw * ys + 1.0 - ys) * s - pw * ys
     loss = ce
     if FOCAL:
-        # log(1 - p_t) = logaddexp(log y + log(1 - s), log(1 - y) + log s); log 0 = -inf
-        a = tl.where(y > 0.0, tl.log(tl.where(y > 0.0, y, 1.0)) + log_1ms, float("-inf"))
-        b = tl.where(y < 1.0, tl.log(tl.where(y < 1.0, 1.0 - y, 1.0)) + log_s, float("-inf"))
-        top = tl.maximum(a, b)
-        wa = tl.exp(a - top)
-        wb = tl.exp(b - top)
-        log_1mpt = top + tl.log(wa + wb)
-        d_log_1mpt = (wb * (1.0 - s) - wa * s) / (wa + wb)
+        # d log(1 - p_t) / dx = (1 - 2 y) s (1 - s) / (1 - p_t) = (1 - 2 y) r e / (u e + v)
+        d_log_1mpt = (1.0 - 2.0 * y) * r * ratio
         f = tl.exp(gamma * log_1mpt)
         grad = f * (gamma * ce * d_log_1mpt + grad)
         loss = f * ce
