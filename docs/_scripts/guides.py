@@ -680,11 +680,25 @@ def semantics(secs: dict[str, str]) -> str:
     )
 
 
+def explain_plot(secs: dict[str, str]) -> str:
+    return "\n".join(
+        [
+            "# Explain, plot, list",
+            "",
+            readme.for_site(readme.find(secs, "Explain, plot")),
+            "",
+            "Every [loss page](../losses/index.md) carries its own walk-through and figure, "
+            "made by these functions when the site builds.",
+        ]
+    )
+
+
 def build(write, rows, secs: dict[str, str], root: Path) -> list[tuple[str, str]]:
     """Write every guide; return the navigation entries ``(title, path)``."""
     pages = [
         ("Choosing a loss", "guides/choosing.md", lambda: choosing(rows)),
         ("Semantics", "guides/semantics.md", lambda: semantics(secs)),
+        ("Explain, plot, list", "guides/explain.md", lambda: explain_plot(secs)),
         ("Correct means (accumulation, DDP)", "guides/accumulation.md", lambda: accumulation(secs)),
         ("Error messages", "guides/errors.md", errors),
         (

@@ -129,9 +129,9 @@ def for_griffe(doc: str) -> str:
     ``Example:`` as ``Examples:`` (parsed as doctest), and ``a, b: text`` as two entries."""
     doc = ROLE.sub(lambda m: f"`{m.group(2).lstrip('~')}`", doc)
     doc = re.sub(r"^(\s*)Example:\s*$", r"\1Examples:", doc, flags=re.M)
-    doc = re.sub(
+    doc = re.sub(  # "a, b: text" (with continuation lines) -> "a: as `b`." + "b: text"
         r"^(\s+)(\w+), (\w+): (.*)$",
-        lambda m: f"{m.group(1)}{m.group(2)}: {m.group(4)}\n{m.group(1)}{m.group(3)}: {m.group(4)}",
+        lambda m: f"{m[1]}{m[2]}: as `{m[3]}`.\n{m[1]}{m[3]}: {m[4]}",
         doc,
         flags=re.M,
     )
