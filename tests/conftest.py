@@ -1,4 +1,4 @@
-"""Shared test helpers: the tolerance table (DESIGN.md) and input generation per registry
+"""Shared test helpers: the tolerance table and input generation per registry
 row, so every test builds its inputs the same way."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest  # noqa: E402
 
 import losskit  # noqa: E402
 
-# One tolerance table (DESIGN.md): (rtol, atol).
+# One tolerance table for every test: (rtol, atol).
 TOL = {
     torch.float64: (1e-10, 1e-12),
     torch.float32: (1e-6, 1e-7),

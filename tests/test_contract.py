@@ -1,4 +1,4 @@
-"""Generic checks run over every registered loss (DESIGN.md, "Tests")."""
+"""Generic checks run over every registered loss: the fixed set of checks each row gets."""
 
 from __future__ import annotations
 
@@ -284,3 +284,38 @@ def test_weighted_mean_is_invariant_to_the_weights_scale(spec, scale):
     assert_close(got, want, rtol=1e-5, atol=1e-6)
     (grad,) = torch.autograd.grad(got, xg)
     assert torch.isfinite(grad).all()
+
+
+def _hard(spec, shape):
+    """Hard targets, with logits (residuals) of +-100; inputs bounded to a domain
+    (probabilities) stay inside it, where their derivatives are defined."""
+    args = list(make_inputs(spec, shape, extreme=True))
+    if spec.input_kind.scalable:
+        args[0] = args[0].sign() * 100.0
+    else:
+        args[0] = make_inputs(spec, shape)[0]
+    return args
+
+
+@pytest.mark.parametrize("spec, variant", spec_variants())
+@pytest.mark.parametrize("hard", [False, True], ids=["soft", "hard"])
+def test_gradgradcheck_float64(spec, variant, hard):
+    """Second derivatives: float64 gradgradcheck of every row and variant; a path without
+    a double backward raises a clear losskit error instead of a silent graph-less one."""
+    sample = _hard(spec, (3, 4)) if hard else make_inputs(spec, (3, 4))
+    options, args = options_for(spec, variant, sample)
+    if spec.weight_kind:
+        options["weight"] = make_weight(spec, args[0].shape)
+    wrt = _differentiable(args)
+    params = tuple(args[i].requires_grad_(True) for i in wrt)
+
+    def fn(*ts):
+        return spec.functional(*_with(args, wrt, ts), **options)
+
+    out = fn(*params)
+    try:
+        torch.autograd.grad(out, params, create_graph=True)
+    except losskit.LossInputError as err:
+        assert "second derivative" in str(err) and str(err).startswith(f"{spec.name}:")
+        return
+    assert torch.autograd.gradgradcheck(fn, params)

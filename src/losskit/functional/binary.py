@@ -6,108 +6,10 @@ import torch
 import torch.nn.functional as TF
 
 from .. import _checks as C
-from .. import kernels
-from .._reduction import compute_dtype, finish_sum, reduce, reduce_builtin
+from .._reduction import reduce_builtin
+from ._sigmoid import bce_with_logits, prepare_binary, sigmoid_focal, upcast
 
 __all__ = ["binary_cross_entropy", "binary_cross_entropy_with_logits", "sigmoid_focal_loss"]
-
-_WEIGHT_HINT = (
-    "weight rescales each element's loss: give it the input's shape or one "
-    "that broadcasts to it, e.g. (C,) for an (N, C) input."
-)
-
-
-def _prepare_binary(loss, input, target, weight, reduction, normalizer, pos_weight=None):
-    C.check_call(
-        loss,
-        input,
-        target,
-        reduction=reduction,
-        normalizer=normalizer,
-        weight=weight,
-        pos_weight=pos_weight,
-    )
-    if target.shape != input.shape:
-        hint = None
-        if target.dim() == input.dim() - 1 and not target.is_floating_point():
-            hint = (
-                "this looks like class indices; use cross_entropy, or one-hot encode the "
-                "target with torch.nn.functional.one_hot(target, C).float()."
-            )
-        elif target.numel() == input.numel():
-            hint = f"reshape it with target.view({tuple(input.shape)})."
-        C.fail(
-            loss,
-            f"target must have the input's shape {tuple(input.shape)}, got {tuple(target.shape)}.",
-            hint,
-        )
-    if weight is not None:
-        C.check_broadcastable_to(loss, "weight", weight, input.shape, _WEIGHT_HINT)
-    if pos_weight is not None:
-        C.check_broadcastable_to(
-            loss,
-            "pos_weight",
-            pos_weight,
-            input.shape,
-            "pos_weight holds one weight per class: shape (C,) for an "
-            "(N, C) input, broadcast along the last dimension.",
-        )
-    return _upcast(input, target, weight, pos_weight)
-
-
-def _upcast(input, target, weight=None, pos_weight=None):
-    dtype = compute_dtype(input.dtype)
-    w = weight.to(dtype) if weight is not None else None
-    pw = pos_weight.to(dtype) if pos_weight is not None else None
-    return input.to(dtype), target.to(dtype), w, pw
-
-
-def _kernel_unsupported(input):
-    """What the sigmoid kernel cannot do with this input (it computes in float32)."""
-    return "float64 inputs" if input.dtype == torch.float64 else None
-
-
-def _sigmoid_kernel(
-    name,
-    input,
-    target,
-    mask,
-    *,
-    weight,
-    pos_weight,
-    alpha,
-    gamma,
-    label_smoothing,
-    ignore_index,
-    focal,
-    reduction,
-    normalizer,
-):
-    from ..kernels.sigmoid import sigmoid_loss
-
-    del mask  # the kernel applies ignore_index itself
-    total, den = sigmoid_loss(
-        input,
-        target,
-        weight=weight,
-        pos_weight=pos_weight,
-        alpha=alpha,
-        gamma=gamma,
-        label_smoothing=label_smoothing,
-        ignore_index=ignore_index,
-        focal=focal,
-        reduction=reduction,
-    )
-    return finish_sum(total, den, reduction, normalizer)
-
-
-def _ignore_mask(loss, target, ignore_index):
-    """Counted elements (``target != ignore_index``) and the target with ignored set to 0."""
-    if ignore_index is None:
-        return None, target
-    C.check_number(loss, "ignore_index", ignore_index)
-    mask = target != ignore_index
-    return mask, torch.where(mask, target, torch.zeros_like(target))
 
 
 def binary_cross_entropy(input, target, *, weight=None, reduction="mean", normalizer=None):
@@ -143,7 +45,8 @@ def binary_cross_entropy(input, target, *, weight=None, reduction="mean", normal
         tensor(1.0167)
     """
     name = "binary_cross_entropy"
-    x, y, w, _ = _prepare_binary(name, input, target, weight, reduction, normalizer)
+    prepare_binary(name, input, target, weight, reduction, normalizer)
+    x, y, w, _ = upcast(input, target, weight)
     C.check_in_unit_interval(
         name,
         "input",
@@ -167,11 +70,6 @@ def binary_cross_entropy(input, target, *, weight=None, reduction="mean", normal
                 )
 
     return reduce_builtin(builtin, reduction, weight=w, normalizer=normalizer, numel=x.numel())
-
-
-def _bce_logits_elementwise(x, y, pos_weight):
-    # -[pw * y * log sigmoid(x) + (1 - y) * log sigmoid(-x)], computed stably by torch.
-    return TF.binary_cross_entropy_with_logits(x, y, pos_weight=pos_weight, reduction="none")
 
 
 def binary_cross_entropy_with_logits(
@@ -219,7 +117,7 @@ def binary_cross_entropy_with_logits(
         ...                                     torch.tensor([[1., 0.], [0., 1.]]))
         tensor(1.0167)
     """
-    return _bce_with_logits(
+    return bce_with_logits(
         "binary_cross_entropy_with_logits",
         input,
         target,
@@ -230,52 +128,6 @@ def binary_cross_entropy_with_logits(
         reduction=reduction,
         normalizer=normalizer,
         backend=backend,
-    )
-
-
-def _bce_with_logits(
-    name,
-    input,
-    target,
-    *,
-    weight,
-    pos_weight,
-    label_smoothing,
-    ignore_index,
-    reduction,
-    normalizer,
-    backend,
-):
-    ls = C.check_number(name, "label_smoothing", label_smoothing, low=0.0, high=1.0)
-    _prepare_binary(name, input, target, weight, reduction, normalizer, pos_weight)
-    mask, y = _ignore_mask(name, target, ignore_index)
-    C.check_in_unit_interval(name, "target", y, mask)
-    if kernels.select(name, backend, input, _kernel_unsupported(input)):
-        return _sigmoid_kernel(
-            name,
-            input,
-            target,
-            mask,
-            weight=weight,
-            pos_weight=pos_weight,
-            alpha=None,
-            gamma=0.0,
-            label_smoothing=ls,
-            ignore_index=ignore_index,
-            focal=False,
-            reduction=reduction,
-            normalizer=normalizer,
-        )
-    x, y, w, pw = _upcast(input, y, weight, pos_weight)
-    if ls:
-        y = y * (1.0 - ls) + 0.5 * ls
-    return reduce_builtin(
-        lambda red: TF.binary_cross_entropy_with_logits(x, y, pos_weight=pw, reduction=red),
-        reduction,
-        weight=w,
-        mask=mask,
-        normalizer=normalizer,
-        numel=x.numel(),
     )
 
 
@@ -331,7 +183,7 @@ def sigmoid_focal_loss(
         Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017,
         https://arxiv.org/abs/1708.02002
     """
-    return _sigmoid_focal(
+    return sigmoid_focal(
         "sigmoid_focal_loss",
         input,
         target,
@@ -344,69 +196,3 @@ def sigmoid_focal_loss(
         normalizer=normalizer,
         backend=backend,
     )
-
-
-def _sigmoid_focal(
-    name,
-    input,
-    target,
-    *,
-    alpha,
-    gamma,
-    weight,
-    pos_weight,
-    ignore_index,
-    reduction,
-    normalizer,
-    backend="auto",
-):
-    """The sigmoid focal loss; errors are reported under ``name``."""
-    gamma = C.check_number(name, "gamma", gamma, low=0.0)
-    if alpha is not None:
-        alpha = C.check_number(name, "alpha", alpha, high=1.0)
-        if alpha < 0:
-            alpha = None
-    if gamma == 0.0 and alpha is None:  # the identity, bit for bit: focal is plain BCE here
-        return _bce_with_logits(
-            name,
-            input,
-            target,
-            weight=weight,
-            pos_weight=pos_weight,
-            label_smoothing=0.0,
-            ignore_index=ignore_index,
-            reduction=reduction,
-            normalizer=normalizer,
-            backend=backend,
-        )
-    _prepare_binary(name, input, target, weight, reduction, normalizer, pos_weight)
-    mask, y = _ignore_mask(name, target, ignore_index)
-    C.check_in_unit_interval(name, "target", y, mask)
-    if kernels.select(name, backend, input, _kernel_unsupported(input)):
-        return _sigmoid_kernel(
-            name,
-            input,
-            target,
-            mask,
-            weight=weight,
-            pos_weight=pos_weight,
-            alpha=alpha,
-            gamma=gamma,
-            label_smoothing=0.0,
-            ignore_index=ignore_index,
-            focal=True,
-            reduction=reduction,
-            normalizer=normalizer,
-        )
-    x, y, w, pw = _upcast(input, y, weight, pos_weight)
-    ce = _bce_logits_elementwise(x, y, pw)  # -log p_t (with pos_weight on the positive term)
-    loss = ce
-    if gamma != 0.0:
-        # log(1 - p_t) = log(y (1 - p) + (1 - y) p); log(1 - sigmoid(x)) = log_sigmoid(-x)
-        log_one_minus_pt = torch.logaddexp(
-            torch.log(y) + TF.logsigmoid(-x), torch.log1p(-y) + TF.logsigmoid(x)
-        )
-        loss = torch.exp(gamma * log_one_minus_pt) * ce  # (1 - p_t)^gamma * (-log p_t)
-    if alpha is not None:
-        loss = (alpha * y + (1.0 - alpha) * (1.0 - y)) * loss
-    return reduce(loss, reduction, weight=w, mask=mask, normalizer=normalizer)

@@ -6,7 +6,7 @@ import torch
 
 from .. import _checks as C
 from .._reduction import reduce
-from .binary import _sigmoid_focal
+from ._sigmoid import sigmoid_focal
 
 __all__ = ["detection_focal_loss"]
 
@@ -83,7 +83,7 @@ def detection_focal_loss(
             f"target must be one-hot classes of the input's shape "
             f"{tuple(input.shape)}, got {tuple(target.shape)}.",
         )
-    per = _sigmoid_focal(
+    per = sigmoid_focal(
         name,
         input,
         target * (state == 1).to(target.dtype),

@@ -1,0 +1,267 @@
+"""The sigmoid losses' shared implementation: validation of a target of the input's
+shape, ``ignore_index``, the kernel dispatch, and the stable BCE-with-logits and focal
+math. :mod:`losskit.functional.binary` and :mod:`losskit.functional.detection` call it,
+each reporting errors under its own name."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as TF
+
+from .. import _checks as C
+from .. import kernels
+from .._reduction import compute_dtype, finish_sum, reduce, reduce_builtin
+
+_WEIGHT_HINT = (
+    "weight rescales each element's loss: give it the input's shape or one "
+    "that broadcasts to it, e.g. (C,) for an (N, C) input."
+)
+
+
+def prepare_binary(loss, input, target, weight, reduction, normalizer, pos_weight=None):
+    C.check_call(
+        loss,
+        input,
+        target,
+        reduction=reduction,
+        normalizer=normalizer,
+        weight=weight,
+        pos_weight=pos_weight,
+    )
+    if target.shape != input.shape:
+        hint = None
+        if target.dim() == input.dim() - 1 and not target.is_floating_point():
+            hint = (
+                "this looks like class indices; use cross_entropy, or one-hot encode the "
+                "target with torch.nn.functional.one_hot(target, C).float()."
+            )
+        elif target.numel() == input.numel():
+            hint = f"reshape it with target.view({tuple(input.shape)})."
+        C.fail(
+            loss,
+            f"target must have the input's shape {tuple(input.shape)}, got {tuple(target.shape)}.",
+            hint,
+        )
+    if weight is not None:
+        C.check_broadcastable_to(loss, "weight", weight, input.shape, _WEIGHT_HINT)
+    if pos_weight is not None:
+        C.check_broadcastable_to(
+            loss,
+            "pos_weight",
+            pos_weight,
+            input.shape,
+            "pos_weight holds one weight per class: shape (C,) for an "
+            "(N, C) input, broadcast along the last dimension.",
+        )
+
+
+def upcast(input, target, weight=None, pos_weight=None):
+    dtype = compute_dtype(input.dtype)
+    w = weight.to(dtype) if weight is not None else None
+    pw = pos_weight.to(dtype) if pos_weight is not None else None
+    return input.to(dtype), target.to(dtype), w, pw
+
+
+def _kernel_unsupported(input):
+    """What the sigmoid kernel cannot do with this input (it computes in float32)."""
+    return "float64 inputs" if input.dtype == torch.float64 else None
+
+
+def _sigmoid_kernel(
+    name,
+    input,
+    target,
+    *,
+    weight,
+    pos_weight,
+    alpha,
+    gamma,
+    label_smoothing,
+    ignore_index,
+    focal,
+    reduction,
+    normalizer,
+):
+    from ..kernels.sigmoid import sigmoid_loss
+
+    total, den = sigmoid_loss(
+        input,
+        target,
+        weight=weight,
+        pos_weight=pos_weight,
+        alpha=alpha,
+        gamma=gamma,
+        label_smoothing=label_smoothing,
+        ignore_index=ignore_index,
+        focal=focal,
+        reduction=reduction,
+    )
+    return finish_sum(total, den, reduction, normalizer)
+
+
+def _ignore_mask(loss, target, ignore_index):
+    """Counted elements (``target != ignore_index``) and the target with ignored set to 0."""
+    if ignore_index is None:
+        return None, target
+    C.check_number(loss, "ignore_index", ignore_index)
+    mask = target != ignore_index
+    return mask, torch.where(mask, target, torch.zeros_like(target))
+
+
+def _prologue(
+    name,
+    input,
+    target,
+    *,
+    weight,
+    pos_weight,
+    ignore_index,
+    reduction,
+    normalizer,
+    backend,
+    **kernel_options,
+):
+    """Validate a sigmoid-family call and run the kernel when the backend is chosen.
+
+    Returns ``(result, None)`` from the kernel, or ``(None, (x, y, w, pw, mask))``: the
+    inputs of the torch path in the compute dtype, ignored targets set to 0.
+    """
+    prepare_binary(name, input, target, weight, reduction, normalizer, pos_weight)
+    mask, y = _ignore_mask(name, target, ignore_index)
+    C.check_in_unit_interval(name, "target", y, mask)
+    if kernels.select(name, backend, input, _kernel_unsupported(input)):
+        result = _sigmoid_kernel(
+            name,
+            input,
+            target,
+            weight=weight,
+            pos_weight=pos_weight,
+            ignore_index=ignore_index,
+            reduction=reduction,
+            normalizer=normalizer,
+            **kernel_options,
+        )
+        return result, None
+    return None, (*upcast(input, y, weight, pos_weight), mask)
+
+
+def bce_with_logits(
+    name,
+    input,
+    target,
+    *,
+    weight,
+    pos_weight,
+    label_smoothing,
+    ignore_index,
+    reduction,
+    normalizer,
+    backend,
+):
+    """Binary cross entropy with logits; errors are reported under ``name``."""
+    ls = C.check_number(name, "label_smoothing", label_smoothing, low=0.0, high=1.0)
+    result, torch_path = _prologue(
+        name,
+        input,
+        target,
+        weight=weight,
+        pos_weight=pos_weight,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        normalizer=normalizer,
+        backend=backend,
+        alpha=None,
+        gamma=0.0,
+        label_smoothing=ls,
+        focal=False,
+    )
+    if torch_path is None:
+        return result
+    x, y, w, pw, mask = torch_path
+    if ls:
+        y = y * (1.0 - ls) + 0.5 * ls
+    return reduce_builtin(
+        lambda red: TF.binary_cross_entropy_with_logits(x, y, pos_weight=pw, reduction=red),
+        reduction,
+        weight=w,
+        mask=mask,
+        normalizer=normalizer,
+        numel=x.numel(),
+    )
+
+
+def _log_one_minus_pt(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``log(1 - p_t) = log(y (1 - p) + (1 - y) p)``, ``p = sigmoid(x)``, in log space.
+
+    Hard targets take their branch exactly (``log(1 - sigmoid(x)) = log_sigmoid(-x)``);
+    only soft targets go through ``logaddexp`` of ``log y`` and ``log(1 - y)``, with ``y``
+    kept inside (0, 1) there, so no ``log 0`` enters a value, a gradient or a second
+    derivative.
+    """
+    hard_one, hard_zero = y == 1, y == 0
+    soft = torch.where(hard_one | hard_zero, torch.full_like(y, 0.5), y)
+    mixed = torch.logaddexp(
+        torch.log(soft) + TF.logsigmoid(-x), torch.log1p(-soft) + TF.logsigmoid(x)
+    )
+    return torch.where(hard_one, TF.logsigmoid(-x), torch.where(hard_zero, TF.logsigmoid(x), mixed))
+
+
+def sigmoid_focal(
+    name,
+    input,
+    target,
+    *,
+    alpha,
+    gamma,
+    weight,
+    pos_weight,
+    ignore_index,
+    reduction,
+    normalizer,
+    backend="auto",
+):
+    """The sigmoid focal loss; errors are reported under ``name``."""
+    gamma = C.check_number(name, "gamma", gamma, low=0.0)
+    if alpha is not None:
+        alpha = C.check_number(name, "alpha", alpha, high=1.0)
+        if alpha < 0:
+            alpha = None
+    if gamma == 0.0 and alpha is None:  # the identity, bit for bit: focal is plain BCE here
+        return bce_with_logits(
+            name,
+            input,
+            target,
+            weight=weight,
+            pos_weight=pos_weight,
+            label_smoothing=0.0,
+            ignore_index=ignore_index,
+            reduction=reduction,
+            normalizer=normalizer,
+            backend=backend,
+        )
+    result, torch_path = _prologue(
+        name,
+        input,
+        target,
+        weight=weight,
+        pos_weight=pos_weight,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        normalizer=normalizer,
+        backend=backend,
+        alpha=alpha,
+        gamma=gamma,
+        label_smoothing=0.0,
+        focal=True,
+    )
+    if torch_path is None:
+        return result
+    x, y, w, pw, mask = torch_path
+    # -log p_t (with pos_weight on the positive term), computed stably by torch
+    ce = TF.binary_cross_entropy_with_logits(x, y, pos_weight=pw, reduction="none")
+    loss = ce
+    if gamma != 0.0:
+        loss = torch.exp(gamma * _log_one_minus_pt(x, y)) * ce  # (1 - p_t)^gamma (-log p_t)
+    if alpha is not None:
+        loss = (alpha * y + (1.0 - alpha) * (1.0 - y)) * loss
+    return reduce(loss, reduction, weight=w, mask=mask, normalizer=normalizer)
