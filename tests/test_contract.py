@@ -319,3 +319,26 @@ def test_gradgradcheck_float64(spec, variant, hard):
         assert "second derivative" in str(err) and str(err).startswith(f"{spec.name}:")
         return
     assert torch.autograd.gradgradcheck(fn, params)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
+def test_torch_func_vmap_and_grad_with_checks_on(spec):
+    """torch.func transforms work with value checks on: vmap over a batch of calls equals
+    the calls one by one, and grad equals autograd's gradient."""
+    args = make_inputs(spec, (3, 4))
+    options = {"weight": make_weight(spec, args[0].shape)} if spec.weight_kind else {}
+    assert losskit.checks_enabled()
+
+    def loss(x, *rest):
+        return spec.functional(x, *rest, **options)
+
+    x = args[0].requires_grad_(True)
+    (want,) = torch.autograd.grad(loss(x, *args[1:]), x)
+    got = torch.func.grad(loss)(args[0].detach(), *args[1:])
+    assert_close(got, want)
+    stacked = [
+        torch.stack([a, a]) if b else a for a, b in zip(args, batched(spec, args), strict=True)
+    ]
+    dims = [0 if b else None for b in batched(spec, args)]
+    values = torch.func.vmap(loss, in_dims=tuple(dims))(*stacked)
+    assert_close(values, torch.stack([loss(*args).detach()] * 2))

@@ -7,7 +7,7 @@ Two kinds of check live here (SPEC section 3):
 * *Value* checks read the data (probabilities in [0, 1], class indices in range). They
   need a device-to-host copy, so they can be switched off with :func:`set_checks` or the
   environment variable ``LOSSKIT_CHECKS=0``, and they are skipped while ``torch.compile``
-  traces.
+  traces and inside ``torch.func`` transforms (``vmap``, ``grad``, ``jacrev``...).
 """
 
 from __future__ import annotations
@@ -64,9 +64,19 @@ def _is_compiling() -> bool:
     return bool(compiler is not None and compiler.is_compiling())
 
 
+def _in_functorch_transform() -> bool:
+    """Inside ``torch.func.vmap``/``grad``/``jacrev``...: data-dependent Python reads
+    (``bool(t)``, ``.item()``) are not allowed there (vmap), so value checks are skipped."""
+    try:
+        return torch._C._functorch.peek_interpreter_stack() is not None
+    except AttributeError:  # pragma: no cover - a torch without functorch's C API
+        return False
+
+
 def checks_enabled() -> bool:
-    """True when value checks run: switched on, and not inside ``torch.compile`` tracing."""
-    return _state["enabled"] and not _is_compiling()
+    """True when value checks run: switched on, and not inside ``torch.compile`` tracing
+    or a ``torch.func`` transform."""
+    return _state["enabled"] and not _is_compiling() and not _in_functorch_transform()
 
 
 # --------------------------------------------------------------------------- messages
