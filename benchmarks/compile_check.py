@@ -73,6 +73,7 @@ TARGETS = {
 }
 SMEM_RESERVED = 1024
 REG_UNIT = 256  # registers are given to warps in units of 256
+MEASURE = 2  # the version of what a row holds (part of the cache key)
 
 
 # ----------------------------------------------------------------------------- pure helpers
@@ -112,6 +113,7 @@ def count_work(ttir: str, ptx: str) -> dict[str, int]:
         "ptx_rcp": ptx_count(r"rcp\.[a-z0-9.]+"),
         "ptx_div": ptx_count(r"div\.[a-z0-9.]*f32"),
         "ptx_atom": ptx_count(r"(?:atom|red)\.[a-z0-9.:]+"),
+        "ptx_instr": len(re.findall(r"^\s+(?:@!?%p\d+\s+)?[a-z][a-z0-9.:]*[\s;]", ptx, re.M)),
     }
 
 
@@ -151,12 +153,13 @@ def markdown(rows: list[dict], title: str) -> str:
         ("ttir_log", "log"),
         ("ttir_div", "div"),
         ("ptx_atom", "atomics (PTX)"),
+        ("ptx_instr", "PTX instr"),
     ]
     lines = [
         f"# {title}",
         "",
-        "exp/log/div: operations per element in the TTIR; atomics: instructions per thread "
-        "in the PTX. smem: static + dynamic shared memory per block. Occupancy: resident "
+        "exp/log/div: operations per element in the TTIR; atomics, PTX instr: instructions "
+        "per thread in the PTX. smem: static + dynamic shared memory per block. Occupancy: resident "
         "warps per SM / 64.",
         "",
         "| " + " | ".join(h for _, h in keys) + " | used by |",
@@ -279,7 +282,7 @@ def _grid_calls():
 
     def call(label, fn, x, y, **options):
         def run():
-            fn(x.detach().clone().requires_grad_(True), y, **options).backward()
+            fn(x.detach().clone().requires_grad_(True), y, **options).sum().backward()
 
         calls.append((label, run))
 
@@ -422,7 +425,7 @@ def _key(spec: dict, triton_version: str) -> str:
 
     fn = getattr(importlib.import_module(spec["module"]), spec["name"])
     src = ASTSource(fn, spec["signature"], dict(spec["constexprs"]), dict(spec["attrs"]))
-    text = json.dumps([src.hash(), spec["target"], spec["options"], triton_version])
+    text = json.dumps([src.hash(), spec["target"], spec["options"], triton_version, MEASURE])
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
@@ -448,7 +451,8 @@ def compile_one(spec: dict) -> dict:
     try:
         compiled = triton.compile(src, target=_target(spec["target"]), options=spec["options"])
     except Exception as err:  # a compile error is a result: reported and failed
-        return {"error": f"{type(err).__name__}: {str(err).splitlines()[0][:300]}"}
+        lines = [ln for ln in str(err).splitlines() if ln.strip()] or [""]
+        return {"error": f"{type(err).__name__}: {lines[0][:200]} {lines[-1][:300]}"}
     seconds = time.perf_counter() - t0
     with tempfile.TemporaryDirectory() as tmp:
         cubin = Path(tmp) / "k.cubin"

@@ -116,6 +116,7 @@ def test_count_work():
         "\t@%p2 red.global.add.f32 [%rd2], %r10;\n\tmov.b32 %r11, 0;\n"
     )
     counts = CC.count_work(ttir, ptx)
+    assert counts["ptx_instr"] == 6
     assert (counts["ttir_exp"], counts["ttir_log"], counts["ttir_div"]) == (1, 1, 1)
     assert (counts["ptx_ex2"], counts["ptx_div"], counts["ptx_atom"], counts["ptx_lg2"]) == (
         2,
