@@ -88,7 +88,7 @@ def _sigmoid_loss_kernel(
         if pw_period >= BLOCK:
             col = local - tl.where(local >= pw_period, pw_period, 0)
         else:
-            col = local.to(tl.int32) % pw_period
+            col = (local.to(tl.int32) % pw_period).to(tl.int64)
         pw = tl.load(pw_ptr + col, mask=inb, other=1.0).to(tl.float32)
     else:
         pw = 1.0
