@@ -586,3 +586,24 @@ def test_module_reduction_none_value_raises_at_construction():
     with pytest.raises(ValueError, match="'none', 'mean', 'sum', got None") as info:
         losskit.nn.HuberLoss(reduction=None)
     assert str(info.value).startswith("HuberLoss:")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_extreme_residuals_use_scaled_forms(dtype):
+    """Residuals whose squares overflow or underflow: the scaled forms give the true
+    values and gradients (pseudo-Huber of 1e20 at delta 1e-20 is ~1, not 0 with a NaN
+    gradient; RMSE of [1e20, 0] is 1e20 / sqrt(2), not inf; of 1e-25, 1e-25, not 0)."""
+    x = torch.tensor([1e20], dtype=dtype, requires_grad=True)
+    loss = losskit.functional.pseudo_huber_loss(x, torch.zeros(1, dtype=dtype), delta=1e-20)
+    (grad,) = torch.autograd.grad(loss, x)
+    assert loss.item() == pytest.approx(1.0, rel=1e-6)
+    assert grad.item() == pytest.approx(1e-20, rel=1e-6)
+    for values, want, want_grad in (
+        ([1e20, 0.0], 1e20 / math.sqrt(2), [1 / math.sqrt(2), 0.0]),
+        ([1e-25, 1e-25], 1e-25, [0.5, 0.5]),
+    ):
+        x = torch.tensor(values, dtype=dtype, requires_grad=True)
+        loss = losskit.functional.rmse_loss(x, torch.zeros(2, dtype=dtype))
+        (grad,) = torch.autograd.grad(loss, x)
+        assert loss.item() == pytest.approx(want, rel=1e-6)
+        torch.testing.assert_close(grad, torch.tensor(want_grad, dtype=dtype))

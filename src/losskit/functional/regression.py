@@ -33,6 +33,40 @@ __all__ = [
 _LOG2 = math.log(2.0)
 
 
+def _builtin(name, torch_fn, input, target, weight, reduction, normalizer, broadcast, **hyper):
+    """A loss torch has: validated here, computed and reduced by torch where it can be."""
+    x, y, w = prepare_pointwise(
+        name,
+        input,
+        target,
+        weight=weight,
+        reduction=reduction,
+        normalizer=normalizer,
+        broadcast=broadcast,
+    )
+    return reduce_builtin(
+        lambda red: torch_fn(x, y, reduction=red, **hyper),
+        reduction,
+        weight=w,
+        normalizer=normalizer,
+        numel=x.numel(),
+    )
+
+
+def _pointwise(name, per_element, input, target, weight, reduction, normalizer, broadcast):
+    """A loss of the residual that torch lacks: ``per_element(x, y)``, then reduced."""
+    x, y, w = prepare_pointwise(
+        name,
+        input,
+        target,
+        weight=weight,
+        reduction=reduction,
+        normalizer=normalizer,
+        broadcast=broadcast,
+    )
+    return reduce(per_element(x, y), reduction, weight=w, normalizer=normalizer)
+
+
 def l1_loss(input, target, *, weight=None, reduction="mean", normalizer=None, broadcast=False):
     r"""Mean absolute error (L1 loss), as ``torch.nn.functional.l1_loss``.
 
@@ -59,22 +93,7 @@ def l1_loss(input, target, *, weight=None, reduction="mean", normalizer=None, br
         >>> LF.l1_loss(torch.ones(2, 2), torch.tensor([[0., 1.], [2., 3.]]))
         tensor(1.)
     """
-    x, y, w = prepare_pointwise(
-        "l1_loss",
-        input,
-        target,
-        weight=weight,
-        reduction=reduction,
-        normalizer=normalizer,
-        broadcast=broadcast,
-    )
-    return reduce_builtin(
-        lambda red: TF.l1_loss(x, y, reduction=red),
-        reduction,
-        weight=w,
-        normalizer=normalizer,
-        numel=x.numel(),
-    )
+    return _builtin("l1_loss", TF.l1_loss, input, target, weight, reduction, normalizer, broadcast)
 
 
 #: Alias of :func:`l1_loss` (mean absolute error).
@@ -98,21 +117,8 @@ def mse_loss(input, target, *, weight=None, reduction="mean", normalizer=None, b
         >>> LF.mse_loss(torch.ones(2, 2), torch.tensor([[0., 1.], [2., 3.]]))
         tensor(1.5000)
     """
-    x, y, w = prepare_pointwise(
-        "mse_loss",
-        input,
-        target,
-        weight=weight,
-        reduction=reduction,
-        normalizer=normalizer,
-        broadcast=broadcast,
-    )
-    return reduce_builtin(
-        lambda red: TF.mse_loss(x, y, reduction=red),
-        reduction,
-        weight=w,
-        normalizer=normalizer,
-        numel=x.numel(),
+    return _builtin(
+        "mse_loss", TF.mse_loss, input, target, weight, reduction, normalizer, broadcast
     )
 
 
@@ -155,10 +161,22 @@ def rmse_loss(input, target, *, weight=None, reduction="mean", normalizer=None, 
         normalizer=normalizer,
         broadcast=broadcast,
     )
-    sq = (x - y).square()
+    r = x - y
+    dims = tuple(range(r.dim())) if reduction == "mean" else tuple(range(1, r.dim()))
+    # RMSE is homogeneous of degree 1: rmse(r) = s rmse(r / s), s = max |r| (per sample),
+    # so r^2 neither overflows (1e20 in float32) nor underflows (1e-25)
+    if r.numel() == 0:
+        keep = [1 if d in dims else n for d, n in enumerate(r.shape)]
+        scale = torch.ones(keep, dtype=r.dtype, device=r.device)
+    else:
+        scale = r.detach().abs()
+        scale = scale.amax(dim=dims, keepdim=True) if dims else scale
+        scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    scaled = (r / scale).square()
+    scale = scale.squeeze(dims) if dims else scale
     if reduction == "mean":
-        return _safe_sqrt(reduce(sq, "mean", weight=w, normalizer=normalizer))
-    per_sample = _safe_sqrt(reduce(sq, "mean", weight=w, dim=tuple(range(1, sq.dim()))))
+        return scale * _safe_sqrt(reduce(scaled, "mean", weight=w, normalizer=normalizer))
+    per_sample = scale * _safe_sqrt(reduce(scaled, "mean", weight=w, dim=dims))
     return per_sample if reduction == "none" else per_sample.sum()
 
 
@@ -187,21 +205,16 @@ def smooth_l1_loss(
         tensor(0.6250)
     """
     beta = C.check_number("smooth_l1_loss", "beta", beta, low=0.0)
-    x, y, w = prepare_pointwise(
+    return _builtin(
         "smooth_l1_loss",
+        TF.smooth_l1_loss,
         input,
         target,
-        weight=weight,
-        reduction=reduction,
-        normalizer=normalizer,
-        broadcast=broadcast,
-    )
-    return reduce_builtin(
-        lambda red: TF.smooth_l1_loss(x, y, reduction=red, beta=beta),
+        weight,
         reduction,
-        weight=w,
-        normalizer=normalizer,
-        numel=x.numel(),
+        normalizer,
+        broadcast,
+        beta=beta,
     )
 
 
@@ -231,21 +244,16 @@ def huber_loss(
         tensor(0.0616)
     """
     delta = C.check_number("huber_loss", "delta", delta, low=0.0, low_open=True)
-    x, y, w = prepare_pointwise(
+    return _builtin(
         "huber_loss",
+        TF.huber_loss,
         input,
         target,
-        weight=weight,
-        reduction=reduction,
-        normalizer=normalizer,
-        broadcast=broadcast,
-    )
-    return reduce_builtin(
-        lambda red: TF.huber_loss(x, y, reduction=red, delta=delta),
+        weight,
         reduction,
-        weight=w,
-        normalizer=normalizer,
-        numel=x.numel(),
+        normalizer,
+        broadcast,
+        delta=delta,
     )
 
 
@@ -279,19 +287,23 @@ def pseudo_huber_loss(
         imaging", IEEE TIP 1997.
     """
     delta = C.check_number("pseudo_huber_loss", "delta", delta, low=0.0, low_open=True)
-    x, y, w = prepare_pointwise(
-        "pseudo_huber_loss",
-        input,
-        target,
-        weight=weight,
-        reduction=reduction,
-        normalizer=normalizer,
-        broadcast=broadcast,
+
+    def per_element(x, y):
+        a = (x - y).abs()
+        near = a <= delta
+        # |r| <= delta: r^2 / (sqrt(1 + t^2) + 1), t = |r| / delta <= 1;
+        # |r| > delta: delta |r| / (sqrt(1 + u^2) + u), u = delta / |r| < 1 (no overflow of
+        # (r / delta)^2, no 0 / 0 for a residual of 1e20 against a delta of 1e-20)
+        safe = torch.where(near, torch.full_like(a, delta), a)  # > 0 on both branches
+        t = torch.where(near, a, torch.zeros_like(a)) / delta
+        u = delta / safe
+        inside = a * (a / (torch.sqrt(1.0 + t * t) + 1.0))
+        outside = delta * safe / (torch.sqrt(1.0 + u * u) + u)
+        return torch.where(near, inside, outside)
+
+    return _pointwise(
+        "pseudo_huber_loss", per_element, input, target, weight, reduction, normalizer, broadcast
     )
-    r = x - y
-    root = torch.hypot(r / delta, torch.ones_like(r))  # sqrt(1 + (r/delta)^2), no overflow
-    loss = r * (r / (root + 1.0))
-    return reduce(loss, reduction, weight=w, normalizer=normalizer)
 
 
 def log_cosh_loss(
@@ -319,21 +331,18 @@ def log_cosh_loss(
         >>> LF.log_cosh_loss(torch.tensor([1e4, 1.0]), torch.tensor([0., 0.]))
         tensor(4999.8701)
     """
-    x, y, w = prepare_pointwise(
-        "log_cosh_loss",
-        input,
-        target,
-        weight=weight,
-        reduction=reduction,
-        normalizer=normalizer,
-        broadcast=broadcast,
+
+    def per_element(x, y):
+        a = (x - y).abs()
+        small = a < 10.0
+        a_small = torch.where(small, a, torch.zeros_like(a))  # keeps sinh finite off-branch
+        near = torch.log1p(2.0 * torch.sinh(0.5 * a_small).square())
+        far = a + TF.softplus(-2.0 * a) - _LOG2
+        return torch.where(small, near, far)
+
+    return _pointwise(
+        "log_cosh_loss", per_element, input, target, weight, reduction, normalizer, broadcast
     )
-    a = (x - y).abs()
-    small = a < 10.0
-    a_small = torch.where(small, a, torch.zeros_like(a))  # keeps sinh finite off-branch
-    near = torch.log1p(2.0 * torch.sinh(0.5 * a_small).square())
-    far = a + TF.softplus(-2.0 * a) - _LOG2
-    return reduce(torch.where(small, near, far), reduction, weight=w, normalizer=normalizer)
 
 
 def quantile_loss(
@@ -365,15 +374,11 @@ def quantile_loss(
     q = C.check_number(
         "quantile_loss", "quantile", quantile, low=0.0, high=1.0, low_open=True, high_open=True
     )
-    x, y, w = prepare_pointwise(
-        "quantile_loss",
-        input,
-        target,
-        weight=weight,
-        reduction=reduction,
-        normalizer=normalizer,
-        broadcast=broadcast,
+
+    def per_element(x, y):
+        r = y - x
+        return torch.where(r >= 0, q * r, (q - 1.0) * r)
+
+    return _pointwise(
+        "quantile_loss", per_element, input, target, weight, reduction, normalizer, broadcast
     )
-    r = y - x
-    loss = torch.where(r >= 0, q * r, (q - 1.0) * r)
-    return reduce(loss, reduction, weight=w, normalizer=normalizer)
