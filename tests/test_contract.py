@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 
 import numpy as np
 import pytest
@@ -342,3 +343,38 @@ def test_torch_func_vmap_and_grad_with_checks_on(spec):
     dims = [0 if b else None for b in batched(spec, args)]
     values = torch.func.vmap(loss, in_dims=tuple(dims))(*stacked)
     assert_close(values, torch.stack([loss(*args).detach()] * 2))
+
+
+_INF = float("inf")
+# (logits, probability target, the loss's cross entropy part): 0 log 0 = 0
+_MASKED_ROWS = [
+    ([[-_INF, 0.0, 0.0]], [[0.0, 0.5, 0.5]], math.log(2.0)),
+    ([[-_INF, 0.0, -_INF]], [[0.0, 1.0, 0.0]], 0.0),
+    ([[-_INF, 1.0, -2.0]], [[0.0, 0.3, 0.7]], None),
+]
+_LOGIT_ROWS = [s for s in SPECS if s.input_kind is losskit._kinds.LOGITS and s.target_kind.integer]
+_LOGIT_ROWS += [s for s in SPECS if s.target_kind is losskit._kinds.ROWS]
+
+
+@pytest.mark.parametrize("spec", _LOGIT_ROWS, ids=[s.name for s in _LOGIT_ROWS])
+@pytest.mark.parametrize("row", range(len(_MASKED_ROWS)))
+def test_zero_probability_of_a_masked_class_is_inert(spec, row):
+    """A class of target probability 0 whose logit is -inf (a masked vocabulary) adds
+    nothing: finite value and gradient, 0 log 0 = 0, and cross entropy's value exact."""
+    logits, q, want = _MASKED_ROWS[row]
+    options = (
+        {"from_logits": True}
+        if "from_logits" in inspect.signature(spec.functional).parameters
+        else {}
+    )
+    x = torch.tensor(logits, dtype=torch.float64, requires_grad=True)
+    target = torch.tensor(q, dtype=torch.float64)
+    try:
+        out = spec.functional(x, target, **options)
+    except losskit.LossInputError as err:
+        assert "class indices" in str(err)  # this loss takes index targets only
+        pytest.skip(f"{spec.name} takes no probability targets")
+    (grad,) = torch.autograd.grad(out, x)
+    assert torch.isfinite(out) and torch.isfinite(grad).all(), (out, grad)
+    if want is not None and spec.name in ("cross_entropy", "categorical_cross_entropy"):
+        assert out.item() == pytest.approx(want, abs=1e-12)

@@ -21,6 +21,7 @@ from .. import _checks as C
 from .. import kernels
 from .._reduction import compute_dtype, finish_sum, reduce
 from ._classes import Classes, prepare_classes
+from ._math import q_log_p
 
 __all__ = [
     "cross_entropy",
@@ -71,7 +72,7 @@ def _ce_per_sample(c: Classes, mask, label_smoothing: float, ignore_index: int):
         y = y * (1.0 - label_smoothing) + label_smoothing / c.num_classes
     if c.weight is not None:
         y = y * c.class_view(c.weight)
-    return -(y * logp).sum(c.class_dim)
+    return -q_log_p(y, logp).sum(c.class_dim)
 
 
 def _z_term(c: Classes, z_loss: float) -> torch.Tensor:
@@ -313,7 +314,12 @@ def _log_one_minus_softmax(x: torch.Tensor, logp: torch.Tensor, dim: int) -> tor
         return torch.full_like(x, float("-inf")).detach()
     top = x.argmax(dim, keepdim=True)
     is_top = torch.zeros_like(x, dtype=torch.bool).scatter_(dim, top, True)
-    others = torch.logsumexp(x.masked_fill(is_top, float("-inf")), dim, keepdim=True)
+    rest = x.masked_fill(is_top, float("-inf"))
+    # every other class masked (-inf): 1 - p = 0 exactly, and logsumexp's gradient over
+    # all -inf inputs (0 / 0) must not reach them
+    alone = torch.isneginf(rest).all(dim, keepdim=True)
+    others = torch.logsumexp(torch.where(alone, torch.zeros_like(rest), rest), dim, keepdim=True)
+    others = torch.where(alone, torch.full_like(others, float("-inf")), others)
     lse = torch.logsumexp(x, dim, keepdim=True)
     p_rest = torch.where(is_top, torch.zeros_like(logp), logp.exp())  # finite off-branch
     return torch.where(is_top, others - lse, torch.log1p(-p_rest))
@@ -623,5 +629,5 @@ def categorical_cross_entropy(
         logp = torch.log(p.clamp(eps, 1.0 - eps))
     if ls:
         q = q * (1.0 - ls) + ls / x.shape[dim]
-    per = -(q * logp).sum(dim)
+    per = -q_log_p(q, logp).sum(dim)
     return reduce(per, reduction, normalizer=normalizer)
