@@ -341,3 +341,15 @@ def test_top_k_accuracy_k_larger_than_classes_raises(k):
 def test_non_integer_k_raises(fn):
     with pytest.raises(losskit.LossInputError, match="k"):
         fn(torch.randn(5, 4), torch.zeros(5, dtype=torch.long), k=2.5)
+
+
+def test_nan_scores_rank_last_and_never_hit():
+    nan = float("nan")
+    scores = torch.tensor([[0.1, nan, 0.5], [0.3, 0.2, nan], [nan, nan, 0.5]])
+    target = torch.tensor([1, 1, 2])
+    # row 0: the target's score is NaN, not a hit at any k; row 1: NaN ranks below 0.2
+    assert losskit.functional.in_top_k(scores, target, k=1).tolist() == [False, False, True]
+    assert losskit.functional.in_top_k(scores, target, k=2).tolist() == [False, True, True]
+    assert losskit.functional.in_top_k(scores, target, k=3).tolist() == [False, True, True]
+    got = losskit.functional.top_k_accuracy(scores[:1], target[:1], k=1)
+    assert got.item() == 0.0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 from .. import _checks as C
 from .._reduction import reduce
 from ._classes import prepare_classes
@@ -19,9 +21,14 @@ def _in_top_k(name, input, target, k, ignore_index):
     )
     if k > c.num_classes:
         C.fail(name, f"k={k} is larger than the number of classes {c.num_classes}.")
-    top = c.input.topk(k, dim=c.class_dim).indices
-    hit = (top == c.target.unsqueeze(c.class_dim)).any(c.class_dim)
-    return hit, mask
+    # NaN scores rank last (below -inf) and never count as a hit
+    nan = torch.isnan(c.input)
+    scores = torch.where(nan, torch.full_like(c.input, float("-inf")), c.input)
+    top = scores.topk(k, dim=c.class_dim).indices
+    index = torch.where(mask, c.target, 0) if mask is not None else c.target
+    hit = (top == index.unsqueeze(c.class_dim)).any(c.class_dim)
+    target_nan = nan.gather(c.class_dim, index.unsqueeze(c.class_dim)).squeeze(c.class_dim)
+    return hit & ~target_nan, mask
 
 
 def in_top_k(input, target, k=1):
@@ -33,7 +40,8 @@ def in_top_k(input, target, k=1):
         k: how many of the top classes count, ``1 <= k <= C``.
 
     Returns:
-        A bool tensor of the target's shape. Ties are broken by ``torch.topk``.
+        A bool tensor of the target's shape. Ties are broken by ``torch.topk``; a NaN
+        score ranks last and never counts as a hit.
 
     Example:
         >>> import torch, losskit.functional as LF
