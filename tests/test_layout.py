@@ -86,3 +86,47 @@ def test_readme_table_is_the_registry():
     block = readme.split("<!-- losses-begin")[1].split("-->", 1)[1]
     block = block.split("<!-- losses-end -->")[0].strip()
     assert block == losses_table(), "run `python -m losskit._registry` and paste its table"
+
+
+@pytest.mark.parametrize(
+    "typed, name",
+    [
+        ("ce", "cross_entropy"),
+        ("mse", "mse_loss"),
+        ("MSE", "mse_loss"),
+        ("CrossEntropyLoss", "cross_entropy"),
+        ("bcewithlogitsloss", "binary_cross_entropy_with_logits"),
+        ("mae_loss", "l1_loss"),
+        ("MAELoss", "l1_loss"),
+    ],
+)
+def test_names_users_type_resolve(typed, name):
+    assert losskit.spec(typed).name == name
+    assert type(losskit.get(typed)) is losskit.spec(name).module
+
+
+@pytest.mark.parametrize("typed", ["focal", "bce"])
+def test_ambiguous_names_get_suggestions(typed):
+    with pytest.raises(losskit.LossInputError, match="did you mean") as info:
+        losskit.get(typed)
+    assert str(info.value).count("'") >= 4  # at least two names suggested
+
+
+@pytest.mark.parametrize("bad", [None, 3, 2.5])
+def test_a_name_that_is_not_a_string_is_a_type_error(bad):
+    with pytest.raises(losskit.LossTypeError, match="must be a string"):
+        losskit.get(bad)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
+def test_module_positional_and_unknown_options_name_the_keywords(spec):
+    if not issubclass(spec.module, losskit.nn.Loss):
+        return
+    with pytest.raises(losskit.LossTypeError, match="keyword arguments") as info:
+        spec.module("sum")
+    assert str(info.value).startswith(f"{spec.module_name}:")
+    with pytest.raises(losskit.LossTypeError, match="did you mean reduction"):
+        spec.module(reductoin="sum")
+    args = spec.sample((3, 4), seed=0)
+    with pytest.raises(losskit.LossTypeError, match="did you mean normalizer"):
+        spec.module()(*args, normalise=2.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import inspect
 from collections.abc import Callable
 
@@ -12,6 +13,20 @@ from .._checks import check_reduction, fail
 from .._errors import LossTypeError
 
 __all__ = ["Loss"]
+
+
+def _check_known(name: str, options, defaults) -> None:
+    """Every option is one the functional takes; else the did-you-mean error."""
+    unknown = sorted(set(options) - set(defaults))
+    if not unknown:
+        return
+    close = difflib.get_close_matches(unknown[0], list(defaults), n=1)
+    fail(
+        name,
+        f"unknown option {', '.join(map(repr, unknown))}; valid options are {', '.join(defaults)}.",
+        f"did you mean {close[0]}?" if close else None,
+        cls=LossTypeError,
+    )
 
 
 class Loss(nn.Module):
@@ -43,16 +58,19 @@ class Loss(nn.Module):
         if not cls.__doc__:
             cls.__doc__ = f"Module form of :func:`losskit.functional.{functional.__name__}`."
 
-    def __init__(self, **options: object) -> None:
+    def __init__(self, *args: object, **options: object) -> None:
         super().__init__()
-        unknown = sorted(set(options) - set(self._defaults))
-        if unknown:
+        name = type(self).__name__
+        if args:
             fail(
-                type(self).__name__,
-                f"unknown option {', '.join(map(repr, unknown))}; valid "
-                f"options are {', '.join(self._defaults)}.",
+                name,
+                f"takes its options as keyword arguments, got {len(args)} positional "
+                f"({', '.join(map(repr, args))}).",
+                f"name each one, e.g. {name}(reduction='sum'); the options are "
+                f"{', '.join(self._defaults)}.",
                 cls=LossTypeError,
             )
+        _check_known(name, options, self._defaults)
         self._options: dict[str, object] = {}
         self._buffers_named: list[str] = []
         for name, default in self._defaults.items():
@@ -74,6 +92,8 @@ class Loss(nn.Module):
     def forward(
         self, input: torch.Tensor, target: torch.Tensor, *args: torch.Tensor, **overrides: object
     ) -> torch.Tensor:
+        if overrides:
+            _check_known(type(self).__name__, overrides, self._defaults)
         return self.functional(input, target, *args, **{**self.options(), **overrides})
 
     def extra_repr(self) -> str:
