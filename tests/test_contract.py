@@ -378,3 +378,44 @@ def test_zero_probability_of_a_masked_class_is_inert(spec, row):
     assert torch.isfinite(out) and torch.isfinite(grad).all(), (out, grad)
     if want is not None and spec.name in ("cross_entropy", "categorical_cross_entropy"):
         assert out.item() == pytest.approx(want, abs=1e-12)
+
+
+def _ignored_positions(spec, args, options):
+    """Where the input is not counted, for rows whose input and target share a shape
+    (``ignore_index`` targets) or that take anchor states (-1: ignored); ``None`` else."""
+    x, y = args[0], args[1]
+    if spec.extra_inputs and spec.extra_inputs[0].name == "anchor_state":
+        return (args[2] == -1).unsqueeze(-1).expand_as(x)
+    ignore = options.get("ignore_index")
+    if ignore is None:
+        return None
+    if y.shape == x.shape:
+        return y == ignore
+    rows = y == ignore  # one target per row of classes (dim 1) or of features (last dim)
+    return (rows.unsqueeze(-1) if y.shape == x.shape[:-1] else rows.unsqueeze(1)).expand_as(x)
+
+
+_IGNORING = [
+    pytest.param(s, v, id=f"{s.name}-{i}")
+    for s in SPECS
+    for i, v in enumerate(variants(s))
+    if "ignore_index" in v or s.extra_inputs[:1] and s.extra_inputs[0].name == "anchor_state"
+]
+
+
+@pytest.mark.parametrize("spec, variant", _IGNORING)
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")], ids=str)
+def test_ignored_positions_are_inert(spec, variant, bad):
+    """A NaN or inf where nothing is counted reaches neither the value nor the gradient."""
+    options, args = options_for(spec, variant, make_inputs(spec, (4, 5)))
+    where = _ignored_positions(spec, args, options)
+    assert where is not None and where.any()
+    clean = args[0].clone().requires_grad_(True)
+    dirty = args[0].masked_fill(where, bad).requires_grad_(True)
+    for reduction in REDUCTIONS:
+        want = spec.functional(clean, *args[1:], reduction=reduction, **options)
+        got = spec.functional(dirty, *args[1:], reduction=reduction, **options)
+        assert_close(got, want)
+        (g_want,) = torch.autograd.grad(want.sum(), clean)
+        (g_got,) = torch.autograd.grad(got.sum(), dirty)
+        assert_close(g_got, g_want)

@@ -29,14 +29,20 @@ class Classes:
     num_classes: int
     weight: torch.Tensor | None  # (C,), compute dtype
 
+    mask: torch.Tensor | None = None  # counted targets (index targets with ignore_index)
     _input: torch.Tensor | None = None
 
     @property
     def input(self) -> torch.Tensor:
         """The input in the compute dtype (float32 for half inputs), made on first use
-        (the kernels read ``raw`` directly: no float32 copy of half logits)."""
+        (the kernels read ``raw`` directly: no float32 copy of half logits). The rows of
+        ignored targets are 0 here, so that a NaN or inf in them (a masked vocabulary)
+        reaches neither the value nor the gradient."""
         if self._input is None:
-            self._input = self.raw.to(compute_dtype(self.raw.dtype))
+            x = self.raw.to(compute_dtype(self.raw.dtype))
+            if self.mask is not None:
+                x = x.masked_fill(~self.mask.unsqueeze(self.class_dim), 0.0)
+            self._input = x
         return self._input
 
     def class_view(self, t: torch.Tensor) -> torch.Tensor:
@@ -106,7 +112,7 @@ def prepare_classes(
     else:
         t = target.to(dtype)
         C.check_prob_rows(loss, t, class_dim, target.dtype)
-    return Classes(input, t, kind, class_dim, num_classes, w), mask
+    return Classes(input, t, kind, class_dim, num_classes, w, mask), mask
 
 
 _SQUEEZE = "squeeze the class dimension: target.squeeze(1)."

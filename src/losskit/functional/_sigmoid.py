@@ -142,7 +142,10 @@ def _prologue(
             **kernel_options,
         )
         return result, None
-    return None, (*upcast(input, y, weight, pos_weight), mask)
+    x, y, w, pw = upcast(input, y, weight, pos_weight)
+    if mask is not None:  # ignored elements are inert: a NaN or inf there reaches nothing
+        x = torch.where(mask, x, torch.zeros((), dtype=x.dtype, device=x.device))
+    return None, (x, y, w, pw, mask)
 
 
 def bce_with_logits(

@@ -83,10 +83,12 @@ def detection_focal_loss(
             f"target must be one-hot classes of the input's shape "
             f"{tuple(input.shape)}, got {tuple(target.shape)}.",
         )
+    # ignored anchors are inert: a NaN or inf in their logits or targets reaches nothing
+    counted = state != -1
     per = sigmoid_focal(
         name,
-        input,
-        target * (state == 1).to(target.dtype),
+        torch.where(counted, input, torch.zeros((), dtype=input.dtype, device=input.device)),
+        torch.where(state == 1, target, torch.zeros((), dtype=target.dtype, device=target.device)),
         alpha=alpha,
         gamma=gamma,
         weight=None,
@@ -95,7 +97,7 @@ def detection_focal_loss(
         reduction="none",
         normalizer=None,
     )
-    mask = (state != -1).expand_as(per)
+    mask = counted.expand_as(per)
     if reduction != "mean" or normalizer is not None:
         return reduce(per, reduction, mask=mask, normalizer=normalizer)
     positives = (anchor_state == 1).sum().clamp_min(1)
