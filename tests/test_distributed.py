@@ -649,3 +649,13 @@ def test_jacrev_of_the_per_row_loss():
         lambda x: LF.cross_entropy(x, t, reduction="none", **options), x
     )
     assert_close(jac, want)
+
+
+def test_class_weights_of_any_scale():
+    """Equal class weights give the unweighted mean however large or small they are (the
+    weighted mean depends only on their ratios)."""
+    x, t, _ = _autograd_case({})
+    want = vocab_parallel_cross_entropy(x, t, label_smoothing=0.1)
+    for scale in (1e38, 1e-310, 1.0):
+        weight = torch.full((7,), scale, dtype=F64)
+        assert_close(vocab_parallel_cross_entropy(x, t, weight=weight, label_smoothing=0.1), want)

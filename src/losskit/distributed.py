@@ -28,8 +28,7 @@ import torch
 import torch.distributed as dist
 
 from . import _checks as C
-from ._reduction import compute_dtype, reduce_sums
-from .functional._classes import _check_index_range
+from ._reduction import compute_dtype, finish_sum, mean_weight
 from .functional._rowstats import (
     RowCrossEntropy,
     RowStats,
@@ -37,7 +36,6 @@ from .functional._rowstats import (
     target_weight,
     vmap_by_loop,
 )
-from .functional.multiclass import _check_ignore_index
 
 __all__ = ["global_count", "vocab_parallel_cross_entropy"]
 
@@ -402,7 +400,7 @@ def vocab_parallel_cross_entropy(
     weight = C.check_weight_tensor(name, weight)
     C.check_same_device(name, logits_shard=logits_shard, target=target, weight=weight)
     C.check_normalizer(name, normalizer, reduction)
-    ii = _check_ignore_index(name, ignore_index)
+    ii = C.check_ignore_index(name, ignore_index)
     ls = C.check_number(name, "label_smoothing", label_smoothing, low=0.0, high=1.0)
     z = C.check_number(name, "z_loss", z_loss, low=0.0)
     if logits_shard.dim() == 0 or logits_shard.shape[-1] == 0:
@@ -429,7 +427,7 @@ def vocab_parallel_cross_entropy(
     if C.checks_enabled():
         if size > 1:
             weights_agree = _check_shards(name, rank, size, group, logits_shard, t, v_local, weight)
-        _check_index_range(name, t, vocab_size, ii, classes_from=vocabulary)
+        C.check_class_indices(name, t, vocab_size, ii, classes_from=vocabulary)
     dtype = compute_dtype(logits_shard.dtype)
     if weight is not None:
         slice_hint = "pass the same full (V,) weight on every rank, not the rank's own slice."
@@ -447,7 +445,8 @@ def vocab_parallel_cross_entropy(
                 "the full vocabulary), but it differs between ranks.",
                 slice_hint,
             )
-        weight = weight.detach().to(dtype)
+        # scaled by its largest magnitude where only ratios matter (the weighted mean)
+        weight = mean_weight(weight.detach().to(dtype), reduction, normalizer, not z)
 
     mask = t != ii
     x = logits_shard.reshape(-1, v_local)
@@ -466,4 +465,4 @@ def vocab_parallel_cross_entropy(
     if reduction == "none":
         return per.reshape(target.shape)
     den = mask.sum() if weight is None else target_weight(weight, t, mask).sum()
-    return reduce_sums(per.sum(), den, reduction, normalizer)
+    return finish_sum(per.sum(), den, reduction, normalizer)

@@ -14,15 +14,15 @@ both built on one "cross entropy from row statistics",
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .. import _checks as C
 from .. import kernels
-from .._reduction import compute_dtype, reduce_sums
+from .._reduction import compute_dtype, finish_sum, mean_weight
 from ._chunked import Plan, chunked_linear_cross_entropy
-from ._classes import _check_index_range
 from ._rowstats import RowCrossEntropy, target_weight
-from .multiclass import _check_ignore_index
 
 __all__ = ["linear_cross_entropy"]
 
@@ -164,7 +164,7 @@ def _check_args(input, linear_weight, target, linear_bias, weight, normalizer, r
 def _check_classes(y, v, ignore_index):
     """Value check: class indices in ``0..V-1`` or ``ignore_index``; the input holds
     features, the classes are the rows of ``linear_weight``."""
-    _check_index_range(NAME, y, v, ignore_index, classes_from="linear_weight")
+    C.check_class_indices(NAME, y, v, ignore_index, classes_from="linear_weight")
 
 
 # --------------------------------------------------------------------------- the loss
@@ -275,8 +275,9 @@ def linear_cross_entropy(
     k = C.check_number(NAME, "z_loss", z_loss, low=0.0)
     cap = None
     if softcap is not None:
-        cap = C.check_number(NAME, "softcap", softcap, low=0.0, low_open=True)
-    ii = -100 if ignore_index is None else _check_ignore_index(NAME, ignore_index)
+        cap = C.check_number(NAME, "softcap", softcap, low=0.0, low_open=True, finite=False)
+        cap = None if math.isinf(cap) else cap  # s tanh(a / s) -> a: no softcap
+    ii = -100 if ignore_index is None else C.check_ignore_index(NAME, ignore_index)
     weight = _check_args(input, linear_weight, target, linear_bias, weight, normalizer, reduction)
     v, d = linear_weight.shape
     x = input.reshape(-1, d)
@@ -292,7 +293,13 @@ def linear_cross_entropy(
     )
     dtype = compute_dtype(input.dtype)
     mask = y != ii
-    cw = weight.detach().to(dtype) if weight is not None else None
+    # ignored rows are inert: a NaN or inf in their hidden states reaches nothing
+    x = x.masked_fill(~mask.unsqueeze(-1), 0.0)
+    cw = (
+        mean_weight(weight.detach().to(dtype), reduction, normalizer, not k)
+        if weight is not None
+        else None
+    )
     ce = RowCrossEntropy(
         num_classes=v,
         label_smoothing=ls,
@@ -314,5 +321,5 @@ def linear_cross_entropy(
         return out.reshape(target.shape)
     if reduction == "mean" and normalizer is None:
         den = mask.sum() if cw is None else target_weight(cw, y, mask).sum()
-        return reduce_sums(out, den, reduction)
-    return reduce_sums(out, out, reduction, normalizer)
+        return finish_sum(out, den, reduction)
+    return finish_sum(out, out, reduction, normalizer)
