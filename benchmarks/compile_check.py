@@ -73,7 +73,7 @@ TARGETS = {
 }
 SMEM_RESERVED = 1024
 REG_UNIT = 256  # registers are given to warps in units of 256
-MEASURE = 2  # the version of what a row holds (part of the cache key)
+MEASURE = 3  # the version of what a row holds (part of the cache key)
 
 
 # ----------------------------------------------------------------------------- pure helpers
@@ -113,7 +113,7 @@ def count_work(ttir: str, ptx: str) -> dict[str, int]:
         "ptx_rcp": ptx_count(r"rcp\.[a-z0-9.]+"),
         "ptx_div": ptx_count(r"div\.[a-z0-9.]*f32"),
         "ptx_atom": ptx_count(r"(?:atom|red)\.[a-z0-9.:]+"),
-        "ptx_instr": len(re.findall(r"^\s+(?:@!?%p\d+\s+)?[a-z][a-z0-9.:]*[\s;]", ptx, re.M)),
+        "ptx_instr": len(re.findall(r"^\s+(?:@!?%p\d+\s+)?[a-z][a-z0-9._:]*[\s;]", ptx, re.M)),
     }
 
 
@@ -159,8 +159,8 @@ def markdown(rows: list[dict], title: str) -> str:
         f"# {title}",
         "",
         "exp/log/div: operations per element in the TTIR; atomics, PTX instr: instructions "
-        "per thread in the PTX. smem: static + dynamic shared memory per block. Occupancy: resident "
-        "warps per SM / 64.",
+        "per thread in the PTX. smem: static + dynamic shared memory per block. Occupancy: "
+        "resident warps per SM / 64.",
         "",
         "| " + " | ".join(h for _, h in keys) + " | used by |",
         "|" + "---|" * (len(keys) + 1),
@@ -562,7 +562,9 @@ def main(argv: list[str] | None = None) -> int:
         f"Triton kernels compiled for {', '.join(targets)} (Triton {triton.__version__}), "
         f"{'every specialization' if args.which == 'all' else 'the benchmarks (hot set)'}"
     )
-    doc = {"triton": triton.__version__, "set": args.which, "targets": targets, "rows": rows}
+    # compile times vary from run to run: printed, not written (a rerun leaves the files)
+    kept = [{k: v for k, v in r.items() if k != "compile_s"} for r in rows]
+    doc = {"triton": triton.__version__, "set": args.which, "targets": targets, "rows": kept}
     (args.out / f"kernel_resources{suffix}.json").write_text(json.dumps(doc, indent=1) + "\n")
     (args.out / f"kernel_resources{suffix}.md").write_text(markdown(rows, title))
     print(markdown([r for r in rows if r["hot"]], title))

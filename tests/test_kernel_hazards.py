@@ -61,3 +61,41 @@ def test_focal_soft_targets_at_extreme_logits(gamma):
     assert torch.isfinite(lk).all() and torch.isfinite(gk).all()
     torch.testing.assert_close(lk, lt, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(gk, gt, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("family", ["sigmoid", "softmax"])
+def test_bf16_gradient_is_rounded_once(family):
+    # the backward scales the saved bfloat16 gradient by the float32 upstream gradient and
+    # rounds once: (g0 x G) in float32, then bfloat16, with g0 the gradient for G = 1
+    from losskit.kernels.sigmoid import sigmoid_loss
+    from losskit.kernels.softmax import softmax_loss
+
+    g = torch.Generator().manual_seed(4)
+    x = (torch.randn(6, 40, generator=g) * 3).to(torch.bfloat16)
+    if family == "sigmoid":
+        y = (torch.rand(6, 40, generator=g) < 0.3).to(torch.bfloat16)
+        opts = dict(weight=None, pos_weight=None, alpha=0.25, gamma=2.0, label_smoothing=0.0,
+                    ignore_index=None, focal=True, reduction="none")  # fmt: skip
+
+        def run(xg):
+            return sigmoid_loss(xg, y, **opts)[0]
+    else:
+        y = torch.randint(0, 40, (6,), generator=g)
+
+        def run(xg):
+            return softmax_loss(xg, y)[0]
+
+    def grad(upstream):
+        xg = x.detach().clone().requires_grad_(True)
+        out = run(xg)
+        out.backward(upstream(out))
+        return xg.grad
+
+    g0 = grad(torch.ones_like)
+    big = torch.rand(6, *([40] if family == "sigmoid" else []), generator=g) * 3 + 0.1
+    got = grad(lambda out: big.view(out.shape))
+    scale = big if family == "sigmoid" else big[:, None]
+    want = (g0.float() * scale).to(torch.bfloat16)
+    assert got.dtype == torch.bfloat16 and torch.equal(got, want)
+    # rounding the upstream gradient first (the old backward) differs
+    assert not torch.equal(got, (g0 * scale.to(torch.bfloat16)).to(torch.bfloat16))

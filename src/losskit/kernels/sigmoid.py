@@ -163,8 +163,10 @@ class _SigmoidLoss(torch.autograd.Function):
     def backward(ctx, grad_loss, _grad_den):
         (grad,) = ctx.saved_tensors
         # only scales the gradient saved by the forward, in place: no extra memory (a second
-        # backward through the same graph is refused by autograd's version check)
-        grad.mul_(grad_loss.to(grad.dtype))
+        # backward through the same graph is refused by autograd's version check); the
+        # float32 upstream gradient is not rounded to the gradient's dtype first, so a
+        # bfloat16 gradient is rounded once, after the product
+        grad.mul_(grad_loss)
         return grad, None, None, None, None, None, None, None, None, None
 
 

@@ -280,8 +280,9 @@ class _SoftmaxLoss(torch.autograd.Function):
         (grad,) = ctx.saved_tensors
         n, c, spatial = ctx.shape
         # only scales the gradient saved by the forward, in place: no extra memory (a second
-        # backward through the same graph is refused by autograd's version check)
-        grad.view(n, c, spatial).mul_(grad_loss.view(n, 1, spatial).to(grad.dtype))
+        # backward through the same graph is refused by autograd's version check); the
+        # float32 upstream gradient is not rounded to the gradient's dtype first
+        grad.view(n, c, spatial).mul_(grad_loss.view(n, 1, spatial))
         return (grad,) + (None,) * 10
 
 
