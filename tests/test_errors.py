@@ -3,6 +3,7 @@ loss, the argument, what was expected and what was received (and a hint where li
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -510,3 +511,33 @@ def test_env_var_default_keeps_value_checks_on():
     assert logits.startswith("LossInputError binary_cross_entropy_with_logits: target")
     assert "max 2" in logits
     assert probs.startswith("LossInputError binary_cross_entropy: target") and "max 2" in probs
+
+
+@pytest.mark.parametrize(
+    "name, option",
+    [
+        ("sigmoid_focal_loss", "gamma"),
+        ("softmax_focal_loss", "gamma"),
+        ("cross_entropy", "z_loss"),
+        ("symmetric_cross_entropy", "alpha"),
+        ("symmetric_cross_entropy", "beta"),
+        ("huber_loss", "delta"),
+    ],
+)
+@pytest.mark.parametrize("sign", [1, -1])
+def test_infinite_hyperparameters_are_rejected(name, option, sign):
+    x, y = _valid(name)
+    with pytest.raises(losskit.LossInputError, match=f"{option} must be finite"):
+        getattr(LF, name)(x, y, **{option: sign * math.inf})
+
+
+def test_infinite_log_zero_and_k_are_rejected_and_infinite_softcap_is_none():
+    x = torch.randn(3, 4)
+    y = torch.tensor([0, 1, 2])
+    with pytest.raises(losskit.LossInputError, match="log_zero must be finite"):
+        LF.reverse_cross_entropy(x, y, log_zero=-math.inf)
+    with pytest.raises(losskit.LossInputError, match="k must be finite"):
+        LF.top_k_accuracy(x, y, k=math.inf)
+    w = torch.randn(4, 4)
+    got = LF.linear_cross_entropy(x, w, y, softcap=math.inf)
+    assert torch.equal(got, LF.linear_cross_entropy(x, w, y))

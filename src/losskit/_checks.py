@@ -203,13 +203,19 @@ def check_number(
     high: float | None = None,
     low_open: bool = False,
     high_open: bool = False,
+    finite: bool = True,
 ) -> float:
-    """A real Python number (or 0-dim tensor) inside the given bounds; returns a float."""
+    """A real Python number (or 0-dim tensor) inside the given bounds; returns a float.
+
+    NaN is never valid, nor (unless ``finite=False``) an infinite value: an infinite
+    gamma, z-loss or log-zero has no meaning and would only give NaN later."""
     if isinstance(value, torch.Tensor) and value.dim() == 0 and not value.is_complex():
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         fail(loss, f"{name} must be a real number, got {value!r}.", cls=LossTypeError)
     v = float(value)
+    if finite and math.isinf(v):
+        fail(loss, f"{name} must be finite, got {value!r}.")
     bad = math.isnan(v)
     if low is not None:
         bad |= v <= low if low_open else v < low
