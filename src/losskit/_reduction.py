@@ -165,7 +165,3 @@ def reduce_builtin(
     if weight is None and mask is None and normalizer is None and numel > 0:
         return builtin(reduction)
     return reduce(builtin("none"), reduction, weight=weight, mask=mask, normalizer=normalizer)
-
-
-# linear cross entropy and losskit.distributed still import the former name
-reduce_sums = finish_sum

@@ -168,7 +168,3 @@ def _target_kind(loss, input, target, target_type, idx_shape, allow_probs):
         f"input's shape {tuple(input.shape)}, got {C.describe(target)}.",
         _SQUEEZE if _has_unit_class_dim(target, idx_shape) else None,
     )
-
-
-# linear cross entropy and losskit.distributed still import the former name
-_check_index_range = C.check_class_indices

@@ -33,10 +33,6 @@ __all__ = [
 ]
 
 
-# linear cross entropy and losskit.distributed still import the former name
-_check_ignore_index = C.check_ignore_index
-
-
 def _gather(t: torch.Tensor, index: torch.Tensor, dim: int) -> torch.Tensor:
     return t.gather(dim, index.unsqueeze(dim)).squeeze(dim)
 
