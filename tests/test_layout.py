@@ -130,3 +130,39 @@ def test_module_positional_and_unknown_options_name_the_keywords(spec):
     args = spec.sample((3, 4), seed=0)
     with pytest.raises(losskit.LossTypeError, match="did you mean normalizer"):
         spec.module()(*args, normalise=2.0)
+
+
+def test_wheel_carries_py_typed_and_license_and_the_metadata_version(tmp_path):
+    import importlib.metadata
+    import subprocess
+    import sys
+    import zipfile
+
+    root = Path(__file__).parents[1]
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            str(root),
+            "-w",
+            str(tmp_path),
+        ],
+        check=True,
+        timeout=300,
+    )
+    (wheel,) = tmp_path.glob("losskit-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "losskit/py.typed" in names
+    assert any(n.endswith("licenses/LICENSE") for n in names)
+    assert "losskit/_kinds.py" in names and not any(n.startswith("benchmarks/") for n in names)
+    assert losskit.__version__ == importlib.metadata.version("losskit")
+    assert wheel.name.startswith(f"losskit-{losskit.__version__}-")
+    out = subprocess.run(
+        [sys.executable, "-m", "losskit", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0 and out.stdout.strip() == f"losskit {losskit.__version__}"

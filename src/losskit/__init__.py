@@ -6,6 +6,8 @@ Functions live in :mod:`losskit.functional` (alias ``losskit.F``), modules in
 computes any loss by hand, step by step, checked against torch.
 """
 
+from importlib import metadata as _metadata
+
 from . import distributed, functional, nn, reference
 from . import functional as F
 from ._checks import checks_enabled, set_checks
@@ -13,7 +15,10 @@ from ._errors import LossInputError, LossTypeError
 from ._registry import REGISTRY, Example, LossSpec, get, names, spec
 from .explain import Explanation, explain  # the function shadows the module, on purpose
 
-__version__ = "0.1.0"
+try:  # the installed distribution's version: one home, pyproject.toml
+    __version__ = _metadata.version("losskit")
+except _metadata.PackageNotFoundError:  # pragma: no cover - run from a bare source tree
+    __version__ = "0.0.0+unknown"
 
 __all__ = [
     "F",

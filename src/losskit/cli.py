@@ -100,6 +100,25 @@ def _build_app():
         help="losskit: every common PyTorch loss, exact, explained and fast.",
     )
 
+    def show_version(value: bool) -> None:
+        if value:
+            from . import __version__
+
+            print(f"losskit {__version__}")
+            raise typer.Exit()
+
+    @app.callback()
+    def options(
+        version: bool = typer.Option(
+            False,
+            "--version",
+            help="print the version and exit",
+            callback=show_version,
+            is_eager=True,
+        ),
+    ) -> None:
+        """losskit: every common PyTorch loss, exact, explained and fast."""
+
     @app.command("list")
     @_friendly
     def list_losses() -> None:
