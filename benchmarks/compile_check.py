@@ -5,7 +5,8 @@ machine without a GPU: Triton compiles for CUDA anywhere, since its wheel ships 
 [--jobs N] [--no-cache]``
 
 Run it with ``TRITON_INTERPRET`` unset (``make compile-check`` does; the test suite starts
-it in a subprocess). Exit status 1 on a compile error, on local memory (spills) in a
+it in a subprocess). Exit status 1 on a compile error, on spills (local memory or a stack
+frame: ptxas puts spill slots in the stack frame, which cuobjdump reports as STACK) in a
 *hot* specialization on the benchmarks' target (sm_90a), or on shared memory above a
 target's per-block limit; spills elsewhere are reported, not failed.
 
@@ -145,7 +146,7 @@ def markdown(rows: list[dict], title: str) -> str:
         ("num_stages", "stages"),
         ("regs", "regs"),
         ("local", "spill (local) B"),
-        ("stack", "stack B"),
+        ("stack", "stack (spill) B"),
         ("smem", "smem B"),
         ("blocks_per_sm", "blocks/SM"),
         ("occupancy", "occupancy"),
@@ -509,7 +510,9 @@ def run(which: str, targets: list[str], jobs: int, use_cache: bool) -> tuple[lis
                     (CACHE / f"{key}.json").write_text(json.dumps(result))
                 specs[key]["result"] = result
                 spec = specs[key]["spec"]
-                what = result.get("error") or f"{result['regs']} regs, {result['local']} B local"
+                what = result.get("error") or (
+                    f"{result['regs']} regs, {result['local']} B local, {result['stack']} B stack"
+                )
                 print(f"  [{done + 1}/{len(todo)}] {spec['name']} {describe(spec)} "
                       f"{spec['target']}: {what}", flush=True)  # fmt: skip
     rows = []
