@@ -1,0 +1,161 @@
+"""Box losses: parity with torchvision's pure-Python loss files, identities, errors."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import types
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from losskit import LossInputError
+from losskit.functional import boxes as F
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / ".cache" / "peers"
+VERSION = "0.29.1"
+FILES = ("_utils.py", "giou_loss.py", "diou_loss.py", "ciou_loss.py")
+NAMES = {
+    "generalized_box_iou_loss": ("giou_loss", "generalized_box_iou_loss"),
+    "distance_box_iou_loss": ("diou_loss", "distance_box_iou_loss"),
+    "complete_box_iou_loss": ("ciou_loss", "complete_box_iou_loss"),
+}
+
+
+@pytest.fixture(scope="session")
+def tv():
+    """torchvision's box loss files, loaded by path (the wheel's compiled ops are not)."""
+    wheels = sorted(CACHE.glob(f"torchvision-{VERSION}-*.whl"))
+    if not wheels:
+        CACHE.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q"]
+        cmd += [f"torchvision=={VERSION}", "-d", str(CACHE)]
+        if subprocess.run(cmd, capture_output=True, timeout=300).returncode != 0:
+            pytest.skip(f"torchvision=={VERSION} could not be downloaded")
+        wheels = sorted(CACHE.glob(f"torchvision-{VERSION}-*.whl"))
+    ops = CACHE / f"torchvision-{VERSION}-ops"
+    ops.mkdir(exist_ok=True)
+    with zipfile.ZipFile(wheels[0]) as z:
+        for f in FILES:
+            (ops / f).write_bytes(z.read(f"torchvision/ops/{f}"))
+    pkg = types.ModuleType("_tvpeer")
+    pkg.__path__ = []
+    utils = types.ModuleType("_tvpeer.utils")
+    utils._log_api_usage_once = lambda obj: None
+    opsmod = types.ModuleType("_tvpeer.ops")
+    opsmod.__path__ = [str(ops)]
+    sys.modules.update({"_tvpeer": pkg, "_tvpeer.utils": utils, "_tvpeer.ops": opsmod})
+    mods = {}
+    for f in FILES:
+        name = f"_tvpeer.ops.{f[:-3]}"
+        spec = importlib.util.spec_from_file_location(name, ops / f)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
+        mods[f[:-3]] = mod
+    return mods
+
+
+def boxes(n, dtype, seed):
+    g = torch.Generator().manual_seed(seed)
+    xy = torch.rand(n, 2, generator=g, dtype=torch.float64) * 5
+    wh = torch.rand(n, 2, generator=g, dtype=torch.float64) * 3 + 0.05
+    return torch.cat([xy, xy + wh], -1).to(dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("name", sorted(NAMES))
+def test_parity_with_torchvision(tv, name, reduction, dtype):
+    mod, fn = NAMES[name]
+    peer = getattr(tv[mod], fn)
+    a, b = boxes(200, dtype, 1), boxes(200, dtype, 2)
+    a1, a2 = a.clone().requires_grad_(), a.clone().requires_grad_()
+    ours = getattr(F, name)(a1, b, reduction=reduction)
+    theirs = peer(a2, b, reduction=reduction)
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(ours, theirs, rtol=tol, atol=tol)
+    ours.sum().backward()
+    theirs.sum().backward()
+    torch.testing.assert_close(a1.grad, a2.grad, rtol=tol, atol=tol)
+
+
+def test_iou_loss_matches_torchvision_intersection_union(tv):
+    a, b = boxes(100, torch.float64, 3), boxes(100, torch.float64, 4)
+    inter, union = tv["_utils"]._loss_inter_union(a, b)
+    expected = 1 - inter / (union + 1e-7)
+    torch.testing.assert_close(F.box_iou_loss(a, b, reduction="none"), expected)
+
+
+def test_identities():
+    a = boxes(50, torch.float64, 5)
+    c = (a[:, :2] + a[:, 2:]) / 2
+    wh = torch.rand(50, 2, dtype=torch.float64) * 2 + 0.1
+    same_centre = torch.cat([c - wh / 2, c + wh / 2], -1)
+    iou = F.box_iou_loss(a, same_centre, reduction="none")
+    torch.testing.assert_close(F.distance_box_iou_loss(a, same_centre, reduction="none"), iou)
+    # equal aspect ratio: CIoU = DIoU
+    w, h = a[:, 2] - a[:, 0], a[:, 3] - a[:, 1]
+    s = torch.rand(50, dtype=torch.float64) + 0.5
+    shift = torch.rand(50, 2, dtype=torch.float64)
+    scaled = torch.stack([a[:, 0] + shift[:, 0], a[:, 1] + shift[:, 1]], -1)
+    scaled = torch.cat([scaled, scaled + torch.stack([w * s, h * s], -1)], -1)
+    torch.testing.assert_close(
+        F.complete_box_iou_loss(a, scaled, reduction="none"),
+        F.distance_box_iou_loss(a, scaled, reduction="none"),
+    )
+    # one inside the other: GIoU = IoU
+    inner = torch.cat([a[:, :2] + 0.01, a[:, 2:] - 0.01], -1)
+    torch.testing.assert_close(
+        F.generalized_box_iou_loss(a, inner, reduction="none"),
+        F.box_iou_loss(a, inner, reduction="none"),
+    )
+
+
+@pytest.mark.parametrize("name", F.__all__)
+def test_formats_agree(name):
+    a, b = boxes(40, torch.float64, 6), boxes(40, torch.float64, 7)
+
+    def cxcywh(t):
+        return torch.cat([(t[:, :2] + t[:, 2:]) / 2, t[:, 2:] - t[:, :2]], -1)
+
+    def xywh(t):
+        return torch.cat([t[:, :2], t[:, 2:] - t[:, :2]], -1)
+
+    fn = getattr(F, name)
+    ref = fn(a, b, reduction="none")
+    torch.testing.assert_close(fn(cxcywh(a), cxcywh(b), box_format="cxcywh", reduction="none"), ref)
+    torch.testing.assert_close(fn(xywh(a), xywh(b), box_format="xywh", reduction="none"), ref)
+
+
+@pytest.mark.parametrize("name", F.__all__)
+def test_degenerate_boxes_finite_and_identical_zero(name):
+    fn = getattr(F, name)
+    x = torch.tensor(
+        [[1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 2.0, 0.0], [0.0, 0.0, 0.0, 3.0], [0.0, 0.0, 1.0, 1.0]],
+        dtype=torch.float64,
+        requires_grad=True,
+    )
+    loss = fn(x, x.detach().clone(), reduction="none")
+    assert torch.all(loss.abs() < 1e-6), loss
+    loss.sum().backward()
+    assert torch.isfinite(x.grad).all()
+    y = torch.tensor([[0.0, 0.0, 2.0, 2.0]] * 4, dtype=torch.float64)
+    x.grad = None
+    loss = fn(x, y, reduction="none")
+    loss.sum().backward()
+    assert torch.isfinite(loss).all() and torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize("name", F.__all__)
+def test_invalid_boxes_raise(name):
+    bad = torch.tensor([[0.0, 0.0, 1.0, 1.0], [2.0, 0.0, 1.0, 1.0], [0.0, 0.0, float("nan"), 1.0]])
+    good = torch.tensor([[0.0, 0.0, 1.0, 1.0]] * 3)
+    with pytest.raises(LossInputError, match=r"2 input box\(es\) are invalid.*\(1,\)"):
+        getattr(F, name)(bad, good)
+    with pytest.raises(LossInputError, match="box_format"):
+        getattr(F, name)(good, good, box_format="yxyx")
