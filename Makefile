@@ -9,11 +9,11 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -qq --upgrade pip
 	$(BIN)/python -m pip install -qq -c constraints.txt torch==2.13.0
-	$(BIN)/python -m pip install -qq -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install -qq -c constraints.txt -e '.[dev,parity]'
 	touch $(STAMP)
 
 demo: $(STAMP)
-	@echo "== losskit explain: seed 002's weighted cross entropy, by hand and checked against torch"
+	@echo "== losskit explain: a tutorial's class-weighted cross entropy, by hand and checked against torch"
 	$(BIN)/losskit explain cross_entropy --input '[[0.9, 0.1], [0.8, 0.2], [0.7, 0.3]]' \
 		--target '[0, 1, 0]' --set 'weight=[1, 2]'
 	@echo "== losskit list"

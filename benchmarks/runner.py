@@ -115,7 +115,7 @@ def _inputs(w: Workload, device: str):
 
 # ----------------------------------------------------------------------------- providers
 def _seed_sce(x, t, alpha=1.0, beta=1.0, **_):
-    """The seed article's composition: CE + RCE through one-hot and clamp."""
+    """A published tutorial's composition: CE + RCE through one-hot and clamp."""
     ce = TF.cross_entropy(x, t)
     pred = torch.clamp(TF.softmax(x, dim=1), min=1e-7, max=1.0)
     one_hot = torch.clamp(TF.one_hot(t, x.shape[1]).float(), min=1e-4, max=1.0)
@@ -155,7 +155,7 @@ def _peers(w: Workload, device: str) -> dict[str, Callable]:
     elif w.loss == "softmax_focal_loss":
         peers["torch eager composition"] = lambda x, y: _eager_softmax_focal(x, y, **opts)
     elif w.loss == "symmetric_cross_entropy":
-        peers["seed article composition"] = lambda x, y: _seed_sce(x, y, **opts)
+        peers["tutorial composition"] = lambda x, y: _seed_sce(x, y, **opts)
         peers["plain CE eager"] = lambda x, y: TF.cross_entropy(x, y)
     return peers
 

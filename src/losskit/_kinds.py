@@ -410,3 +410,121 @@ LINEAR = _Linear(
     integer=True,
     extra_inputs=(ExtraInput("linear_weight", integer=False, per_sample=False),),
 )
+
+
+# --------------------------------------------------------------------------- Keras' forms
+# Keras' losses reduce over the last axis per sample: ``reduction="none"`` gives the input
+# without its last dimension, and the weight is per sample (Keras' ``sample_weight``),
+# ``weight_kind="sample"``: it has that shape.
+class _Rate(InputKind):
+    def sample(self, shape, g, *, extreme):
+        if extreme:  # rates of 0 (the eps floor of the log) and 1e4
+            return torch.where(torch.rand(shape, generator=g) > 0.5, 1e4, 0.0).double()
+        return torch.rand(shape, generator=g, dtype=torch.float64) * 3.0 + 0.05
+
+    def interior(self, x):
+        return x > 0
+
+
+RATE = _Rate("rate", "rates >= 0 (a Poisson mean, not its log)", "rate", scalable=False)
+
+
+class _OnePerSample:
+    """One loss per sample, over the last axis: ``none_shape`` drops it, and the weight
+    has that shape (``weight_kind="sample"``)."""
+
+    def none_shape(self, shape):
+        return tuple(shape[:-1])
+
+    def shape_from(self, dims, last):
+        return (*dims, last)
+
+    def sample_weight(self, shape, dtype=torch.float64, seed=1):
+        g = torch.Generator().manual_seed(seed)
+        shape = self.none_shape(self.input_shape(shape))
+        return (torch.rand(shape, generator=g, dtype=torch.float64) + 0.25).to(dtype)
+
+
+class _LastAxis(_OnePerSample, _RealTarget):
+    def plot_inputs(self, input_kind, r):
+        # one feature per sample: target 1, prediction 1 + r (a relative error of r)
+        leaf = r.clone().requires_grad_(True)
+        x = (1.0 + leaf).unsqueeze(-1)
+        return x, torch.ones_like(x), (), leaf, input_kind.entry
+
+
+class _Relative(_LastAxis):
+    def sample_target(self, shape, g, *, extreme, dtype):
+        # magnitudes in [0.5, 3]: a relative error's gradient 100 / (D |y|) stays
+        # representable in float16 (it overflows there for |y| below about 1.5e-3 / D)
+        sign = torch.where(torch.rand(shape, generator=g) > 0.5, 1.0, -1.0).double()
+        return sign * (torch.rand(shape, generator=g, dtype=torch.float64) * 2.5 + 0.5), ()
+
+
+class _Counts(_LastAxis):
+    def sample_target(self, shape, g, *, extreme, dtype):
+        top = 100 if extreme else 6
+        return torch.randint(0, top, shape, generator=g).double(), ()
+
+    def plot_grid(self):
+        # rates 1 + r stay > 0
+        _, label = super().plot_grid()
+        return torch.linspace(-1.0, 3.0, 802, dtype=torch.float64)[1:], label
+
+
+class _Directions(_LastAxis):
+    def plot_inputs(self, input_kind, r):
+        # target (1, 0), prediction (1, r): a residual r in the second coordinate
+        leaf = r.clone().requires_grad_(True)
+        x = torch.stack([torch.ones_like(r), leaf], dim=-1)
+        y = torch.tensor([1.0, 0.0], dtype=r.dtype).expand(r.shape[0], 2)
+        return x, y, (), leaf, input_kind.entry
+
+
+class _Signs(_OnePerSample, TargetKind):
+    def sample_target(self, shape, g, *, extreme, dtype):
+        return torch.where(torch.rand(shape, generator=g) > 0.5, 1.0, -1.0).double(), ()
+
+    def plot_inputs(self, input_kind, p):
+        # one output of label 1 whose score is the logit of p: the margin is logit(p)
+        x = input_kind.true_entry(p).clone().requires_grad_(True)
+        y = torch.ones(p.shape[0], 1, dtype=p.dtype)
+        return x.unsqueeze(-1), y, (), x, _true(input_kind.entry)
+
+
+class _SampleRows(_OnePerSample, _Rows):
+    pass
+
+
+PER_ROW = _Relative(
+    "per_row",
+    "real values of the input's shape (relative errors: |target| floored at eps); one loss "
+    "per sample, over the last dimension",
+    weight_kind="sample",
+    plot_axis="residual",
+)
+COUNTS = _Counts(
+    "counts",
+    "counts (values >= 0) of the input's shape; one loss per sample, over the last dimension",
+    weight_kind="sample",
+    plot_axis="residual",
+)
+DIRECTIONS = _Directions(
+    "directions",
+    "vectors along the last dimension, of the input's shape; one loss per vector",
+    weight_kind="sample",
+    plot_axis="residual",
+)
+SIGNS = _Signs(
+    "signs",
+    "labels -1/1 or 0/1 (converted to -1/1) of the input's shape; one loss per sample, "
+    "over the last dimension",
+    weight_kind="sample",
+)
+SAMPLE_ROWS = _SampleRows(
+    "sample_rows",
+    "one-hot or probability rows along the last dimension; a weight per sample",
+    weight_kind="sample",
+)
+
+__all__ += ["RATE", "PER_ROW", "COUNTS", "DIRECTIONS", "SIGNS", "SAMPLE_ROWS"]

@@ -21,15 +21,21 @@ from ._checks import fail
 from ._errors import LossTypeError
 from ._kinds import (
     ANCHORS,
+    COUNTS,
+    DIRECTIONS,
     INDEX,
     LINEAR,
     LOGITS,
     LOGPROBS,
+    PER_ROW,
     PER_SAMPLE,
     PROBS,
+    RATE,
     REAL,
     REAL_TARGET,
     ROWS,
+    SAMPLE_ROWS,
+    SIGNS,
     UNIT,
     ExtraInput,
     InputKind,
@@ -53,7 +59,7 @@ class Example:
     input: object
     target: object
     options: Mapping[str, object] = field(default_factory=dict)
-    article_value: float | None = None
+    printed_value: float | None = None
     extra: tuple = ()
 
     def tensors(self, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, ...]:
@@ -84,7 +90,9 @@ class LossSpec:
     ``module_aliases`` are further names of it. ``variants`` are option sets (besides the
     defaults) that the contract tests run. ``torch_builtin`` computes torch's own value
     for the same call, or returns ``None`` when torch has no equivalent for the options
-    given.
+    given. ``minimum`` is the least value of the loss per sample (and of a mean): 0
+    unless the row says otherwise (cosine similarity's -1; ``-inf`` for a loss with no
+    lower bound, as the Poisson loss without its ``log(y!)`` term).
 
     ``functional``, ``reference`` and ``torch_builtin`` all take ``(input, target,
     *extra, **options)``; a loss whose public signature orders its inputs otherwise is
@@ -107,6 +115,7 @@ class LossSpec:
     variants: tuple[Mapping[str, object], ...] = ()
     torch_builtin: Callable[..., torch.Tensor | None] | None = None
     paper: str | None = None
+    minimum: float = 0.0
 
     def __call__(self, input, target, *extra, **options):
         return self.functional(input, target, *extra, **options)
@@ -240,7 +249,13 @@ def _torch_linear_cross_entropy(
     return out.reshape(target.shape) if reduction == "none" else out
 
 
-# Seed articles' inputs.
+# Where the embedded worked examples come from: five published tutorials.
+_T000 = "a published summary of PyTorch's loss functions"
+_T001 = "a tutorial on robust classification losses"
+_T002 = "a tutorial on nn.CrossEntropyLoss with ignore_index and class weights"
+_T003 = "a PyTorch deep-learning book's chapter on loss functions"
+_T004 = "a PyTorch tutorial on loss functions"
+# Their inputs.
 _SEED003 = dict(input=[[1.0, 1.0], [1.0, 1.0]], target=[[0.0, 1.0], [2.0, 3.0]])
 _SEED004 = dict(input=[0.020, 0.176, 0.313], target=[0.019, 0.234, 0.918])
 _SEED000_LOGITS = [[-1.0, 1.0], [1.0, 2.0]]
@@ -261,8 +276,8 @@ def _logit(p: float) -> float:
     return math.log(p / (1.0 - p))
 
 
-_S003 = "seed 003: sample = ones(2, 2), target = [[0, 1], [2, 3]]"
-_S004 = "seed 004: y_hat = [0.020, 0.176, 0.313], y_true = [0.019, 0.234, 0.918]"
+_S003 = _T003 + ": sample = ones(2, 2), target = [[0, 1], [2, 3]]"
+_S004 = _T004 + ": y_hat = [0.020, 0.176, 0.313], y_true = [0.019, 0.234, 0.918]"
 
 _ROWS = (
     LossSpec(
@@ -276,7 +291,7 @@ _ROWS = (
         summary="mean absolute error |x - y|",
         when_to_use="regression robust to outliers (conditional median)",
         examples=(
-            Example(_S003, **_SEED003, article_value=1.0),
+            Example(_S003, **_SEED003, printed_value=1.0),
             Example(_S004 + " (MAE)", **_SEED004),
         ),
         torch_builtin=_torch(TF.l1_loss),
@@ -289,7 +304,7 @@ _ROWS = (
         reference=R.mse_loss,
         summary="mean squared error (x - y)²",
         when_to_use="default regression loss",
-        examples=(Example(_S003, **_SEED003, article_value=1.5),),
+        examples=(Example(_S003, **_SEED003, printed_value=1.5),),
         torch_builtin=_torch(TF.mse_loss),
     ),
     LossSpec(
@@ -311,7 +326,7 @@ _ROWS = (
         reference=R.smooth_l1_loss,
         summary="0.5 r²/β below β, |r| - β/2 above",
         when_to_use="box regression",
-        examples=(Example(_S003, **_SEED003, article_value=0.625),),
+        examples=(Example(_S003, **_SEED003, printed_value=0.625),),
         variants=({"beta": 0.5}, {"beta": 0.0}),
         torch_builtin=_torch(TF.smooth_l1_loss, supports=("beta",)),
         paper="https://arxiv.org/abs/1504.08083",
@@ -370,13 +385,13 @@ _ROWS = (
         when_to_use="when the model outputs probabilities",
         examples=(
             Example(
-                "seed 000: sigmoid([[-1, 1], [1, 2]]) against eye(2)[[0, 1]]",
+                _T000 + ": sigmoid([[-1, 1], [1, 2]]) against eye(2)[[0, 1]]",
                 [[_sigmoid(v) for v in row] for row in _SEED000_LOGITS],
                 _SEED000_TARGET,
-                article_value=1.0167,
+                printed_value=1.0167,
             ),
             Example(
-                "seed 004: y_hat = [0.920, 0.976, 0.003], y_true = [0, 0, 1]",
+                _T004 + ": y_hat = [0.920, 0.976, 0.003], y_true = [0, 0, 1]",
                 [0.920, 0.976, 0.003],
                 [0.0, 0.0, 1.0],
             ),
@@ -397,10 +412,10 @@ _ROWS = (
         when_to_use="binary and multi-label classification",
         examples=(
             Example(
-                "seed 000: logits [[-1, 1], [1, 2]] against eye(2)[[0, 1]]",
+                _T000 + ": logits [[-1, 1], [1, 2]] against eye(2)[[0, 1]]",
                 _SEED000_LOGITS,
                 _SEED000_TARGET,
-                article_value=1.0167,
+                printed_value=1.0167,
             ),
         ),
         input_kind=LOGITS,
@@ -422,7 +437,7 @@ _ROWS = (
         when_to_use="dense detection, heavy imbalance",
         examples=(
             Example(
-                "seed 004: y_pred = [0.95, 0.05, 0.5, 0.5] (as logits), y_true = [1, 0, 1, 0]",
+                _T004 + ": y_pred = [0.95, 0.05, 0.5, 0.5] (as logits), y_true = [1, 0, 1, 0]",
                 [_logit(p) for p in _SEED004_FOCAL_P],
                 [1.0, 0.0, 1.0, 0.0],
                 options={"alpha": 0.25, "gamma": 2.0},
@@ -449,39 +464,39 @@ _ROWS = (
         when_to_use="classification, segmentation",
         examples=(
             Example(
-                "seed 002: pred = [[0.9, 0.1], [0.8, 0.2], [0.7, 0.3]], label = [0, 1, 0]",
+                _T002 + ": pred = [[0.9, 0.1], [0.8, 0.2], [0.7, 0.3]], label = [0, 1, 0]",
                 _SEED002_PRED,
                 [0, 1, 0],
-                article_value=0.6405,
+                printed_value=0.6405,
             ),
             Example(
-                "seed 002: the same pred and label",
+                _T002 + ": the same pred and label",
                 _SEED002_PRED,
                 [0, 1, 0],
                 options={"ignore_index": 1},
-                article_value=0.4421,
+                printed_value=0.4421,
             ),
             Example(
-                "seed 002: the same pred and label",
+                _T002 + ": the same pred and label",
                 _SEED002_PRED,
                 [0, 1, 0],
                 options={"weight": [1.0, 2.0]},
-                article_value=0.7398,
+                printed_value=0.7398,
             ),
             Example(
-                "seed 002: 4 x 3 pred, label = [2, 1, 0, 1]",
+                _T002 + ": 4 x 3 pred, label = [2, 1, 0, 1]",
                 _SEED002_PRED4,
                 [2, 1, 0, 1],
                 options={"weight": [2.0, 1.0, 2.0], "ignore_index": 2},
-                article_value=1.0401,
+                printed_value=1.0401,
             ),
             Example(
-                "seed 000: p = [[0.1, 0.2, 0.3], [0.4, 0.5, 0.6], [0.1, 0.2, 0.3]], "
+                _T000 + ": p = [[0.1, 0.2, 0.3], [0.4, 0.5, 0.6], [0.1, 0.2, 0.3]], "
                 "label = [0, 1, 1]",
                 _SEED000_P,
                 [0, 1, 1],
                 options={"ignore_index": 0},
-                article_value=1.1019,
+                printed_value=1.1019,
             ),
         ),
         input_kind=LOGITS,
@@ -508,8 +523,8 @@ _ROWS = (
         when_to_use="after an explicit log_softmax",
         examples=(
             Example(
-                "seed 000: log of p = [[0.2, 0.3, 0.5], [0.1, 0.7, 0.2], [0.4, 0.5, 0.1]], "
-                "label = [0, 1, 2] (the article prints 1.4429, a typo for 1.4229)",
+                _T000 + ": log of p = [[0.2, 0.3, 0.5], [0.1, 0.7, 0.2], [0.4, 0.5, 0.1]], "
+                "label = [0, 1, 2] (printed there as 1.4429; the value is 1.4229)",
                 [[math.log(v) for v in row] for row in _SEED000_NLL_P],
                 [0, 1, 2],
             ),
@@ -531,7 +546,7 @@ _ROWS = (
         when_to_use="imbalanced multi-class, segmentation",
         examples=(
             Example(
-                "seed 002: pred = [[0.9, 0.1], [0.8, 0.2], [0.7, 0.3]], label = [0, 1, 0]",
+                _T002 + ": pred = [[0.9, 0.1], [0.8, 0.2], [0.7, 0.3]], label = [0, 1, 0]",
                 _SEED002_PRED,
                 [0, 1, 0],
                 options={"gamma": 2.0},
@@ -557,7 +572,7 @@ _ROWS = (
         when_to_use="noisy labels",
         examples=(
             Example(
-                "seed 001: y_pred = [[10, 5, -6], [8, 8, 8]], y_true = [0, 2]",
+                _T001 + ": y_pred = [[10, 5, -6], [8, 8, 8]], y_true = [0, 2]",
                 _SEED001_PRED,
                 [0, 2],
             ),
@@ -577,7 +592,7 @@ _ROWS = (
         when_to_use="the robust half of SCE",
         examples=(
             Example(
-                "seed 001: y_pred = [[10, 5, -6], [8, 8, 8]], y_true = [0, 2]",
+                _T001 + ": y_pred = [[10, 5, -6], [8, 8, 8]], y_true = [0, 2]",
                 _SEED001_PRED,
                 [0, 2],
             ),
@@ -597,7 +612,7 @@ _ROWS = (
         when_to_use="porting Keras code",
         examples=(
             Example(
-                "seed 004: y_hat = [[0.920, 0.080], [0.020, 0.80]], y_true = [[1, 0], [0, 1]]",
+                _T004 + ": y_hat = [[0.920, 0.080], [0.020, 0.80]], y_true = [[1, 0], [0, 1]]",
                 [[0.920, 0.080], [0.020, 0.80]],
                 [[1.0, 0.0], [0.0, 1.0]],
             ),
@@ -642,7 +657,7 @@ _ROWS = (
                 "losskit's docstring: 3 tokens of 2 features, a 3-class linear layer",
                 [[1.0, -1.0], [0.5, 2.0], [-1.0, 0.0]],
                 [0, 1, 2],
-                article_value=1.3383,
+                printed_value=1.3383,
                 extra=([[0.5, 0.1], [-0.3, 0.8], [1.0, -1.0]],),
             ),
             Example(
@@ -662,6 +677,156 @@ _ROWS = (
         ),
         torch_builtin=_torch_linear_cross_entropy,
         paper="https://arxiv.org/abs/2411.09009",
+    ),
+    # Keras 3's forms that torch lacks: one loss per sample over the last axis, a weight
+    # per sample (Keras' sample_weight); inputs of the examples from Keras' docstrings.
+    LossSpec(
+        name="mean_absolute_percentage_error",
+        aliases=("mape_loss",),
+        family="regression",
+        functional=F.mean_absolute_percentage_error,
+        module_name="MeanAbsolutePercentageError",
+        module_aliases=("MAPELoss",),
+        reference=R.mean_absolute_percentage_error,
+        summary="Keras' MAPE: 100 mean(|y - x| / max(|y|, ε)) per sample",
+        when_to_use="errors relative to the target's size (forecasting, prices); porting Keras",
+        examples=(
+            Example(
+                "Keras 3's MeanAbsolutePercentageError docstring: y_true = [100, 200, 300], "
+                "y_pred = [90, 210, 310]",
+                [90.0, 210.0, 310.0],
+                [100.0, 200.0, 300.0],
+            ),
+            Example(
+                "Keras 3's MeanAbsolutePercentageError metric docstring: y_true = [[0, 1], "
+                "[0, 0]], y_pred = [[1, 1], [0, 0]], sample_weight = [1, 0]",
+                [[1.0, 1.0], [0.0, 0.0]],
+                [[0.0, 1.0], [0.0, 0.0]],
+                options={"weight": [1.0, 0.0]},
+            ),
+        ),
+        target_kind=PER_ROW,
+        variants=({"eps": 1e-2},),
+    ),
+    LossSpec(
+        name="mean_squared_logarithmic_error",
+        aliases=("msle_loss",),
+        family="regression",
+        functional=F.mean_squared_logarithmic_error,
+        module_name="MeanSquaredLogarithmicError",
+        module_aliases=("MSLELoss",),
+        reference=R.mean_squared_logarithmic_error,
+        summary="Keras' MSLE: mean((log(max(x, ε) + 1) - log(max(y, ε) + 1))²) per sample",
+        when_to_use="non-negative targets spanning magnitudes (counts, prices); porting Keras",
+        examples=(
+            Example(
+                "Keras 3's MeanSquaredLogarithmicError metric docstring: y_true = [[0, 1], "
+                "[0, 0]], y_pred = [[1, 1], [0, 0]]",
+                [[1.0, 1.0], [0.0, 0.0]],
+                [[0.0, 1.0], [0.0, 0.0]],
+            ),
+        ),
+        target_kind=COUNTS,
+        variants=({"eps": 0.5}, {"eps": 0.0}),
+    ),
+    LossSpec(
+        name="hinge",
+        family="binary",
+        functional=F.hinge,
+        module_name="Hinge",
+        reference=R.hinge,
+        summary="Keras' hinge: mean(max(1 - y x, 0)) per sample, labels -1/1 (0/1 converted)",
+        when_to_use="max-margin (SVM-style) binary or multi-label classifiers; porting Keras",
+        examples=(
+            Example(
+                "Keras 3's Hinge metric docstring: y_true = [[0, 1], [0, 0]], "
+                "y_pred = [[0.6, 0.4], [0.4, 0.6]]",
+                [[0.6, 0.4], [0.4, 0.6]],
+                [[0.0, 1.0], [0.0, 0.0]],
+            ),
+        ),
+        input_kind=LOGITS,
+        target_kind=SIGNS,
+    ),
+    LossSpec(
+        name="squared_hinge",
+        family="binary",
+        functional=F.squared_hinge,
+        module_name="SquaredHinge",
+        reference=R.squared_hinge,
+        summary="Keras' squared hinge: mean(max(1 - y x, 0)²) per sample",
+        when_to_use="a smooth max-margin loss (L2-SVM); porting Keras",
+        examples=(
+            Example(
+                "Keras 3's SquaredHinge metric docstring: y_true = [[0, 1], [0, 0]], "
+                "y_pred = [[0.6, 0.4], [0.4, 0.6]]",
+                [[0.6, 0.4], [0.4, 0.6]],
+                [[0.0, 1.0], [0.0, 0.0]],
+            ),
+        ),
+        input_kind=LOGITS,
+        target_kind=SIGNS,
+    ),
+    LossSpec(
+        name="categorical_hinge",
+        family="multiclass",
+        functional=F.categorical_hinge,
+        module_name="CategoricalHinge",
+        reference=R.categorical_hinge,
+        summary="Keras' categorical hinge: max(max_j (1 - y_j) x_j - Σ y_j x_j + 1, 0) per sample",
+        when_to_use="multi-class max-margin (Crammer-Singer) on one-hot rows; porting Keras",
+        examples=(
+            Example(
+                "Keras 3's CategoricalHinge metric docstring: y_true = [[0, 1], [0, 0]], "
+                "y_pred = [[0.6, 0.4], [0.4, 0.6]]",
+                [[0.6, 0.4], [0.4, 0.6]],
+                [[0.0, 1.0], [0.0, 0.0]],
+            ),
+        ),
+        input_kind=LOGITS,
+        target_kind=SAMPLE_ROWS,
+        paper="https://jmlr.org/papers/v2/crammer01a.html",
+    ),
+    LossSpec(
+        name="cosine_similarity_loss",
+        family="regression",
+        functional=F.cosine_similarity_loss,
+        module_name="CosineSimilarityLoss",
+        reference=R.cosine_similarity_loss,
+        summary="Keras' cosine similarity: -Σ x̂ ŷ along `dim`, norms floored at ε; in [-1, 1]",
+        when_to_use="matching directions (embeddings), not lengths; porting Keras",
+        examples=(
+            Example(
+                "Keras 3's cosine_similarity docstring: y_true = [[0, 1], [1, 1], [1, 1]], "
+                "y_pred = [[1, 0], [1, 1], [-1, -1]]",
+                [[1.0, 0.0], [1.0, 1.0], [-1.0, -1.0]],
+                [[0.0, 1.0], [1.0, 1.0], [1.0, 1.0]],
+            ),
+        ),
+        target_kind=DIRECTIONS,
+        variants=({"eps": 3.0},),
+        minimum=-1.0,
+    ),
+    LossSpec(
+        name="poisson_loss",
+        family="regression",
+        functional=F.poisson_loss,
+        module_name="PoissonLoss",
+        reference=R.poisson_loss,
+        summary="Keras' Poisson: mean(x - y log(x + ε)) per sample, x a rate >= 0",
+        when_to_use="count targets with a rate output (softplus, exp); porting Keras",
+        examples=(
+            Example(
+                "Keras 3's Poisson metric docstring: y_true = [[0, 1], [0, 0]], "
+                "y_pred = [[1, 1], [0, 0]]",
+                [[1.0, 1.0], [0.0, 0.0]],
+                [[0.0, 1.0], [0.0, 0.0]],
+            ),
+        ),
+        input_kind=RATE,
+        target_kind=COUNTS,
+        variants=({"eps": 1e-2},),
+        minimum=-math.inf,
     ),
 )
 

@@ -13,7 +13,7 @@ __all__ = ["rows", "main"]
 
 
 def rows() -> list[dict[str, object]]:
-    """One row per (loss, example): losskit's value, torch's built-in, the article's."""
+    """One row per (loss, example): losskit's value, torch's built-in, the printed one."""
     out = []
     for spec in REGISTRY.values():
         for example in spec.examples:
@@ -28,7 +28,7 @@ def rows() -> list[dict[str, object]]:
                     "options": ", ".join(f"{k}={v}" for k, v in example.options.items()),
                     "losskit": value,
                     "torch": None if builtin is None else float(builtin),
-                    "article": example.article_value,
+                    "printed": example.printed_value,
                 }
             )
     return out
@@ -40,12 +40,12 @@ def _table(data: list[dict[str, object]]) -> str:
             return "-"
         return f"{v:.6f}" if isinstance(v, float) else str(v)
 
-    headers = ["loss", "losskit", "torch", "article", "example"]
+    headers = ["loss", "losskit", "torch", "printed", "example"]
     body = []
     for row in data:
         example = row["example"] + (f"; {row['options']}" if row["options"] else "")
-        article = "-" if row["article"] is None else f"{row['article']:g}"
-        body.append([row["loss"], cell(row["losskit"]), cell(row["torch"]), article, example])
+        printed = "-" if row["printed"] is None else f"{row['printed']:g}"
+        body.append([row["loss"], cell(row["losskit"]), cell(row["torch"]), printed, example])
     widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(headers)]
     widths[-1] = len(headers[-1])  # the last column is not padded
 
@@ -61,8 +61,8 @@ def _table(data: list[dict[str, object]]) -> str:
 def main() -> None:
     print("losskit: every registered loss on its worked example (float32).")
     print(
-        "torch = torch's built-in where torch has the loss; article = the value printed "
-        "where the example comes from\n(a seed article, or a losskit docstring).\n"
+        "torch = torch's built-in where torch has the loss; printed = the value printed "
+        "where the example comes from\n(a published tutorial, or a losskit docstring).\n"
     )
     print(_table(rows()))
 

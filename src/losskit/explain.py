@@ -54,7 +54,7 @@ class Explanation:
 
     Attributes:
         name: the loss.
-        source: where the input comes from (an article's example, or "given").
+        source: where the input comes from (a published worked example, or "given").
         options: the options used.
         steps: the named steps, each with ``name``, ``formula`` and ``value``.
         result: the reference's result: a float, or a list for ``reduction="none"``.
@@ -145,7 +145,7 @@ def explain(
     Args:
         name: a registered loss name or alias (``losskit list`` shows them).
         input, target: arrays, nested lists or tensors. Both ``None``: the loss's first
-            embedded example (an article's inputs where one exists), with its options
+            embedded example (a published tutorial's inputs where one exists), with its options
             (explicit options override them).
         **options: the loss's options; lists become tensors (``weight=[2, 1, 2]``).
             For ``detection_focal_loss`` pass ``anchor_state=`` here, for

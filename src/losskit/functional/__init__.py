@@ -4,9 +4,10 @@ Each family module lists its own public names (``__all__``); this package re-exp
 them all, and a test checks them against the registry.
 """
 
-from . import binary, detection, linear, metrics, multiclass, regression
+from . import binary, detection, keras, linear, metrics, multiclass, regression
 from .binary import *  # noqa: F403
 from .detection import *  # noqa: F403
+from .keras import *  # noqa: F403
 from .linear import *  # noqa: F403
 from .metrics import *  # noqa: F403
 from .multiclass import *  # noqa: F403
@@ -18,5 +19,6 @@ __all__ = [
     *multiclass.__all__,
     *detection.__all__,
     *linear.__all__,
+    *keras.__all__,
     *metrics.__all__,
 ]
