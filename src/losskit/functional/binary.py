@@ -154,9 +154,10 @@ def sigmoid_focal_loss(
     ``log p_t`` is the binary cross entropy with logits (so ``pos_weight`` scales its
     positive term), and the modulating factor is computed in log space,
     ``(1 - p_t)^\gamma = \exp(\gamma \log(1 - p_t))`` with
-    ``\log(1 - p_t) = \operatorname{logaddexp}(\log y + \log\sigma(-x),
-    \log(1 - y) + \log\sigma(x))``, so logits of +-1e4 and every ``gamma >= 0`` (0 and
-    0 < gamma < 1 included) give finite values and gradients. ``gamma=0`` with
+    ``\log(1 - p_t) = \log\sigma(-x)`` for ``y = 1``, ``\log\sigma(x)`` for ``y = 0``
+    and ``\operatorname{logaddexp}(\log y + \log\sigma(-x), \log(1 - y) + \log\sigma(x))``
+    for soft targets (never ``\log 0``), so logits of +-1e4 and every ``gamma >= 0`` (0 and
+    0 < gamma < 1 included) give finite values, gradients and second derivatives. ``gamma=0`` with
     ``alpha=None`` equals :func:`binary_cross_entropy_with_logits` exactly.
 
     Unlike torchvision (``reduction="none"`` by default), the default is ``"mean"``.

@@ -35,15 +35,7 @@ _LOG2 = math.log(2.0)
 
 def _builtin(name, torch_fn, input, target, weight, reduction, normalizer, broadcast, **hyper):
     """A loss torch has: validated here, computed and reduced by torch where it can be."""
-    x, y, w = prepare_pointwise(
-        name,
-        input,
-        target,
-        weight=weight,
-        reduction=reduction,
-        normalizer=normalizer,
-        broadcast=broadcast,
-    )
+    x, y, w = _prepared(name, input, target, weight, reduction, normalizer, broadcast)
     return reduce_builtin(
         lambda red: torch_fn(x, y, reduction=red, **hyper),
         reduction,
@@ -55,7 +47,12 @@ def _builtin(name, torch_fn, input, target, weight, reduction, normalizer, broad
 
 def _pointwise(name, per_element, input, target, weight, reduction, normalizer, broadcast):
     """A loss of the residual that torch lacks: ``per_element(x, y)``, then reduced."""
-    x, y, w = prepare_pointwise(
+    x, y, w = _prepared(name, input, target, weight, reduction, normalizer, broadcast)
+    return reduce(per_element(x, y), reduction, weight=w, normalizer=normalizer)
+
+
+def _prepared(name, input, target, weight, reduction, normalizer, broadcast):
+    return prepare_pointwise(
         name,
         input,
         target,
@@ -64,7 +61,6 @@ def _pointwise(name, per_element, input, target, weight, reduction, normalizer, 
         normalizer=normalizer,
         broadcast=broadcast,
     )
-    return reduce(per_element(x, y), reduction, weight=w, normalizer=normalizer)
 
 
 def l1_loss(input, target, *, weight=None, reduction="mean", normalizer=None, broadcast=False):
@@ -152,15 +148,7 @@ def rmse_loss(input, target, *, weight=None, reduction="mean", normalizer=None, 
         >>> LF.rmse_loss(torch.tensor([0.020, 0.176, 0.313]), torch.tensor([0.019, 0.234, 0.918]))
         tensor(0.3509)
     """
-    x, y, w = prepare_pointwise(
-        "rmse_loss",
-        input,
-        target,
-        weight=weight,
-        reduction=reduction,
-        normalizer=normalizer,
-        broadcast=broadcast,
-    )
+    x, y, w = _prepared("rmse_loss", input, target, weight, reduction, normalizer, broadcast)
     r = x - y
     dims = tuple(range(r.dim())) if reduction == "mean" else tuple(range(1, r.dim()))
     # RMSE is homogeneous of degree 1: rmse(r) = s rmse(r / s), s = max |r| (per sample),
