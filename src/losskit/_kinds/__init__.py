@@ -5,7 +5,9 @@ log-probabilities) and of its target (real values, values in [0, 1], class indic
 probability rows, anchors, a linear layer's classes). Everything that depends on the kind
 asks its object: valid sample inputs (tests, benchmarks), the inputs of a plot, the names of
 extra positional inputs, the shape of ``reduction="none"``, the kind of weight a loss takes,
-and a description for ``losskit explain``. A new kind is one new object here.
+and a description for ``losskit explain``. The first families' kinds are here; a later
+family's kinds live in its own module of this package (``_kinds/<family>.py``), built on
+the classes here.
 
 Example:
     >>> import torch

@@ -1,0 +1,16 @@
+"""The registry's rows, one module per family; :mod:`losskit._registry` collects them in
+this order (the order of ``losskit list`` and of the README's table). A new family is one
+module here and one line below."""
+
+from __future__ import annotations
+
+from . import binary, detection, keras, linear, multiclass, regression
+
+ROWS = (
+    *regression.ROWS,
+    *binary.ROWS,
+    *multiclass.ROWS,
+    *detection.ROWS,
+    *linear.ROWS,
+    *keras.ROWS,
+)
