@@ -136,6 +136,11 @@ LOGPROBS = _LogProbs("logprobs", "log-probabilities", "log-probability", scalabl
 
 
 # --------------------------------------------------------------------------- targets
+# The x axes of ``losskit plot``: the residual, the true class's probability, a box
+# pair's IoU. A kind with a new axis adds it here.
+PLOT_AXES = ("residual", "p_t", "iou")
+
+
 @dataclass(frozen=True)
 class ExtraInput:
     """A positional input after the target: its name, whether it holds integers, and
@@ -151,7 +156,8 @@ class TargetKind:
     """What the target holds, and what follows from it.
 
     ``weight_kind``: ``"element"`` (a weight broadcast to the input), ``"class"`` (one per
-    class) or ``None`` (no weight). ``plot_axis``: ``"residual"`` or ``"p_t"``.
+    class), ``"sample"`` (one per value of ``reduction="none"``) or ``None`` (no weight).
+    ``plot_axis``: one of :data:`PLOT_AXES`.
     ``integer``: the target holds class indices. ``extra_inputs``: positional inputs after
     the target.
     """

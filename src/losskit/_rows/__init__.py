@@ -6,6 +6,15 @@ from __future__ import annotations
 
 from . import binary, detection, keras, linear, multiclass, regression
 
+# The families a row may name (``LossSpec.family``); a new family adds its name here.
+FAMILIES = (
+    "regression",
+    "binary",
+    "multiclass",
+    "detection",
+    "language model",
+)
+
 ROWS = (
     *regression.ROWS,
     *binary.ROWS,
