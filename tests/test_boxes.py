@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 import subprocess
 import sys
 import types
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import losskit
 from losskit import LossInputError
 from losskit.functional import boxes as F
 
@@ -159,3 +161,45 @@ def test_invalid_boxes_raise(name):
         getattr(F, name)(bad, good)
     with pytest.raises(LossInputError, match="box_format"):
         getattr(F, name)(good, good, box_format="yxyx")
+
+
+def test_complete_iou_gradient_holds_alpha_constant():
+    """CIoU's gradient is that of ``DIoU + alpha v`` with ``alpha`` held at its value (the
+    row's ``detached``): float64 gradcheck of that surrogate, alpha computed once."""
+    x, y = losskit.spec("complete_box_iou_loss").sample((6, 4), seed=3)
+
+    def v(b):
+        w, h = b[..., 2] - b[..., 0], b[..., 3] - b[..., 1]
+        return w, h
+
+    def aspect(p):
+        (wp, hp), (wt, ht) = v(p), v(y)
+        return 4 / math.pi**2 * (torch.atan(wt / ht) - torch.atan(wp / hp)) ** 2
+
+    with torch.no_grad():
+        iou = 1 - F.box_iou_loss(x, y, reduction="none", eps=1e-7)
+        a = aspect(x)
+        alpha = a / (1 - iou + a + 1e-7)
+
+    def surrogate(p):
+        return F.distance_box_iou_loss(p, y, reduction="none") + alpha * aspect(p)
+
+    xg = x.clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(surrogate, (xg,))
+    got = torch.autograd.grad(F.complete_box_iou_loss(xg, y, reduction="sum"), xg)[0]
+    want = torch.autograd.grad(surrogate(xg).sum(), xg)[0]
+    torch.testing.assert_close(got, want)
+    assert losskit.spec("complete_box_iou_loss").detached
+
+
+def test_box_rows_modules_and_weights():
+    """The registry rows: modules of torch's naming, a weight per box, 'none' per box."""
+    x, y = losskit.spec("box_iou_loss").sample((5, 4), seed=1)
+    w = torch.tensor([1.0, 0.0, 2.0, 1.0, 1.0], dtype=torch.float64)
+    for name in F.__all__:
+        row = losskit.spec(name)
+        per_box = row.functional(x, y, reduction="none")
+        assert per_box.shape == (5,)
+        want = (per_box * w).sum() / w.sum()
+        torch.testing.assert_close(row.module(weight=None)(x, y, weight=w), want)
+        torch.testing.assert_close(losskit.get(row.module_name)(x, y, weight=w), want)

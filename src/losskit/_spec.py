@@ -64,6 +64,9 @@ class LossSpec:
     given. ``minimum`` is the least value of the loss per sample (and of a mean): 0
     unless the row says otherwise (cosine similarity's -1; ``-inf`` for a loss with no
     lower bound, as the Poisson loss without its ``log(y!)`` term).
+    ``detached`` names what the loss's definition holds constant in its gradient (CIoU's
+    ``alpha``, as in the paper and torchvision): that gradient is not the derivative of
+    the value, so the numerical gradient checks do not apply to the row.
 
     ``functional``, ``reference`` and ``torch_builtin`` all take ``(input, target,
     *extra, **options)``; a loss whose public signature orders its inputs otherwise is
@@ -87,6 +90,7 @@ class LossSpec:
     torch_builtin: Callable[..., torch.Tensor | None] | None = None
     paper: str | None = None
     minimum: float = 0.0
+    detached: str | None = None
 
     def __call__(self, input, target, *extra, **options):
         return self.functional(input, target, *extra, **options)

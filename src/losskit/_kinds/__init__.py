@@ -437,7 +437,7 @@ class _Rate(InputKind):
 RATE = _Rate("rate", "rates >= 0 (a Poisson mean, not its log)", "rate", scalable=False)
 
 
-class _OnePerSample:
+class OnePerSample:
     """One loss per sample, over the last axis: ``none_shape`` drops it, and the weight
     has that shape (``weight_kind="sample"``)."""
 
@@ -453,7 +453,7 @@ class _OnePerSample:
         return (torch.rand(shape, generator=g, dtype=torch.float64) + 0.25).to(dtype)
 
 
-class _LastAxis(_OnePerSample, _RealTarget):
+class _LastAxis(OnePerSample, _RealTarget):
     def plot_inputs(self, input_kind, r):
         # one feature per sample: target 1, prediction 1 + r (a relative error of r)
         leaf = r.clone().requires_grad_(True)
@@ -489,7 +489,7 @@ class _Directions(_LastAxis):
         return x, y, (), leaf, input_kind.entry
 
 
-class _Signs(_OnePerSample, TargetKind):
+class _Signs(OnePerSample, TargetKind):
     def sample_target(self, shape, g, *, extreme, dtype):
         return torch.where(torch.rand(shape, generator=g) > 0.5, 1.0, -1.0).double(), ()
 
@@ -500,7 +500,7 @@ class _Signs(_OnePerSample, TargetKind):
         return x.unsqueeze(-1), y, (), x, _true(input_kind.entry)
 
 
-class _SampleRows(_OnePerSample, _Rows):
+class _SampleRows(OnePerSample, _Rows):
     pass
 
 

@@ -4,7 +4,7 @@ module here and one line below."""
 
 from __future__ import annotations
 
-from . import binary, detection, keras, linear, multiclass, regression
+from . import binary, boxes, detection, keras, linear, multiclass, regression
 
 # The families a row may name (``LossSpec.family``); a new family adds its name here.
 FAMILIES = (
@@ -13,6 +13,7 @@ FAMILIES = (
     "multiclass",
     "detection",
     "language model",
+    "box regression",
 )
 
 ROWS = (
@@ -22,4 +23,5 @@ ROWS = (
     *detection.ROWS,
     *linear.ROWS,
     *keras.ROWS,
+    *boxes.ROWS,
 )

@@ -4,8 +4,9 @@ Each family module lists its own public names (``__all__``); this package re-exp
 them all, and a test checks them against the registry.
 """
 
-from . import binary, detection, keras, linear, metrics, multiclass, regression
+from . import binary, boxes, detection, keras, linear, metrics, multiclass, regression
 from .binary import *  # noqa: F403
+from .boxes import *  # noqa: F403
 from .detection import *  # noqa: F403
 from .keras import *  # noqa: F403
 from .linear import *  # noqa: F403
@@ -20,5 +21,6 @@ __all__ = [
     *detection.__all__,
     *linear.__all__,
     *keras.__all__,
+    *boxes.__all__,
     *metrics.__all__,
 ]

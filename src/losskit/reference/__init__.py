@@ -12,9 +12,10 @@ Example:
     (1.0, ['prediction', 'target', 'residual', 'absolute error', 'sum', 'count', 'mean'])
 """
 
-from . import binary, keras, linear, multiclass, regression
+from . import binary, boxes, keras, linear, multiclass, regression
 from ._steps import Step, record
 from .binary import *  # noqa: F403
+from .boxes import *  # noqa: F403
 from .keras import *  # noqa: F403
 from .linear import *  # noqa: F403
 from .multiclass import *  # noqa: F403
@@ -28,4 +29,5 @@ __all__ = [
     *multiclass.__all__,
     *linear.__all__,
     *keras.__all__,
+    *boxes.__all__,
 ]
