@@ -236,41 +236,65 @@ def _softmax_loss_kernel(
     tl.store(den_ptr + row, tl.where(counted, w_t, 0.0))
 
 
+def launch(x, target, weight, grad, *, ignore_index, mode, eps, z, gamma, alpha, beta, log_zero):
+    """Run the kernel on contiguous logits ``x`` ``(N, C, *)`` and targets ``(N, *)``,
+    writing the gradient of each row's loss into ``grad`` (``x`` itself is allowed: each
+    element is read before its gradient is stored, and a row has one program). Returns
+    ``(loss, den)`` per row, float32."""
+    n, c = x.shape[0], x.shape[1]
+    spatial = x.numel() // max(n * c, 1) if x.numel() else 1
+    rows = n * spatial
+    loss = torch.empty(rows, dtype=torch.float32, device=x.device)
+    den = torch.empty(rows, dtype=torch.float32, device=x.device)
+    w_sum = weight.sum(dtype=torch.float32).reshape(1) if weight is not None else None
+    if rows:
+        block = min(triton.next_power_of_2(c), 4096)
+        _softmax_loss_kernel[(rows,)](
+            x,
+            target,
+            weight if weight is not None else x,
+            w_sum if w_sum is not None else x,
+            grad,
+            loss,
+            den,
+            c,
+            spatial,
+            ignore_index,
+            float(eps),
+            float(z),
+            float(gamma),
+            float(alpha),
+            float(beta),
+            float(log_zero),
+            MODE=mode,
+            HAS_W=weight is not None,
+            SMOOTH=eps > 0,
+            ZLOSS=z > 0,
+            BLOCK=block,
+        )
+    return loss, den
+
+
 class _SoftmaxLoss(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, target, weight, ignore_index, mode, eps, z, gamma, alpha, beta, log_zero):
         n, c = x.shape[0], x.shape[1]
         spatial = x.numel() // max(n * c, 1) if x.numel() else 1
-        rows = n * spatial
         grad = torch.empty_like(x)
-        loss = torch.empty(rows, dtype=torch.float32, device=x.device)
-        den = torch.empty(rows, dtype=torch.float32, device=x.device)
-        w_sum = weight.sum(dtype=torch.float32).reshape(1) if weight is not None else None
-        if rows:
-            block = min(triton.next_power_of_2(c), 4096)
-            _softmax_loss_kernel[(rows,)](
-                x,
-                target,
-                weight if weight is not None else x,
-                w_sum if w_sum is not None else x,
-                grad,
-                loss,
-                den,
-                c,
-                spatial,
-                ignore_index,
-                float(eps),
-                float(z),
-                float(gamma),
-                float(alpha),
-                float(beta),
-                float(log_zero),
-                MODE=mode,
-                HAS_W=weight is not None,
-                SMOOTH=eps > 0,
-                ZLOSS=z > 0,
-                BLOCK=block,
-            )
+        loss, den = launch(
+            x,
+            target,
+            weight,
+            grad,
+            ignore_index=ignore_index,
+            mode=mode,
+            eps=eps,
+            z=z,
+            gamma=gamma,
+            alpha=alpha,
+            beta=beta,
+            log_zero=log_zero,
+        )
         ctx.save_for_backward(grad)
         ctx.shape = (n, c, spatial)
         return loss, den
