@@ -255,3 +255,102 @@ def test_runner_suite_linear(monkeypatch):
     runner.main(["--suite", "linear", "--quick"])
     runner.main(["--suite", "linear"])
     assert seen == [["--quick"], []]
+
+
+# ----------------------------------------------------------------------------- CPU suite
+def test_every_row_has_a_composition_or_a_stated_reason():
+    """A new registry row gets a composition in ``benchmarks/compositions.py`` (the code
+    a user would write instead), or a reason in ``NO_COMPOSITION``."""
+    from benchmarks.compositions import COMPOSITIONS, NO_COMPOSITION
+
+    import losskit
+
+    missing = [n for n in losskit.REGISTRY if n not in COMPOSITIONS and n not in NO_COMPOSITION]
+    assert not missing, f"rows with neither a composition nor a reason: {missing}"
+    assert not set(COMPOSITIONS) & set(NO_COMPOSITION)
+    assert all(isinstance(r, str) and len(r) > 20 for r in NO_COMPOSITION.values())
+    assert set(COMPOSITIONS) | set(NO_COMPOSITION) <= set(losskit.REGISTRY)
+
+
+def _composition_cases():
+    from benchmarks.compositions import COMPOSITIONS
+
+    return [(n, label, fn) for n, peers in COMPOSITIONS.items() for label, fn in peers]
+
+
+@pytest.mark.parametrize(
+    "name, label, fn", _composition_cases(), ids=[f"{c[0]}-{c[1]}" for c in _composition_cases()]
+)
+def test_composition_is_the_same_loss(name, label, fn):
+    """Each composition gives losskit's value (and gradient) on the benchmark's kind of
+    inputs, small: the benchmark compares like with like."""
+    from benchmarks import runner
+
+    import losskit
+
+    spec = losskit.spec(name)
+    shape = spec.target_kind.typical_shape(1 << 20)
+    small = tuple(min(n, 6) for n in shape)
+    args = runner._cpu_inputs(spec, small)
+    x1 = args[0].clone().requires_grad_(True)
+    x2 = args[0].clone().requires_grad_(True)
+    want = spec.functional(x1, *args[1:])
+    got = fn(x2, *args[1:])
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+    want.backward()
+    got.backward()
+    torch.testing.assert_close(x2.grad, x1.grad, rtol=1e-3, atol=1e-5)
+
+
+def test_peak_step_bytes_counts_the_step_allocations():
+    from benchmarks import runner
+
+    x = torch.randn(1024, 256, requires_grad=True)  # 1 MiB
+
+    def step():
+        x.grad = None
+        # exp's 1 MiB result is saved for its backward, which allocates the 1 MiB gradient
+        # while the result is still held
+        x.exp().sum().backward()
+
+    step()
+    x.grad = None
+    peak = runner.peak_step_bytes(step)
+    assert 2 * 2**20 <= peak < 3 * 2**20
+
+
+def test_cpu_suite_smoke_run(tmp_path, capsys):
+    import json
+
+    from benchmarks import runner
+
+    rows = ["mse_loss", "softmax_focal_loss", "linear_cross_entropy"]
+    argv = ["--suite", "cpu", "--size", "4096", "--budget", "0.01", "--out", str(tmp_path)]
+    runner.main([*argv, "--rows", *rows])
+    out = capsys.readouterr().out
+    data = json.loads((tmp_path / "results.json").read_text())
+    got = {r["loss"]: r for r in data["rows"]}
+    assert set(got) == {"mse_loss", "softmax_focal_loss", "softmax_focal_loss (segmentation map)"}
+    for r in got.values():
+        assert r["losskit_median_ms"] >= r["losskit_min_ms"] > 0
+        assert r["composition_median_ms"] >= r["composition_min_ms"] > 0
+        assert r["time_ratio"] == pytest.approx(
+            r["losskit_median_ms"] / r["composition_median_ms"], rel=1e-2
+        )
+        assert r["losskit_peak_mb"] > 0 and r["value_rel_diff"] < 1e-4
+        assert r["rounds"] >= 5
+    assert got["mse_loss"]["composition"] == "torch F.mse_loss"
+    table = (tmp_path / "results.md").read_text()
+    assert "| `softmax_focal_loss (segmentation map)` | 2x19x" in table
+    assert "- `linear_cross_entropy`: its cost is" in table
+    assert table.strip() in out
+
+
+def test_readme_holds_the_generated_cpu_table():
+    from benchmarks import runner
+
+    readme = (ROOT / "README.md").read_text()
+    assert readme.count(runner.README_BEGIN) == 1 and readme.count(runner.README_END) == 1
+    replaced = runner.replace_between_markers(readme, "TABLE")
+    assert runner.README_BEGIN + "\nTABLE\n" + runner.README_END in replaced
+    assert runner.replace_between_markers(replaced, "TABLE") == replaced

@@ -447,3 +447,197 @@ def check_prob_rows(
         f"{n_off} of {sums.numel()} rows do not (sums from {lo:.6g} to {hi:.6g}).",
         "normalise with target / target.sum(dim, keepdim=True), or pass class indices.",
     )
+
+
+# --------------------------------------------------------------------------- call forms
+# Habits from other libraries, for the unknown-option error: the option a user types there
+# -> the hint that names losskit's argument. Each entry takes the loss's valid options.
+_DEPRECATED = {"size_average", "reduce"}
+
+
+def _from_logits_hint(loss: str) -> str:
+    """What the loss's input is (its registry row's input kind), for ``from_logits=``."""
+    from ._registry import REGISTRY
+
+    row = REGISTRY.get(loss) or next((r for r in REGISTRY.values() if r.module_name == loss), None)
+    kind = row.input_kind.name if row is not None else None
+    if kind == "logits":
+        return f"{loss} always takes logits (Keras' from_logits=True); drop the option."
+    if kind in ("probs", "logprobs"):
+        what = row.input_kind.description
+        return (
+            f"{loss} takes {what} (Keras' from_logits=False); for logits use the "
+            "_with_logits form or cross_entropy."
+        )
+    return f"{loss} takes no from_logits; categorical_cross_entropy does, as in Keras."
+
+
+def _habit(option: str, valid, loss: str = "") -> str | None:
+    v = set(valid)
+    if option in _DEPRECATED:
+        return (
+            "size_average and reduce are torch's deprecated forms of reduction: pass "
+            "reduction='mean', 'sum' or 'none'."
+        )
+    if option == "axis":
+        if "dim" in v:
+            return "losskit calls Keras' axis dim: pass dim=."
+        return (
+            "the classes are dimension 1 here (torch's layout): move them with "
+            "input.movedim(-1, 1), target.movedim(-1, 1)."
+        )
+    if option == "from_logits":
+        return _from_logits_hint(loss)
+    if option == "alpha" and "weight" in v and "gamma" in v:
+        return (
+            "the softmax focal loss balances classes with weight= (one value per "
+            "class, (C,)), not a scalar alpha; sigmoid_focal_loss takes alpha."
+        )
+    if option in ("class_weight", "class_weights") and "weight" in v:
+        return "class weights are weight= here (one value per class)."
+    if option == "sample_weight" and "weight" in v:
+        return "Keras' sample_weight is weight= here."
+    if option == "mode":
+        return (
+            "smp's mode= chooses the form: losskit has one function per form "
+            "(binary/multilabel: binary_cross_entropy_with_logits, sigmoid_focal_loss; "
+            "multiclass: cross_entropy, softmax_focal_loss)."
+        )
+    if option in ("smooth_factor", "smoothing") and "label_smoothing" in v:
+        return "losskit calls it label_smoothing."
+    if option in ("ignore_label", "ignore_value", "ignore_idx") and "ignore_index" in v:
+        return "losskit calls it ignore_index."
+    if option == "delta" and "beta" in v:
+        return "smooth_l1_loss's threshold is beta (huber_loss takes delta)."
+    if option == "beta" and "delta" in v:
+        return "huber_loss's threshold is delta (smooth_l1_loss takes beta)."
+    if option == "gamma" and "label_smoothing" in v:
+        return "cross_entropy has no gamma: the focal form is softmax_focal_loss(gamma=)."
+    if option in ("y_true", "y_pred"):
+        return "losskit takes (input, target) positionally, Keras (y_true, y_pred)."
+    return None
+
+
+def check_options(
+    loss: str, options: Iterable[str], valid: Iterable[str], inputs: Iterable[str] = ()
+) -> None:
+    """Every option is one the loss takes; else the "unknown option ... did you mean"
+    error, with a hint for a habit from torch, Keras or smp (``axis=``, ``from_logits=``,
+    ``alpha=`` of a softmax focal loss, ``mode=``, ``size_average=``...)."""
+    import difflib
+
+    valid = list(valid)
+    unknown = sorted(set(options) - set(valid) - set(inputs))
+    if not unknown:
+        return
+    hint = _habit(unknown[0], valid, loss)
+    if hint is None:
+        close = difflib.get_close_matches(unknown[0], valid, n=1)
+        hint = f"did you mean {close[0]}?" if close else None
+    fail(
+        loss,
+        f"unknown option {', '.join(map(repr, unknown))}; valid options are {', '.join(valid)}.",
+        hint,
+        cls=LossTypeError,
+    )
+
+
+def legacy_reduction(size_average: object, reduce: object) -> str:
+    """torch's reading of its deprecated ``size_average``/``reduce`` pair."""
+    if reduce is False:
+        return "none"
+    return "sum" if size_average is False else "mean"
+
+
+def positional_options(
+    loss: str,
+    args: tuple,
+    order: tuple[str, ...],
+    given: Iterable[str],
+    *,
+    module: bool,
+    valid: Iterable[str] = (),
+) -> dict[str, object]:
+    """Options given positionally, named by ``order``: torch's (or the peer's) positional
+    order of the loss's options (``LossSpec.positional``). ``None`` in one of torch's
+    deprecated ``size_average``/``reduce`` slots is a placeholder; a value there is an
+    error that names the ``reduction`` to pass."""
+    where = f"{loss}(...)" if module else f"{loss}(input, target, ...)"
+    if len(args) > len(order):
+        if not order:
+            fail(
+                loss,
+                f"takes its options as keyword arguments, got {len(args)} positional "
+                f"({', '.join(map(repr, args))}).",
+                f"name each one, e.g. {where.replace('...', 'reduction=' + repr('sum'))}"
+                + (f"; the options are {', '.join(valid)}." if valid else "."),
+                cls=LossTypeError,
+            )
+        fail(
+            loss,
+            f"takes at most {len(order)} options positionally, in torch's order "
+            f"({', '.join(order)}), got {len(args)} ({', '.join(map(repr, args))}).",
+            "pass the others as keyword arguments.",
+            cls=LossTypeError,
+        )
+    named = dict(zip(order, args))
+    legacy = {k: named.pop(k) for k in _DEPRECATED & set(named)}
+    if any(v is not None for v in legacy.values()):
+        r = legacy_reduction(legacy.get("size_average"), legacy.get("reduce"))
+        fail(
+            loss,
+            "size_average and reduce are torch's deprecated forms of reduction, got "
+            f"{', '.join(f'{k}={v!r}' for k, v in sorted(legacy.items()))}.",
+            f"pass reduction={r!r} by keyword.",
+            cls=LossTypeError,
+        )
+    twice = sorted(set(named) & set(given))
+    if twice:
+        fail(
+            loss,
+            f"got {twice[0]} both positionally and by keyword.",
+            f"pass {twice[0]} once, by keyword.",
+            cls=LossTypeError,
+        )
+    return named
+
+
+def call_forms(fn):
+    """The public form of a loss function: the call forms a user already writes.
+
+    Options given positionally after the inputs are named by torch's (or the peer's)
+    positional order, which the loss's registry row declares (``LossSpec.positional``):
+    ``cross_entropy(x, y, w)`` is ``cross_entropy(x, y, weight=w)``. Beyond that order, or
+    with an unknown keyword, the call is a :class:`LossTypeError` naming the keyword to
+    use (:func:`check_options`). The fast path (inputs positional, known keywords) costs
+    one call; ``inspect.unwrap`` gives ``fn``, whose options stay keyword-only.
+    """
+    import functools
+    import inspect
+
+    params = inspect.signature(fn).parameters.values()
+    inputs = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    valid = frozenset(p.name for p in params)
+    options = [p.name for p in params if p.kind is p.KEYWORD_ONLY]
+    n = len(inputs)
+    name = fn.__name__
+
+    def slow(args, kw):
+        order = ()
+        if len(args) > n:
+            from ._registry import REGISTRY
+
+            row = REGISTRY.get(name)
+            order = row.positional if row is not None else ()
+        check_options(name, kw, options, inputs)
+        named = positional_options(name, args[n:], order, kw, module=False, valid=options)
+        return args[:n], {**kw, **named}
+
+    @functools.wraps(fn)
+    def call(*args, **kw):
+        if len(args) > n or not valid.issuperset(kw):
+            args, kw = slow(args, kw)
+        return fn(*args, **kw)
+
+    call.positional_inputs = tuple(inputs)
+    return call

@@ -68,6 +68,13 @@ class LossSpec:
     ``alpha``, as in the paper and torchvision): that gradient is not the derivative of
     the value, so the numerical gradient checks do not apply to the row.
 
+    ``positional`` is torch's (or the peer's) positional order of the options after the
+    inputs, for the functional and the module alike: ``("weight", "size_average",
+    "ignore_index", "reduce", "reduction", "label_smoothing")`` lets a torch user write
+    ``cross_entropy(x, y, w)`` and ``CrossEntropyLoss(w)``. Empty (the default): the
+    options are keyword-only. Beyond the order, a positional option is a
+    :class:`~losskit.LossTypeError` naming the keyword (:func:`losskit._checks.call_forms`).
+
     ``functional``, ``reference`` and ``torch_builtin`` all take ``(input, target,
     *extra, **options)``; a loss whose public signature orders its inputs otherwise is
     registered through an adapter (:func:`weight_after_target`) that keeps the public
@@ -90,6 +97,7 @@ class LossSpec:
     torch_builtin: Callable[..., torch.Tensor | None] | None = None
     paper: str | None = None
     minimum: float = 0.0
+    positional: tuple[str, ...] = ()
     detached: str | None = None
 
     def __call__(self, input, target, *extra, **options):
@@ -169,13 +177,18 @@ def weight_after_target(fn: Callable[..., object]) -> Callable[..., object]:
     ``(input, target, linear_weight, **options)``: input and target first, as for every
     row, and the layer's weight after them as an extra input (``Example.extra``).
 
-    The adapter keeps ``fn``'s name and docstring, ``fn`` itself as ``__wrapped__``
+    Options after the inputs and unknown keywords get :func:`losskit._checks.call_forms`'s
+    rules. The adapter keeps ``fn``'s name and docstring, ``fn`` itself as ``__wrapped__``
     (``inspect.unwrap`` gives the public function) and reports the reordered signature.
     """
 
+    from ._checks import call_forms
+
+    public = fn if hasattr(fn, "positional_inputs") else call_forms(fn)
+
     @functools.wraps(fn)
-    def call(input, target, linear_weight, **options):
-        return fn(input, linear_weight, target, **options)
+    def call(input, target, linear_weight, *args, **options):
+        return public(input, linear_weight, target, *args, **options)
 
     params = list(inspect.signature(fn).parameters.values())
     if [p.name for p in params[:3]] != ["input", "linear_weight", "target"]:

@@ -16,6 +16,8 @@ ROWS = (
         family="binary",
         functional=F.binary_cross_entropy,
         module_name="BCELoss",
+        # torch's positional order
+        positional=("weight", "size_average", "reduce", "reduction"),
         reference=R.binary_cross_entropy,
         summary="BCE on probabilities, log clamped at -100",
         when_to_use="when the model outputs probabilities",
@@ -43,6 +45,8 @@ ROWS = (
         family="binary",
         functional=F.binary_cross_entropy_with_logits,
         module_name="BCEWithLogitsLoss",
+        # torch's positional order
+        positional=("weight", "size_average", "reduce", "reduction", "pos_weight"),
         reference=R.binary_cross_entropy_with_logits,
         summary="BCE on logits; `pos_weight`, `label_smoothing`, `ignore_index`",
         when_to_use="binary and multi-label classification",
@@ -68,6 +72,8 @@ ROWS = (
         family="binary",
         functional=F.sigmoid_focal_loss,
         module_name="SigmoidFocalLoss",
+        # torchvision.ops.sigmoid_focal_loss's order
+        positional=("alpha", "gamma", "reduction"),
         reference=R.sigmoid_focal_loss,
         summary="-α_t (1 - p_t)^γ log p_t on logits, in log space",
         when_to_use="dense detection, heavy imbalance",

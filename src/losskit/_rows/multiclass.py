@@ -28,6 +28,15 @@ ROWS = (
         family="multiclass",
         functional=F.cross_entropy,
         module_name="CrossEntropyLoss",
+        # torch's positional order
+        positional=(
+            "weight",
+            "size_average",
+            "ignore_index",
+            "reduce",
+            "reduction",
+            "label_smoothing",
+        ),
         reference=R.cross_entropy,
         summary="softmax CE: class `weight`, `ignore_index`, `label_smoothing`, `z_loss`, "
         "index or probability targets, K-dim maps",
@@ -88,6 +97,8 @@ ROWS = (
         family="multiclass",
         functional=F.nll_loss,
         module_name="NLLLoss",
+        # torch's positional order
+        positional=("weight", "size_average", "ignore_index", "reduce", "reduction"),
         reference=R.nll_loss,
         summary='-w_y log p_y of log-probabilities (also the 2-D "NLLLoss2d" form)',
         when_to_use="after an explicit log_softmax",
@@ -177,6 +188,8 @@ ROWS = (
         family="multiclass",
         functional=F.categorical_cross_entropy,
         module_name="CategoricalCrossEntropyLoss",
+        # keras.losses.categorical_crossentropy's order (axis is dim)
+        positional=("from_logits", "label_smoothing", "dim"),
         reference=R.categorical_cross_entropy,
         summary="the Keras form: rows rescaled and clipped, `from_logits`, `dim`",
         when_to_use="porting Keras code",

@@ -17,6 +17,8 @@ ROWS = (
         family="regression",
         functional=F.l1_loss,
         module_name="L1Loss",
+        # torch's positional order
+        positional=("size_average", "reduce", "reduction", "weight"),
         module_aliases=("MAELoss",),
         reference=R.l1_loss,
         summary="mean absolute error |x - y|",
@@ -32,6 +34,8 @@ ROWS = (
         family="regression",
         functional=F.mse_loss,
         module_name="MSELoss",
+        # torch's positional order
+        positional=("size_average", "reduce", "reduction", "weight"),
         reference=R.mse_loss,
         summary="mean squared error (x - y)²",
         when_to_use="default regression loss",
@@ -54,6 +58,8 @@ ROWS = (
         family="regression",
         functional=F.smooth_l1_loss,
         module_name="SmoothL1Loss",
+        # torch's positional order
+        positional=("size_average", "reduce", "reduction", "beta"),
         reference=R.smooth_l1_loss,
         summary="0.5 r²/β below β, |r| - β/2 above",
         when_to_use="box regression",
@@ -67,6 +73,8 @@ ROWS = (
         family="regression",
         functional=F.huber_loss,
         module_name="HuberLoss",
+        # torch's positional order
+        positional=("reduction", "delta", "weight"),
         reference=R.huber_loss,
         summary="0.5 r² below δ, δ(|r| - δ/2) above",
         when_to_use="regression with outliers",

@@ -24,3 +24,12 @@ __all__ = [
     *boxes.__all__,
     *metrics.__all__,
 ]
+
+# The public form of every function: torch's positional order of the options (declared by
+# the registry row) and the "unknown option ... did you mean" error (see
+# losskit._checks.call_forms); the family modules keep the keyword-only implementations.
+from .._checks import call_forms as _call_forms  # noqa: E402
+
+for _name in __all__:
+    globals()[_name] = _call_forms(globals()[_name])
+del _name

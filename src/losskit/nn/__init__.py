@@ -35,7 +35,13 @@ def _make_module(row) -> type:
         "__qualname__": row.module_name,
         "__doc__": _module_doc(row),
     }
-    return type(row.module_name, (Loss,), namespace, functional=inspect.unwrap(row.functional))
+    return type(
+        row.module_name,
+        (Loss,),
+        namespace,
+        functional=inspect.unwrap(row.functional),
+        positional=row.positional,
+    )
 
 
 __all__ = ["Loss"]

@@ -2,31 +2,15 @@
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from collections.abc import Callable
 
 import torch
 from torch import nn
 
-from .._checks import check_reduction, fail
-from .._errors import LossTypeError
+from .._checks import check_options, check_reduction, positional_options
 
 __all__ = ["Loss"]
-
-
-def _check_known(name: str, options, defaults) -> None:
-    """Every option is one the functional takes; else the did-you-mean error."""
-    unknown = sorted(set(options) - set(defaults))
-    if not unknown:
-        return
-    close = difflib.get_close_matches(unknown[0], list(defaults), n=1)
-    fail(
-        name,
-        f"unknown option {', '.join(map(repr, unknown))}; valid options are {', '.join(defaults)}.",
-        f"did you mean {close[0]}?" if close else None,
-        cls=LossTypeError,
-    )
 
 
 class Loss(nn.Module):
@@ -37,18 +21,27 @@ class Loss(nn.Module):
     ``normalizer``...) in ``__init__``. Tensor hyperparameters become buffers, so
     ``.to(device)`` moves them. ``forward(input, target, **overrides)`` calls the
     functional; an override (e.g. ``normalizer=`` per batch) wins over the stored value.
+    Options may also come positionally in torch's order, which the row declares
+    (``LossSpec.positional``, passed here as ``positional=``): ``CrossEntropyLoss(w)``,
+    ``HuberLoss("sum", 0.5)``.
     """
 
     functional: Callable[..., torch.Tensor]
     _defaults: dict[str, object] = {}
+    _positional: tuple[str, ...] = ()
 
     def __init_subclass__(
-        cls, functional: Callable[..., torch.Tensor] | None = None, **kwargs: object
+        cls,
+        functional: Callable[..., torch.Tensor] | None = None,
+        positional: tuple[str, ...] = (),
+        **kwargs: object,
     ) -> None:
         super().__init_subclass__(**kwargs)
         if functional is None:
             return
+        functional = inspect.unwrap(functional)
         cls.functional = staticmethod(functional)
+        cls._positional = tuple(positional)
         sig = inspect.signature(functional)
         params = [p for p in sig.parameters.values() if p.kind is p.KEYWORD_ONLY]
         cls._defaults = {p.name: p.default for p in params}
@@ -61,16 +54,12 @@ class Loss(nn.Module):
     def __init__(self, *args: object, **options: object) -> None:
         super().__init__()
         name = type(self).__name__
-        if args:
-            fail(
-                name,
-                f"takes its options as keyword arguments, got {len(args)} positional "
-                f"({', '.join(map(repr, args))}).",
-                f"name each one, e.g. {name}(reduction='sum'); the options are "
-                f"{', '.join(self._defaults)}.",
-                cls=LossTypeError,
+        check_options(name, options, self._defaults)
+        if args:  # torch's positional order (LossSpec.positional): CrossEntropyLoss(w)
+            named = positional_options(
+                name, args, self._positional, options, module=True, valid=self._defaults
             )
-        _check_known(name, options, self._defaults)
+            options.update(named)
         self._options: dict[str, object] = {}
         self._buffers_named: list[str] = []
         for name, default in self._defaults.items():
@@ -93,7 +82,7 @@ class Loss(nn.Module):
         self, input: torch.Tensor, target: torch.Tensor, *args: torch.Tensor, **overrides: object
     ) -> torch.Tensor:
         if overrides:
-            _check_known(type(self).__name__, overrides, self._defaults)
+            check_options(type(self).__name__, overrides, self._defaults)
         return self.functional(input, target, *args, **{**self.options(), **overrides})
 
     def extra_repr(self) -> str:
