@@ -39,8 +39,9 @@ def test_positional_order_names_options_of_the_loss(spec):
     assert set(spec.positional) <= set(options) | DEPRECATED
     assert len(set(spec.positional)) == len(spec.positional)
     torch_fn = getattr(TF, _public_name(spec), None)
-    if torch_fn is not None and spec.extra_inputs == ():
-        params = list(inspect.signature(torch_fn).parameters.values())[2:]
+    if torch_fn is not None:
+        n_inputs = len(getattr(losskit.F, _public_name(spec)).positional_inputs)
+        params = list(inspect.signature(torch_fn).parameters.values())[n_inputs:]
         torch_order = tuple(p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD)
         assert spec.positional == torch_order
     torch_module = getattr(torch.nn, spec.module_name, None)
@@ -160,3 +161,165 @@ def test_habits_from_torch_keras_and_smp_name_losskits_argument(name, option, ph
         with pytest.raises(losskit.LossTypeError, match="unknown option") as info:
             call()
         assert phrase in str(info.value).split("Hint:")[1]
+
+
+# --------------------------------------------------------------------------- one rule per argument
+BAD_CLASS_INDEX = [
+    torch.tensor(1.5),
+    float("nan"),
+    float("inf"),
+    2**70,
+    "x",
+    1.0,
+    True,
+    torch.tensor([1]),
+]
+LOSSKIT_ERRORS = (losskit.LossInputError, losskit.LossTypeError)
+
+
+def _index_target(spec, inputs):
+    return not inputs[1].is_floating_point()
+
+
+def _ignore_rows(index: bool):
+    rows = []
+    for s in SPECS:
+        if "ignore_index" in _options(s) and _index_target(s, s.sample((3, 4), seed=0)) == index:
+            rows.append(s)
+    return rows
+
+
+@pytest.mark.parametrize("bad", BAD_CLASS_INDEX, ids=repr)
+@pytest.mark.parametrize("spec", _ignore_rows(index=True), ids=lambda s: s.name)
+def test_ignore_index_of_class_indices_is_one_rule(spec, bad):
+    inputs = spec.sample((3, 4), seed=0)
+    with pytest.raises(LOSSKIT_ERRORS, match="ignore_index"):
+        spec.functional(*inputs, ignore_index=bad)
+
+
+@pytest.mark.parametrize("bad", BAD_CLASS_INDEX, ids=repr)
+def test_ignore_index_of_the_metrics_is_the_same_rule(bad):
+    x, y = torch.randn(4, 3), torch.tensor([0, 1, 2, 1])
+    with pytest.raises(LOSSKIT_ERRORS, match="ignore_index"):
+        losskit.F.top_k_accuracy(x, y, ignore_index=bad)
+    assert losskit.F.top_k_accuracy(x, y, ignore_index=torch.tensor(1)) == losskit.F.top_k_accuracy(
+        x, y, ignore_index=1
+    )
+
+
+@pytest.mark.parametrize("spec", _ignore_rows(index=False), ids=lambda s: s.name)
+def test_ignore_index_of_element_targets_is_a_finite_number(spec):
+    inputs = spec.sample((3, 4), seed=0)
+    for bad in (float("nan"), float("inf"), "x", True):
+        with pytest.raises(LOSSKIT_ERRORS, match="ignore_index"):
+            spec.functional(*inputs, ignore_index=bad)
+    expected = spec.functional(*inputs, ignore_index=-1.0)
+    torch.testing.assert_close(spec.functional(*inputs, ignore_index=torch.tensor(-1.0)), expected)
+    torch.testing.assert_close(spec.functional(*inputs, ignore_index=-1), expected)
+
+
+def _float_options(spec):
+    return [
+        k
+        for k, v in _options(spec).items()
+        if isinstance(v, float) and not isinstance(v, bool) and k not in ("normalizer",)
+    ]
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
+def test_infinite_and_nan_hyperparameters_are_refused(spec):
+    inputs = spec.sample((3, 4), seed=0)
+    for name in _float_options(spec):
+        for bad in (float("inf"), float("-inf"), float("nan")):
+            with pytest.raises(LOSSKIT_ERRORS, match=name):
+                spec.functional(*inputs, **{name: bad})
+
+
+def test_infinite_k_of_the_metrics_is_refused_and_softcap_inf_is_no_softcap():
+    x, y = torch.randn(4, 3), torch.tensor([0, 1, 2, 1])
+    for bad in (float("inf"), float("nan"), 1.5, True, "2"):
+        with pytest.raises(LOSSKIT_ERRORS, match="k"):
+            losskit.F.top_k_accuracy(x, y, k=bad)
+        with pytest.raises(LOSSKIT_ERRORS, match="k"):
+            losskit.F.in_top_k(x, y, bad)
+    h, W = torch.randn(5, 3, dtype=torch.float64), torch.randn(4, 3, dtype=torch.float64)
+    t = torch.tensor([0, 1, 2, 3, 1])
+    torch.testing.assert_close(
+        losskit.F.linear_cross_entropy(h, W, t, softcap=float("inf")),
+        losskit.F.linear_cross_entropy(h, W, t),
+    )
+
+
+def test_categorical_dim_is_an_int_and_from_logits_a_bool():
+    p, q = torch.rand(3, 4).softmax(-1), torch.eye(4)[[0, 2, 1]]
+    for bad in (1.0, "1", None, True):
+        with pytest.raises(losskit.LossTypeError, match="dim must be an int"):
+            losskit.F.categorical_cross_entropy(p, q, dim=bad)
+    with pytest.raises(losskit.LossInputError, match="dim=2 is out of range"):
+        losskit.F.categorical_cross_entropy(p, q, dim=2)
+    for bad in ("no", "yes", 0, 1, None):
+        with pytest.raises(losskit.LossTypeError, match="from_logits must be True or False"):
+            losskit.F.categorical_cross_entropy(p, q, from_logits=bad)
+    torch.testing.assert_close(
+        losskit.F.categorical_cross_entropy(p, q, dim=1),
+        losskit.F.categorical_cross_entropy(p, q, dim=-1),
+    )
+
+
+def _class_index_rows():
+    return [s for s in SPECS if _index_target(s, s.sample((3, 4), seed=0))]
+
+
+@pytest.mark.parametrize("spec", _class_index_rows(), ids=lambda s: s.name)
+def test_bool_targets_are_one_rule_in_every_class_index_loss(spec):
+    inputs = list(spec.sample((3, 4), seed=0))
+    inputs[1] = inputs[1] % 2 == 1
+    with pytest.raises(losskit.LossTypeError, match="target must hold integer class indices.*bool"):
+        spec.functional(*inputs)
+
+
+def test_bool_targets_in_the_metrics_and_vocab_parallel_cross_entropy():
+    from losskit.distributed import vocab_parallel_cross_entropy
+
+    x, y = torch.randn(4, 3), torch.tensor([True, False, True, True])
+    for call in (
+        lambda: losskit.F.top_k_accuracy(x, y),
+        lambda: losskit.F.in_top_k(x, y, 1),
+        lambda: vocab_parallel_cross_entropy(x, y),
+    ):
+        with pytest.raises(losskit.LossTypeError, match="bool"):
+            call()
+
+
+def test_detection_focal_loss_checks_the_targets_device():
+    spec = losskit.spec("detection_focal_loss")
+    x, y, state = spec.sample((2, 3, 4), seed=0)
+    with pytest.raises(losskit.LossInputError, match="target is on meta but input is on cpu"):
+        spec.functional(x, y.to("meta"), state)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
+def test_a_complex_normalizer_is_a_type_error(spec):
+    inputs = spec.sample((3, 4), seed=0)
+    for bad in (torch.tensor(2 + 1j), 2 + 1j, torch.tensor(True)):
+        with pytest.raises(losskit.LossTypeError, match="normalizer"):
+            spec.functional(*inputs, normalizer=bad)
+
+
+META_XFAIL = {
+    "binary_cross_entropy": "functional/binary.py enters torch.autocast(device_type='meta'), "
+    "which torch refuses; it should skip autocast off CPU/CUDA",
+}
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
+def test_every_loss_works_on_meta_tensors(spec, reduction):
+    if spec.name in META_XFAIL:
+        pytest.xfail(META_XFAIL[spec.name])
+    inputs = spec.sample((3, 4), seed=0, device="meta")
+    real = spec.sample((3, 4), seed=0)
+    out = spec.functional(*inputs, reduction=reduction)
+    assert out.is_meta and out.shape == spec.functional(*real, reduction=reduction).shape
+    if issubclass(spec.module, losskit.nn.Loss):
+        assert spec.module(reduction=reduction)(*inputs).is_meta

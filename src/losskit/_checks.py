@@ -101,9 +101,12 @@ def _fmt(v: float) -> str:
 
 
 # --------------------------------------------------------------------------- always on
-def check_reduction(loss: str, reduction: object) -> None:
-    if reduction not in REDUCTIONS:
-        fail(loss, f"reduction must be one of 'none', 'mean', 'sum', got {reduction!r}.")
+def check_reduction(loss: str, reduction: object, valid: tuple[str, ...] | None = None) -> None:
+    """``reduction`` is one of ``valid`` (none/mean/sum; ``kl_div`` adds "batchmean")."""
+    valid = valid or REDUCTIONS
+    if not isinstance(reduction, str) or reduction not in valid:
+        names = ", ".join(repr(r) for r in valid)
+        fail(loss, f"reduction must be one of {names}, got {reduction!r}.")
 
 
 def check_tensor(loss: str, name: str, x: object) -> torch.Tensor:
@@ -241,6 +244,12 @@ def check_normalizer(loss: str, normalizer: object, reduction: str) -> None:
             "drop normalizer, or use reduction='mean'.",
         )
     if isinstance(normalizer, torch.Tensor):
+        if normalizer.is_complex() or normalizer.dtype == torch.bool:
+            fail(
+                loss,
+                f"normalizer must be a real number, got a tensor ({describe(normalizer)}).",
+                cls=LossTypeError,
+            )
         if normalizer.dim() != 0:
             fail(
                 loss,
@@ -250,7 +259,7 @@ def check_normalizer(loss: str, normalizer: object, reduction: str) -> None:
         # a value check (reads the data). A tensor count may be 0 (every token of a step
         # ignored, e.g. from losskit.distributed.global_count): the summed loss is then 0
         # and so is the mean, by the empty-mean rule.
-        if checks_enabled() and not bool(normalizer >= 0):
+        if checks_enabled() and not normalizer.is_meta and not bool(normalizer >= 0):
             fail(loss, f"normalizer must be >= 0, got {float(normalizer):g}.")
         return
     check_number(loss, "normalizer", normalizer, low=0.0, low_open=True)
@@ -272,13 +281,14 @@ def check_call(
     reduction: object = "mean",
     normalizer: object = None,
     input_name: str = "input",
+    reductions: tuple[str, ...] = REDUCTIONS,
     **tensors: object,
 ) -> None:
     """The prologue every loss runs first (metadata only, always on): a valid
     ``reduction`` and ``normalizer``; ``input`` a real floating tensor; ``target`` a real
     tensor; each optional tensor argument in ``tensors`` (``weight=``, ``pos_weight=``,
     ``anchor_state=``...) ``None`` or a real tensor; all of them on one device."""
-    check_reduction(loss, reduction)
+    check_reduction(loss, reduction, reductions)
     check_tensor(loss, input_name, input)
     check_tensor(loss, "target", target)
     check_floating(loss, input_name, input)
@@ -289,15 +299,68 @@ def check_call(
     check_normalizer(loss, normalizer, reduction)
 
 
+_INT64 = (-(2**63), 2**63 - 1)
+
+
 def check_ignore_index(loss: str, ignore_index: object) -> int:
-    """A class index not counted: an int (or a 0-dim integer tensor)."""
-    if isinstance(ignore_index, torch.Tensor) and ignore_index.dim() == 0:
-        if ignore_index.is_floating_point() or ignore_index.is_complex():
-            fail(loss, f"ignore_index must be an int, got {ignore_index!r}.", cls=LossTypeError)
-        return int(ignore_index)
-    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
-        fail(loss, f"ignore_index must be an int, got {ignore_index!r}.", cls=LossTypeError)
-    return ignore_index
+    """A class index not counted: an int (a Python or NumPy integer, or a 0-dim integer
+    tensor; not a bool, a float or a string) that fits in int64. One rule for every
+    class-index loss and metric."""
+    value = ignore_index
+    if isinstance(value, torch.Tensor):
+        if (
+            value.dim() != 0
+            or value.dtype == torch.bool
+            or value.is_floating_point()
+            or (value.is_complex())
+        ):
+            fail(
+                loss,
+                f"ignore_index must be an int, got a tensor ({describe(value)}).",
+                "pass a Python int, e.g. ignore_index=-100.",
+                cls=LossTypeError,
+            )
+        if value.is_meta:
+            fail(loss, "ignore_index must be an int, got a meta tensor.", cls=LossTypeError)
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        fail(
+            loss,
+            f"ignore_index must be an int, got {ignore_index!r} ({type(ignore_index).__name__}).",
+            "pass a Python int, e.g. ignore_index=-100.",
+            cls=LossTypeError,
+        )
+    value = int(value)
+    if not _INT64[0] <= value <= _INT64[1]:
+        fail(loss, f"ignore_index must fit in int64 (|value| < 2**63), got {value}.")
+    return value
+
+
+def check_ignore_value(loss: str, ignore_index: object) -> float | None:
+    """An element target value not counted (binary losses, whose targets are floats): a
+    finite real number or 0-dim real tensor, or ``None``; returned as a float (so that a
+    large int such as 2**70 compares without overflow)."""
+    if ignore_index is None:
+        return None
+    return check_number(loss, "ignore_index", ignore_index)
+
+
+def check_bool(loss: str, name: str, value: object) -> bool:
+    """A flag: ``True`` or ``False`` (``from_logits="no"`` is not a flag)."""
+    import numpy as np
+
+    if not isinstance(value, (bool, np.bool_)):
+        fail(loss, f"{name} must be True or False, got {value!r}.", cls=LossTypeError)
+    return bool(value)
+
+
+def check_dim(loss: str, name: str, dim: object, t: torch.Tensor) -> int:
+    """A dimension of ``t``: an int in ``[-t.dim(), t.dim())``; returned non-negative."""
+    if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
+        fail(loss, f"{name} must be an int, got {dim!r}.", cls=LossTypeError)
+    if not -t.dim() <= dim < t.dim():
+        fail(loss, f"{name}={dim} is out of range for input of shape {tuple(t.shape)}.")
+    return int(dim) % t.dim()
 
 
 def check_class_weight(loss: str, weight: torch.Tensor | None, num_classes: int) -> None:
@@ -313,7 +376,16 @@ def check_class_weight(loss: str, weight: torch.Tensor | None, num_classes: int)
 
 
 def check_integer(loss: str, name: str, t: torch.Tensor, what: str = "class indices") -> None:
-    """``t`` holds integers (any integer dtype, or bool)."""
+    """``t`` holds integers (any integer dtype). A bool tensor is not class indices, in every
+    class-index loss (as in torch): it is refused with the two casts that mean something."""
+    if t.dtype == torch.bool:
+        fail(
+            loss,
+            f"{name} must hold integer {what}, got {describe(t)}.",
+            f"for classes 0 and 1 pass {name}.long(); for binary labels use "
+            f"binary_cross_entropy_with_logits with {name}.float().",
+            cls=LossTypeError,
+        )
     if t.is_floating_point() or t.is_complex():
         fail(
             loss,
@@ -602,9 +674,17 @@ def positional_options(
     return named
 
 
+def on_meta(fn, args, kw):
+    """``fn(*args, **kw)`` with the value checks off: a meta tensor has no data to read,
+    only shapes and dtypes, which the always-on checks still see."""
+    with set_checks(False):
+        return fn(*args, **kw)
+
+
 def call_forms(fn):
     """The public form of a loss function: the call forms a user already writes.
 
+    On meta tensors (shapes without data) the value checks are skipped (:func:`on_meta`).
     Options given positionally after the inputs are named by torch's (or the peer's)
     positional order, which the loss's registry row declares (``LossSpec.positional``):
     ``cross_entropy(x, y, w)`` is ``cross_entropy(x, y, weight=w)``. Beyond that order, or
@@ -637,6 +717,8 @@ def call_forms(fn):
     def call(*args, **kw):
         if len(args) > n or not valid.issuperset(kw):
             args, kw = slow(args, kw)
+        if args and getattr(args[0], "is_meta", False):
+            return on_meta(fn, args, kw)
         return fn(*args, **kw)
 
     call.positional_inputs = tuple(inputs)

@@ -4,6 +4,7 @@ module here and one line below."""
 
 from __future__ import annotations
 
+from . import distributions  # torch.nn's KL divergence and likelihoods
 from . import binary, boxes, detection, keras, linear, multiclass, regression
 
 # The families a row may name (``LossSpec.family``); a new family adds its name here.
@@ -14,6 +15,7 @@ FAMILIES = (
     "detection",
     "language model",
     "box regression",
+    "distribution",
 )
 
 ROWS = (
@@ -24,4 +26,5 @@ ROWS = (
     *linear.ROWS,
     *keras.ROWS,
     *boxes.ROWS,
+    *distributions.ROWS,
 )

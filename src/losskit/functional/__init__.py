@@ -4,10 +4,12 @@ Each family module lists its own public names (``__all__``); this package re-exp
 them all, and a test checks them against the registry.
 """
 
+from . import distributions  # torch.nn's KL divergence and likelihoods
 from . import binary, boxes, detection, keras, linear, metrics, multiclass, regression
 from .binary import *  # noqa: F403
 from .boxes import *  # noqa: F403
 from .detection import *  # noqa: F403
+from .distributions import *  # noqa: F403
 from .keras import *  # noqa: F403
 from .linear import *  # noqa: F403
 from .metrics import *  # noqa: F403
@@ -22,6 +24,7 @@ __all__ = [
     *linear.__all__,
     *keras.__all__,
     *boxes.__all__,
+    *distributions.__all__,
     *metrics.__all__,
 ]
 

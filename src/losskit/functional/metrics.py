@@ -16,6 +16,7 @@ def _in_top_k(name, input, target, k, ignore_index):
     if k_value != int(k_value):
         C.fail(name, f"k must be a whole number, got {k!r}.")
     k = int(k_value)
+    ignore_index = None if ignore_index is None else C.check_ignore_index(name, ignore_index)
     c, mask = prepare_classes(
         name, input, target, ignore_index=ignore_index, target_type="index", allow_probs=False
     )

@@ -592,10 +592,10 @@ def categorical_cross_entropy(
     ls = C.check_number(name, "label_smoothing", label_smoothing, low=0.0, high=1.0)
     eps = C.check_number(name, "eps", eps, low=0.0, high=0.5, low_open=True, high_open=True)
     C.check_call(name, input, target, reduction=reduction, normalizer=normalizer)
+    from_logits = C.check_bool(name, "from_logits", from_logits)
     if input.dim() == 0:
         C.fail(name, "input must have a class dimension, got a 0-dim tensor.")
-    if not -input.dim() <= dim < input.dim():
-        C.fail(name, f"dim={dim} is out of range for input of shape {tuple(input.shape)}.")
+    dim = C.check_dim(name, "dim", dim, input)
     if input.shape[dim] == 0:
         C.fail(name, f"input of shape {tuple(input.shape)} has 0 classes (dim={dim}).")
     if target.shape != input.shape:

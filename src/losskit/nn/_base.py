@@ -8,7 +8,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from .._checks import check_options, check_reduction, positional_options
+from .._checks import check_options, check_reduction, on_meta, positional_options
 
 __all__ = ["Loss"]
 
@@ -72,7 +72,8 @@ class Loss(nn.Module):
         # A bad reduction is caught at construction; the other hyperparameters are checked
         # by the functional at the first forward.
         if "reduction" in self._defaults:
-            check_reduction(type(self).__name__, self._options["reduction"])
+            valid = getattr(self.functional, "reductions", None)  # kl_div's "batchmean"
+            check_reduction(type(self).__name__, self._options["reduction"], valid)
 
     def options(self) -> dict[str, object]:
         """The stored hyperparameters, buffers included."""
@@ -83,7 +84,10 @@ class Loss(nn.Module):
     ) -> torch.Tensor:
         if overrides:
             check_options(type(self).__name__, overrides, self._defaults)
-        return self.functional(input, target, *args, **{**self.options(), **overrides})
+        options = {**self.options(), **overrides}
+        if getattr(input, "is_meta", False):  # shapes only: no value checks
+            return on_meta(self.functional, (input, target, *args), options)
+        return self.functional(input, target, *args, **options)
 
     def extra_repr(self) -> str:
         parts = []

@@ -12,10 +12,12 @@ Example:
     (1.0, ['prediction', 'target', 'residual', 'absolute error', 'sum', 'count', 'mean'])
 """
 
+from . import distributions  # torch.nn's KL divergence and likelihoods
 from . import binary, boxes, keras, linear, multiclass, regression
 from ._steps import Step, record
 from .binary import *  # noqa: F403
 from .boxes import *  # noqa: F403
+from .distributions import *  # noqa: F403
 from .keras import *  # noqa: F403
 from .linear import *  # noqa: F403
 from .multiclass import *  # noqa: F403
@@ -30,4 +32,5 @@ __all__ = [
     *linear.__all__,
     *keras.__all__,
     *boxes.__all__,
+    *distributions.__all__,
 ]

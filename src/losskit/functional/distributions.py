@@ -1,0 +1,366 @@
+"""torch.nn's likelihood and divergence losses: ``kl_div``, ``poisson_nll_loss`` and
+``gaussian_nll_loss``, with torch's names, arguments, defaults, values and gradients.
+
+Where torch returns NaN, losskit gives the defined value or a named error: ``0 log 0 = 0``
+in the KL divergence (a target probability of 0 adds nothing, even against an input of
+``-inf``), an empty mean is 0, a negative variance or a negative Poisson rate is a
+:class:`~losskit.LossInputError` (value checks), and a variance of the wrong shape says
+which shapes are accepted. Like every losskit loss they take ``normalizer=``; the two
+likelihoods take a per-element ``weight`` (torch has none), and all three raise on an
+input/target shape mismatch unless ``broadcast=True``.
+
+Example:
+    >>> import torch, losskit.functional as LF
+    >>> logp = torch.log_softmax(torch.tensor([[2.0, 0.0], [0.0, 1.0]]), dim=1)
+    >>> q = torch.tensor([[0.6, 0.4], [0.1, 0.9]])
+    >>> LF.kl_div(logp, q, reduction="batchmean")  # the mean over the batch of KL(q || p)
+    tensor(0.1710)
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .. import _checks as C
+from .._reduction import compute_dtype, reduce
+
+__all__ = ["kl_div", "poisson_nll_loss", "gaussian_nll_loss"]
+
+_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+def _reductions(*more: str):
+    """Declare reductions a loss takes besides none/mean/sum (its module checks them)."""
+
+    def mark(fn):
+        fn.reductions = (*C.REDUCTIONS, *more)
+        return fn
+
+    return mark
+
+
+def _pair(name, input, target, weight, reduction, normalizer, broadcast, reductions=C.REDUCTIONS):
+    """Validate an input/target pair (and an element weight); both in the compute dtype."""
+    C.check_call(
+        name,
+        input,
+        target,
+        reduction=reduction,
+        normalizer=normalizer,
+        reductions=reductions,
+        weight=weight,
+    )
+    C.check_floating(name, "target", target)
+    shape = C.check_same_shape(name, input, target, broadcast)
+    if weight is not None:
+        C.check_broadcastable_to(
+            name,
+            "weight",
+            weight,
+            shape,
+            "weight is per element: give it the input's shape, or a shape that broadcasts to it.",
+        )
+    dtype = compute_dtype(input.dtype)
+    x, y = input.to(dtype), target.to(dtype)
+    if x.shape != shape or y.shape != shape:
+        x, y = torch.broadcast_tensors(x, y)
+    return x, y, (weight.to(dtype) if weight is not None else None)
+
+
+def _check_nonnegative(name, arg, t, hint):
+    """Value check: every element of ``t`` is ``>= 0`` (and not NaN)."""
+    if not C.checks_enabled() or t.numel() == 0:
+        return
+    with torch.no_grad():
+        v = t.detach()
+        if bool(v.amin() >= 0):
+            return
+        bad = ~(v >= 0)
+        n_bad = int(bad.sum())
+        finite = v[~torch.isnan(v)]
+        lo = f"{float(finite.min()):.6g}" if finite.numel() else "nan"
+        n_nan = v.numel() - finite.numel()
+    found = f"found min {lo}" + (f", {n_nan} NaN" if n_nan else "")
+    C.fail(
+        name, f"{arg} must hold values >= 0, {found} ({n_bad} of {v.numel()} values outside).", hint
+    )
+
+
+# --------------------------------------------------------------------------- KL divergence
+@_reductions("batchmean")
+def kl_div(
+    input,
+    target,
+    *,
+    reduction="mean",
+    log_target=False,
+    normalizer=None,
+    broadcast=False,
+):
+    r"""Kullback-Leibler divergence, as ``torch.nn.functional.kl_div``.
+
+    The input holds log-probabilities ``x = log p``, the target probabilities ``q`` (their
+    logs ``log q`` with ``log_target=True``); per element
+
+    .. math::
+        \ell_i = q_i (\log q_i - x_i), \qquad 0 \log 0 = 0,
+
+    so that ``sum`` over a row is ``KL(q || p)``. ``"batchmean"`` divides the sum by the
+    batch size ``input.shape[0]`` (the KL divergence of each sample, averaged: the
+    reduction that matches the math); ``"mean"`` divides by the number of elements, as
+    torch does (the batch mean over the number of classes too).
+
+    A target of 0 adds exactly 0 and no gradient, even where the input is ``-inf`` (a
+    masked class; torch gives NaN there), and so does a log-target of ``-inf``. Under
+    value checks, a negative or NaN probability target is an error.
+
+    Args:
+        input: log-probabilities, any shape.
+        target: probabilities of the input's shape (``log_target=True``: log-probabilities).
+        reduction: ``"none"`` | ``"batchmean"`` | ``"mean"`` | ``"sum"``. Default: ``"mean"``.
+        log_target: the target holds ``log q``. Default: ``False``.
+        normalizer: with ``"mean"``, divide the summed loss by this instead.
+        broadcast: allow input and target shapes that broadcast. Default: ``False``.
+
+    Shape:
+        input ``(*)``, target ``(*)``; output scalar, or ``(*)`` with ``reduction="none"``.
+
+    Example:
+        >>> import torch, losskit.functional as LF
+        >>> logp = torch.log(torch.tensor([[0.5, 0.5], [0.9, 0.1]]))
+        >>> q = torch.tensor([[0.75, 0.25], [1.0, 0.0]])
+        >>> LF.kl_div(logp, q, reduction="none")
+        tensor([[ 0.3041, -0.1733],
+                [ 0.1054,  0.0000]])
+        >>> LF.kl_div(logp, q, reduction="batchmean")  # (KL row 0 + KL row 1) / 2
+        tensor(0.1181)
+
+    References:
+        Kullback & Leibler, "On Information and Sufficiency", 1951,
+        https://doi.org/10.1214/aoms/1177729694
+    """
+    name = "kl_div"
+    batchmean = reduction == "batchmean"
+    x, y, _ = _pair(
+        name,
+        input,
+        target,
+        None,
+        reduction,
+        normalizer,
+        broadcast,
+        reductions=kl_div.reductions,
+    )
+    if not isinstance(log_target, bool):
+        C.fail(name, f"log_target must be True or False, got {log_target!r}.", cls=C.LossTypeError)
+    if log_target:
+        counted = y != -math.inf  # log q = -inf: q = 0 adds nothing
+        ly = torch.where(counted, y, 0.0)
+        loss = torch.where(counted, torch.exp(ly) * (ly - x), 0.0)
+    else:
+        _check_nonnegative(
+            name,
+            "target",
+            target,
+            "target holds probabilities; for log-probabilities pass log_target=True.",
+        )
+        counted = y > 0  # 0 log 0 = 0, whatever the input
+        q = torch.where(counted, y, 1.0)
+        loss = torch.where(counted, q * (torch.log(q) - x), 0.0)
+    if batchmean:
+        total = reduce(loss, "sum")
+        n = x.shape[0] if x.dim() else 1
+        return total / n if n else total
+    return reduce(loss, reduction, normalizer=normalizer)
+
+
+# --------------------------------------------------------------------------- Poisson
+def poisson_nll_loss(
+    input,
+    target,
+    *,
+    log_input=True,
+    full=False,
+    eps=1e-8,
+    weight=None,
+    reduction="mean",
+    normalizer=None,
+    broadcast=False,
+):
+    r"""Poisson negative log-likelihood, as ``torch.nn.functional.poisson_nll_loss``.
+
+    For a Poisson mean ``lambda`` and a count ``y``, per element
+
+    .. math::
+        \ell_i = \begin{cases} e^{x_i} - y_i x_i & \texttt{log\_input} \ (x = \log\lambda)
+                 \\ x_i - y_i \log(x_i + \epsilon) & \text{otherwise} \ (x = \lambda)
+                 \end{cases}
+                 \; + \; [y_i > 1] \big(y_i \log y_i - y_i + \tfrac12 \log(2 \pi y_i)\big)
+
+    the last term (Stirling's approximation of ``log y!``) only with ``full=True``;
+    ``"mean"`` is ``sum(w l) / sum(w)``. With ``log_input=False`` the input is the rate
+    itself: under value checks a negative rate is an error (torch gives NaN).
+
+    Args:
+        input: the log of the Poisson mean (``log_input=True``) or the mean, ``>= 0``.
+        target: counts of the input's shape.
+        log_input: the input is ``log lambda``. Default: ``True``.
+        full: add Stirling's term. Default: ``False``.
+        eps: ``> 0``, added to the rate inside the log (``log_input=False``). Default: ``1e-8``.
+        weight: optional per-element weight, broadcastable to the input. Default: ``None``.
+        reduction: ``"none"`` | ``"mean"`` | ``"sum"``. Default: ``"mean"``.
+        normalizer: with ``"mean"``, divide the summed loss by this instead.
+        broadcast: allow input and target shapes that broadcast. Default: ``False``.
+
+    Shape:
+        input ``(*)``, target ``(*)``; output scalar, or ``(*)`` with ``reduction="none"``.
+
+    Example:
+        >>> import torch, losskit.functional as LF
+        >>> log_rate = torch.tensor([0.0, 1.0, 2.0])
+        >>> counts = torch.tensor([1.0, 2.0, 9.0])
+        >>> LF.poisson_nll_loss(log_rate, counts, reduction="none")
+        tensor([  1.0000,   0.7183, -10.6109])
+        >>> LF.poisson_nll_loss(log_rate, counts, full=True, reduction="none")
+        tensor([1.0000, 1.3701, 2.1816])
+    """
+    name = "poisson_nll_loss"
+    x, y, w = _pair(name, input, target, weight, reduction, normalizer, broadcast)
+    for arg, value in (("log_input", log_input), ("full", full)):
+        if not isinstance(value, bool):
+            C.fail(name, f"{arg} must be True or False, got {value!r}.", cls=C.LossTypeError)
+    eps = C.check_number(name, "eps", eps, low=0.0, low_open=True)
+    if log_input:
+        loss = torch.exp(x) - y * x
+    else:
+        _check_nonnegative(
+            name,
+            "input",
+            input,
+            "with log_input=False the input is the Poisson rate itself (>= 0); for a "
+            "log-rate pass log_input=True.",
+        )
+        loss = x - y * torch.log(x + eps)
+    if full:
+        big = y > 1
+        ys = torch.where(big, y, 2.0)
+        stirling = ys * torch.log(ys) - ys + 0.5 * torch.log(2.0 * math.pi * ys)
+        loss = loss + torch.where(big, stirling, 0.0)
+    return reduce(loss, reduction, weight=w, normalizer=normalizer)
+
+
+# --------------------------------------------------------------------------- Gaussian
+def _variance(name, var, x_shape, dtype, device):
+    """``var`` as a tensor that broadcasts to the loss: a number, the input's shape, the
+    input's shape without its last dimension (unsqueezed), or the input's shape with one
+    dimension of size 1 (torch's rules)."""
+    if isinstance(var, torch.Tensor):
+        C.check_floating(name, "var", var)
+        C.check_same_device(name, input=torch.empty(0, device=device), var=var)
+        shape = tuple(var.shape)
+        if shape == tuple(x_shape):
+            return var.to(dtype)
+        if shape == tuple(x_shape[:-1]) and len(x_shape):
+            return var.to(dtype).unsqueeze(-1)
+        differ = [
+            d for d in range(len(x_shape)) if len(shape) == len(x_shape) and shape[d] != x_shape[d]
+        ]
+        if len(shape) == len(x_shape) and len(differ) == 1 and shape[differ[0]] == 1:
+            return var.to(dtype)
+        fail_shape = tuple(x_shape)
+        C.fail(
+            name,
+            f"var of shape {shape} does not fit the input of shape {fail_shape}.",
+            f"var is one variance per element {fail_shape}, one per sample "
+            f"{fail_shape[:-1]} (the input's shape without its last dimension), the input's "
+            "shape with one dimension of size 1 (shared along it), or a number.",
+        )
+    if isinstance(var, bool) or not isinstance(var, (int, float)):
+        C.fail(
+            name,
+            f"var must be a tensor or a number, got {type(var).__name__}.",
+            cls=C.LossTypeError,
+        )
+    v = C.check_number(name, "var", var, low=0.0)
+    return torch.full((), v, dtype=dtype, device=device)
+
+
+def gaussian_nll_loss(
+    input,
+    target,
+    var,
+    *,
+    full=False,
+    eps=1e-6,
+    weight=None,
+    reduction="mean",
+    normalizer=None,
+    broadcast=False,
+):
+    r"""Gaussian negative log-likelihood, as ``torch.nn.functional.gaussian_nll_loss``.
+
+    For a predicted mean ``x`` and variance ``v`` of a target ``y``, per element
+
+    .. math::
+        \ell_i = \tfrac12 \Big(\log \max(v_i, \epsilon) + \frac{(x_i - y_i)^2}{\max(v_i,
+        \epsilon)}\Big) \; \big(+ \tfrac12 \log 2\pi \text{ with } \texttt{full}\big)
+
+    and ``"mean"`` is ``sum(w l) / sum(w)``. As in torch, the clamp at ``eps`` holds the
+    value only: the variance's gradient passes through it unchanged (torch clamps a copy
+    under ``no_grad``), so a variance below ``eps`` still gets the gradient of ``eps``.
+
+    ``var`` is one variance per element (heteroscedastic), one per sample (the input's
+    shape without its last dimension, or with 1 there), the input's shape with one
+    dimension of size 1, or a number (homoscedastic). A variance of another shape is an
+    error that lists these; a negative or NaN variance is an error under value checks
+    (torch raises for a negative one and returns NaN for NaN).
+
+    Args:
+        input: the predicted means, any shape.
+        target: samples of the input's shape.
+        var: the predicted variances (``>= 0``), a tensor of a shape above or a number.
+        full: add the constant ``0.5 log(2 pi)``. Default: ``False``.
+        eps: ``> 0``, the least variance. Default: ``1e-6``.
+        weight: optional per-element weight, broadcastable to the input. Default: ``None``.
+        reduction: ``"none"`` | ``"mean"`` | ``"sum"``. Default: ``"mean"``.
+        normalizer: with ``"mean"``, divide the summed loss by this instead.
+        broadcast: allow input and target shapes that broadcast. Default: ``False``.
+
+    Shape:
+        input ``(*)``, target ``(*)``, var ``(*)``, ``(*)`` without the last dimension,
+        ``(*)`` with one dimension 1, or a number; output scalar, or ``(*)`` with
+        ``reduction="none"``.
+
+    Example:
+        >>> import torch, losskit.functional as LF
+        >>> mu = torch.tensor([[0.0, 1.0], [2.0, 0.5]])
+        >>> y = torch.tensor([[0.5, 1.0], [1.0, 0.0]])
+        >>> LF.gaussian_nll_loss(mu, y, torch.tensor([1.0, 4.0]), reduction="none")
+        tensor([[0.1250, 0.0000],
+                [0.8181, 0.7244]])
+
+    References:
+        Nix & Weigend, "Estimating the mean and variance of the target probability
+        distribution", 1994, https://doi.org/10.1109/ICNN.1994.374138
+    """
+    name = "gaussian_nll_loss"
+    x, y, w = _pair(name, input, target, weight, reduction, normalizer, broadcast)
+    if isinstance(var, torch.Tensor):
+        C.check_tensor(name, "var", var)
+    v = _variance(name, var, x.shape, x.dtype, x.device)
+    if isinstance(var, torch.Tensor):
+        _check_nonnegative(
+            name, "var", var, "var holds variances; for a log-variance pass var=log_var.exp()."
+        )
+    eps = C.check_number(name, "eps", eps, low=0.0, low_open=True)
+    if not isinstance(full, bool):
+        C.fail(name, f"full must be True or False, got {full!r}.", cls=C.LossTypeError)
+    # max(v, eps) in value, the identity in gradient: torch clamps a copy under no_grad
+    fixed = v.detach()
+    v = (v - fixed) + fixed.clamp(min=eps)
+    loss = 0.5 * (torch.log(v) + (x - y) ** 2 / v)
+    if full:
+        loss = loss + _HALF_LOG_2PI
+    return reduce(loss, reduction, weight=w, normalizer=normalizer)
