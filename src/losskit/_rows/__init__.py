@@ -5,6 +5,7 @@ module here and one line below."""
 from __future__ import annotations
 
 from . import distributions  # torch.nn's KL divergence and likelihoods
+from . import segmentation  # segmentation overlap losses (Dice, Jaccard, Tversky)
 from . import binary, boxes, detection, keras, linear, multiclass, regression
 
 # The families a row may name (``LossSpec.family``); a new family adds its name here.
@@ -15,6 +16,7 @@ FAMILIES = (
     "detection",
     "language model",
     "box regression",
+    "segmentation",
     "distribution",
 )
 
@@ -25,6 +27,7 @@ ROWS = (
     *detection.ROWS,
     *linear.ROWS,
     *keras.ROWS,
+    *segmentation.ROWS,
     *boxes.ROWS,
     *distributions.ROWS,
 )

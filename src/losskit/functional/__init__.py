@@ -5,6 +5,7 @@ them all, and a test checks them against the registry.
 """
 
 from . import distributions  # torch.nn's KL divergence and likelihoods
+from . import segmentation  # segmentation overlap losses (Dice, Jaccard, Tversky)
 from . import binary, boxes, detection, keras, linear, metrics, multiclass, regression
 from .binary import *  # noqa: F403
 from .boxes import *  # noqa: F403
@@ -15,6 +16,7 @@ from .linear import *  # noqa: F403
 from .metrics import *  # noqa: F403
 from .multiclass import *  # noqa: F403
 from .regression import *  # noqa: F403
+from .segmentation import *  # noqa: F403
 
 __all__ = [
     *regression.__all__,
@@ -23,6 +25,7 @@ __all__ = [
     *detection.__all__,
     *linear.__all__,
     *keras.__all__,
+    *segmentation.__all__,
     *boxes.__all__,
     *distributions.__all__,
     *metrics.__all__,

@@ -183,7 +183,8 @@ def bce_with_logits(
     x, y, w, pw, mask = torch_path
     if ls:
         y = y * (1.0 - ls) + 0.5 * ls
-    return reduce_builtin(
+    x, infinite = _saturated(x, y)
+    out = reduce_builtin(
         lambda red: TF.binary_cross_entropy_with_logits(x, y, pos_weight=pw, reduction=red),
         reduction,
         weight=w,
@@ -191,6 +192,32 @@ def bce_with_logits(
         normalizer=normalizer,
         numel=x.numel(),
     )
+    return _infinite_where(out, infinite)
+
+
+def _saturated(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Infinite logits made safe for torch's ``(1 - y) x - log sigmoid(x)``, which is NaN
+    at ``x = +-inf`` (``0 * inf`` at ``y = 1``, ``inf - inf`` at ``x = -inf``).
+
+    Returns ``x`` with ``+-inf`` replaced by ``+-finfo.max`` (finite logits unchanged,
+    bit for bit), where a logit that agrees with its target (``x = +inf, y = 1``;
+    ``x = -inf, y = 0``) gives its limit exactly: loss 0 and gradient 0; and where the
+    loss is ``+inf`` instead: an infinite logit against any other target, restored by
+    :func:`_infinite_where`. An infinite logit gets a zero gradient (the clamp's), as on
+    the kernel path.
+    """
+    big = torch.finfo(x.dtype).max
+    infinite = torch.isinf(x) & (y != (x > 0))
+    return x.clamp(-big, big), infinite
+
+
+def _infinite_where(out: torch.Tensor, infinite: torch.Tensor) -> torch.Tensor:
+    """``out`` with ``+inf`` where :func:`_saturated` found an infinite loss: per element
+    for ``reduction="none"``, the whole result for a mean or a sum."""
+    if out.shape != infinite.shape:
+        infinite = infinite.any()
+    # added, not selected: the gradient of every other element passes unchanged
+    return out + torch.where(infinite, float("inf"), 0.0).to(out.dtype)
 
 
 def _log_one_minus_pt(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -260,6 +287,7 @@ def sigmoid_focal(
     if torch_path is None:
         return result
     x, y, w, pw, mask = torch_path
+    x, infinite = _saturated(x, y)
     # -log p_t (with pos_weight on the positive term), computed stably by torch
     ce = TF.binary_cross_entropy_with_logits(x, y, pos_weight=pw, reduction="none")
     loss = ce
@@ -267,4 +295,5 @@ def sigmoid_focal(
         loss = torch.exp(gamma * _log_one_minus_pt(x, y)) * ce  # (1 - p_t)^gamma (-log p_t)
     if alpha is not None:
         loss = (alpha * y + (1.0 - alpha) * (1.0 - y)) * loss
-    return reduce(loss, reduction, weight=w, mask=mask, normalizer=normalizer)
+    out = reduce(loss, reduction, weight=w, mask=mask, normalizer=normalizer)
+    return _infinite_where(out, infinite)

@@ -8,7 +8,8 @@ denominator. The backward pass only scales the saved gradient by ``grad_output``
 Per element, with ``s = sigmoid(x)``, ``log s = min(x, 0) - log1p(exp(-|x|))`` and the
 target smoothed as ``y' = y (1 - ls) + ls / 2``:
 
-* ``ce = -(pw y' log s + (1 - y') log(1 - s))``, ``dce/dx = (pw y' + 1 - y') s - pw y'``;
+* ``ce = -(pw y' log s + (1 - y') log(1 - s))`` (a term of coefficient 0 adds 0, its log
+  -inf or not), ``dce/dx = (pw y' + 1 - y') s - pw y'``;
 * focal: ``1 - p_t = y (1 - s) + (1 - y) s``, ``f = exp(gamma log(1 - p_t))``,
   ``loss = alpha_t f ce`` and ``dloss/dx = alpha_t f (gamma ce dlog(1 - p_t)/dx + dce/dx)``.
 
@@ -63,7 +64,7 @@ def _sigmoid_loss_kernel(
     e = tl.exp(-tl.abs(x))
     log1p_e = tl.log(1.0 + e)
     log_s = tl.minimum(x, 0.0) - log1p_e
-    log_1ms = log_s - x
+    log_1ms = -tl.maximum(x, 0.0) - log1p_e  # log s - x, with no inf - inf at x = -inf
     pos = x >= 0.0
     if FOCAL:
         # 1 - p_t = y (1 - s) + (1 - y) s = r (u e + v) with (u, v) = (y, 1 - y) where
@@ -92,13 +93,17 @@ def _sigmoid_loss_kernel(
         pw = tl.load(pw_ptr + col, mask=inb, other=1.0).to(tl.float32)
     else:
         pw = 1.0
-    ce = -(pw * ys * log_s + (1.0 - ys) * log_1ms)
+    # a term of zero coefficient adds 0, also where its log is -inf (x = -inf, y = 0;
+    # x = +inf, y = 1): a saturated logit that agrees with its target has loss 0
+    ce = -(tl.where(ys > 0.0, pw * ys * log_s, 0.0) + tl.where(ys < 1.0, (1.0 - ys) * log_1ms, 0.0))
     grad = (pw * ys + 1.0 - ys) * s - pw * ys
     loss = ce
     if FOCAL:
         # d log(1 - p_t) / dx = (1 - 2 y) s (1 - s) / (1 - p_t) = (1 - 2 y) r e / (u e + v)
         d_log_1mpt = (1.0 - 2.0 * y) * r * ratio
-        f = tl.exp(gamma * log_1mpt)
+        # log(1 - p_t) floored at -FLT_MAX (-inf at an agreeing saturated logit): no
+        # 0 * inf at gamma = 0, as the torch path's logits of +-finfo.max
+        f = tl.exp(gamma * tl.maximum(log_1mpt, -3.4028234663852886e38))
         grad = f * (gamma * ce * d_log_1mpt + grad)
         loss = f * ce
         if HAS_ALPHA:
@@ -113,7 +118,8 @@ def _sigmoid_loss_kernel(
     else:
         den = tl.where(counted, 1.0, 0.0)
     loss = tl.where(counted, loss, 0.0)
-    grad = tl.where(counted, grad, 0.0)
+    # an infinite logit gets a zero gradient, as on the torch path
+    grad = tl.where(counted & (tl.abs(x) != float("inf")), grad, 0.0)
     tl.store(grad_ptr + offs, grad.to(grad_ptr.dtype.element_ty), mask=inb)
     if REDUCE:
         tl.store(loss_ptr + pid, tl.sum(loss, axis=0))

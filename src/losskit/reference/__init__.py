@@ -13,6 +13,7 @@ Example:
 """
 
 from . import distributions  # torch.nn's KL divergence and likelihoods
+from . import segmentation  # segmentation overlap losses (Dice, Jaccard, Tversky)
 from . import binary, boxes, keras, linear, multiclass, regression
 from ._steps import Step, record
 from .binary import *  # noqa: F403
@@ -22,6 +23,7 @@ from .keras import *  # noqa: F403
 from .linear import *  # noqa: F403
 from .multiclass import *  # noqa: F403
 from .regression import *  # noqa: F403
+from .segmentation import *  # noqa: F403
 
 __all__ = [
     "Step",
@@ -31,6 +33,7 @@ __all__ = [
     *multiclass.__all__,
     *linear.__all__,
     *keras.__all__,
+    *segmentation.__all__,
     *boxes.__all__,
     *distributions.__all__,
 ]
