@@ -305,7 +305,8 @@ def _hard(spec, shape):
     (probabilities) stay inside it, where their derivatives are defined."""
     args = list(make_inputs(spec, shape, extreme=True))
     if spec.input_kind.scalable:
-        args[0] = args[0].sign() * 100.0
+        # a loss that sorts its errors has a kink at ties: off them, it stays hard
+        args[0] = spec.target_kind.untie(args[0].sign() * 100.0)
     else:
         args[0] = make_inputs(spec, shape)[0]
     return args

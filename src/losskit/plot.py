@@ -36,7 +36,7 @@ def curve(name: str, **options: object) -> tuple[torch.Tensor, torch.Tensor, tor
         (2.5, 1.0)
     """
     row = spec(name)
-    options = {**options, "reduction": "none"}
+    options = {**row.target_kind.plot_options(), **options, "reduction": "none"}
     axis, _ = row.target_kind.plot_grid()
     x, y, extra, leaf, entry = row.target_kind.plot_inputs(row.input_kind, axis)
     loss = row.functional(x, y, *extra, **options).reshape(axis.shape[0], -1)[:, 0]

@@ -243,6 +243,17 @@ class TargetKind:
         x = input_kind.true_entry(p).clone().requires_grad_(True)
         return x, torch.ones_like(p), (), x, _true(input_kind.entry)
 
+    def plot_options(self) -> dict[str, object]:
+        """Options a plot's call sets (the user's win): one value per point of the axis
+        needs ``per_image=True`` from a loss that pools the batch by default (Lovász)."""
+        return {}
+
+    # -- kinks
+    def untie(self, x: torch.Tensor) -> torch.Tensor:
+        """A hard input (every entry +-100) moved off exact ties, for a loss with a kink
+        wherever two of its errors tie (one that sorts them: Lovász); others unchanged."""
+        return x
+
     # -- modules
     def module_call(self, factory, args, options):
         """The module built by ``factory(**options)`` for a call on ``args``, and the

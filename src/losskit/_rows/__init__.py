@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from . import distributions  # torch.nn's KL divergence and likelihoods
 from . import segmentation  # segmentation overlap losses (Dice, Jaccard, Tversky)
+from . import lovasz  # Lovász losses (Berman et al. 2018)
 from . import binary, boxes, detection, keras, linear, multiclass, regression
 
 # The families a row may name (``LossSpec.family``); a new family adds its name here.
@@ -30,4 +31,5 @@ ROWS = (
     *segmentation.ROWS,
     *boxes.ROWS,
     *distributions.ROWS,
+    *lovasz.ROWS,
 )

@@ -6,6 +6,7 @@ them all, and a test checks them against the registry.
 
 from . import distributions  # torch.nn's KL divergence and likelihoods
 from . import segmentation  # segmentation overlap losses (Dice, Jaccard, Tversky)
+from . import lovasz  # Lovász losses (Berman et al. 2018)
 from . import binary, boxes, detection, keras, linear, metrics, multiclass, regression
 from .binary import *  # noqa: F403
 from .boxes import *  # noqa: F403
@@ -13,6 +14,7 @@ from .detection import *  # noqa: F403
 from .distributions import *  # noqa: F403
 from .keras import *  # noqa: F403
 from .linear import *  # noqa: F403
+from .lovasz import *  # noqa: F403
 from .metrics import *  # noqa: F403
 from .multiclass import *  # noqa: F403
 from .regression import *  # noqa: F403
@@ -28,6 +30,7 @@ __all__ = [
     *segmentation.__all__,
     *boxes.__all__,
     *distributions.__all__,
+    *lovasz.__all__,
     *metrics.__all__,
 ]
 

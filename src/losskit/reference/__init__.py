@@ -14,6 +14,7 @@ Example:
 
 from . import distributions  # torch.nn's KL divergence and likelihoods
 from . import segmentation  # segmentation overlap losses (Dice, Jaccard, Tversky)
+from . import lovasz  # Lovász losses (Berman et al. 2018)
 from . import binary, boxes, keras, linear, multiclass, regression
 from ._steps import Step, record
 from .binary import *  # noqa: F403
@@ -21,6 +22,7 @@ from .boxes import *  # noqa: F403
 from .distributions import *  # noqa: F403
 from .keras import *  # noqa: F403
 from .linear import *  # noqa: F403
+from .lovasz import *  # noqa: F403
 from .multiclass import *  # noqa: F403
 from .regression import *  # noqa: F403
 from .segmentation import *  # noqa: F403
@@ -36,4 +38,5 @@ __all__ = [
     *segmentation.__all__,
     *boxes.__all__,
     *distributions.__all__,
+    *lovasz.__all__,
 ]

@@ -1,0 +1,311 @@
+r"""Lovász losses (Berman, Rannen Triki and Blaschko, CVPR 2018): the Lovász extension of
+the Jaccard loss, a convex surrogate of ``1 - IoU`` that can be optimised directly.
+
+For one class (or one binary mask) over a set of pixels, with ground truth ``g_i`` in
+{0, 1} and errors ``e_i >= 0``, sort the errors in decreasing order, ``e_(1) >= e_(2) >= ...``,
+and take the ground truth in that order. With ``G = Σ g``, the Jaccard loss of the first
+``k`` pixels counted as mispredicted is
+
+.. math::
+    J_k = 1 - \frac{G - \sum_{i \le k} g_{(i)}}{G + \sum_{i \le k} (1 - g_{(i)})},
+
+and the Lovász extension is the dot product of the sorted errors with its differences
+(the Lovász gradient): ``loss = Σ_k e_(k) (J_k - J_(k-1))``, ``J_0 = 0``. It is piecewise
+linear in the errors: exact gradients everywhere but at ties between errors, where the
+function has a kink (its value does not depend on the order ties are broken in).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+from .. import _checks as C
+from .._reduction import compute_dtype, reduce
+
+__all__ = ["lovasz_softmax_loss", "lovasz_hinge_loss"]
+
+
+def _jaccard_gradient(gt_sorted: torch.Tensor) -> torch.Tensor:
+    """The Lovász gradient ``J_k - J_(k-1)`` along the last dimension, for ground truth
+    sorted by decreasing error. The union ``G + #(background among the first k)`` is at
+    least 1 at every position (``G = 0`` makes every pixel background), so never 0."""
+    gts = gt_sorted.sum(-1, keepdim=True)
+    intersection = gts - gt_sorted.cumsum(-1)
+    union = gts + (1.0 - gt_sorted).cumsum(-1)
+    jaccard = 1.0 - intersection / union
+    return torch.cat([jaccard[..., :1], jaccard[..., 1:] - jaccard[..., :-1]], dim=-1)
+
+
+def _lovasz(errors: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """``Σ_k e_(k) ΔJ_k`` over the last dimension. Pixels not counted (``valid`` False)
+    get error 0, ground truth 0 and sort after every counted pixel: their positions come
+    after the counted ones, so they change no counted pixel's Lovász gradient, and their
+    error 0 adds nothing. Masks instead of indexing keep one graph for every input
+    (``torch.compile(fullgraph=True)``, ``vmap``)."""
+    errors = torch.where(valid, errors, 0.0)
+    gt = torch.where(valid, gt, 0.0)
+    key = torch.where(valid, errors.detach(), -1.0)  # errors are >= 0: counted pixels first
+    order = torch.sort(key, dim=-1, descending=True, stable=True).indices
+    # the Lovász gradient depends on the order only: a constant of the piecewise-linear map
+    grad = _jaccard_gradient(gt.gather(-1, order))
+    return (errors.gather(-1, order) * grad).sum(-1)
+
+
+def _image_shape(loss: str, input: torch.Tensor, lead: int, what: str) -> None:
+    if input.dim() < lead:
+        C.fail(loss, f"input must be {what}, got {C.describe(input)}.")
+
+
+def _class_list(loss: str, classes: object, num_classes: int) -> list[int] | None:
+    """``None`` for ``"present"``/``"all"``, else the class indices averaged over."""
+    if isinstance(classes, str):
+        if classes not in ("present", "all"):
+            C.fail(
+                loss,
+                f"classes must be 'present', 'all' or a sequence of class indices, got "
+                f"{classes!r}.",
+            )
+        return None
+    if not isinstance(classes, Sequence) or not classes:
+        C.fail(
+            loss,
+            f"classes must be 'present', 'all' or a non-empty sequence of class indices, "
+            f"got {classes!r}.",
+            cls=C.LossTypeError if not isinstance(classes, Sequence) else C.LossInputError,
+        )
+    picked = []
+    for c in classes:
+        if isinstance(c, bool) or not isinstance(c, int):
+            C.fail(loss, f"classes must hold ints, got {c!r}.", cls=C.LossTypeError)
+        if not 0 <= c < num_classes:
+            C.fail(
+                loss,
+                f"classes holds class {c}, but input has {num_classes} classes "
+                f"(valid 0..{num_classes - 1}).",
+            )
+        picked.append(c)
+    return picked
+
+
+def lovasz_softmax_loss(
+    input,
+    target,
+    *,
+    classes="present",
+    per_image=False,
+    ignore_index=None,
+    from_logits=True,
+    reduction="mean",
+    normalizer=None,
+):
+    r"""Lovász-Softmax loss (Berman et al. 2018): the Lovász extension of the Jaccard loss
+    of each class, averaged over the classes.
+
+    With ``p = softmax(input, dim=1)`` and the one-hot target ``g``, the errors of class
+    ``c`` are ``e_i = |g_ic - p_ic|`` over the counted pixels of an image
+    (``per_image=True``) or of the batch (``per_image=False``, the paper's default). Sorted
+    in decreasing order, with ``G_c = Σ_i g_ic``:
+
+    .. math::
+        J_k = 1 - \frac{G_c - \sum_{i \le k} g_{(i)c}}{G_c + \sum_{i \le k} (1 - g_{(i)c})},
+        \qquad
+        \ell_c = \sum_k e_{(k)} (J_k - J_{k-1}),
+
+    and the loss of the image (or batch) is the mean of ``ℓ_c`` over the classes:
+    those present in its target (``classes="present"``; none present gives 0), all
+    of them (``"all"``: an absent class's ``ℓ_c`` is its largest error), or the listed
+    ones. ``ignore_index`` pixels leave every sum; an image with no counted pixel
+    contributes 0. ``"mean"`` averages the per-image losses over the ``N`` images
+    (every image counts, as in Berman's ``mean``); ``"sum"`` adds them.
+
+    The loss is piecewise linear in the errors: its gradient is exact away from ties
+    between errors, where it has a kink (the value does not depend on how ties are broken;
+    the sort here is stable).
+
+    Args:
+        input: logits ``(N, C, *)`` (``from_logits=True``) or probabilities over dimension 1
+            (``from_logits=False``, checked in [0, 1]).
+        target: class indices ``(N, *)`` (checked in ``0..C-1`` or ``ignore_index``).
+        classes: ``"present"`` | ``"all"`` | a sequence of class indices. Default:
+            ``"present"``.
+        per_image: one Lovász loss per image (``True``) or one for the batch. Default:
+            ``False``.
+        ignore_index: a target value whose pixels are not counted (e.g. 255). Default:
+            ``None``.
+        from_logits: the input holds logits (softmax inside). Default: ``True``.
+        reduction: ``"none"`` | ``"mean"`` | ``"sum"``. Default: ``"mean"``.
+        normalizer: with ``"mean"``, divide the sum by this instead of the image count.
+
+    Shape:
+        input ``(N, C, *)``, target ``(N, *)``; output scalar, or with ``reduction="none"``
+        ``(N,)`` (``per_image=True``) or ``()``.
+
+    Example:
+        >>> import torch, losskit.functional as LF
+        >>> x = torch.tensor([[[2.0, 0.0, -1.0], [0.0, 1.0, 1.0]]])  # 1 image, 2 classes, 3 px
+        >>> LF.lovasz_softmax_loss(x, torch.tensor([[0, 1, 0]]))
+        tensor(0.5499)
+
+    References:
+        Berman, Rannen Triki, Blaschko, "The Lovász-Softmax loss: A tractable surrogate for
+        the optimization of the intersection-over-union measure in neural networks",
+        CVPR 2018, https://arxiv.org/abs/1705.08790
+    """
+    name = "lovasz_softmax_loss"
+    C.check_call(name, input, target, reduction=reduction, normalizer=normalizer)
+    _image_shape(name, input, 2, "logits (N, C, *) (classes along dimension 1)")
+    if target.is_floating_point() and target.shape == input.shape:
+        C.fail(
+            name,
+            f"target must hold class indices (N, *), got probabilities or one-hot maps of "
+            f"the input's shape {tuple(input.shape)}.",
+            "the Lovász-Softmax loss takes hard labels: pass target.argmax(1).",
+        )
+    C.check_integer(name, "target", target)
+    n, k, *space = input.shape
+    if tuple(target.shape) != (n, *space):
+        C.fail(
+            name,
+            f"target shape {tuple(target.shape)} does not match input shape "
+            f"{tuple(input.shape)}: class indices (N, *) = {(n, *space)} expected.",
+            "the target holds one class index per pixel, without the class dimension.",
+        )
+    picked = _class_list(name, classes, k)
+    C.check_bool(name, "per_image", per_image)
+    C.check_bool(name, "from_logits", from_logits)
+    ignore = None if ignore_index is None else C.check_ignore_index(name, ignore_index)
+    C.check_class_indices(name, target, k, ignore)
+
+    pixels = math.prod(space)
+    dtype = compute_dtype(input.dtype)
+    x = input.to(dtype).reshape(n, k, pixels)
+    y = target.reshape(n, 1, pixels)
+    valid = y != ignore if ignore is not None else torch.ones_like(y, dtype=torch.bool)
+    if not from_logits:
+        C.check_in_unit_interval(
+            name,
+            "input",
+            x,
+            mask=valid.expand_as(x),
+            hint="from_logits=False takes probabilities; for logits use from_logits=True.",
+        )
+    # uncounted pixels leave the softmax too: NaN or inf there reach nothing
+    x = torch.where(valid, x, 0.0)
+    p = torch.softmax(x, dim=1) if from_logits else x
+    g = (y == torch.arange(k, device=y.device).view(1, k, 1)).to(dtype)
+    errors = (g - p).abs()
+    valid = valid.expand(n, k, pixels)
+    if not per_image:  # the batch as one image: (1, C, N * pixels)
+        errors, g, valid = (t.transpose(0, 1).reshape(1, k, n * pixels) for t in (errors, g, valid))
+    per_class = _lovasz(errors, g, valid)  # (images, C)
+    if picked is not None:
+        per_class = per_class[:, picked]
+        per_image_loss = reduce(per_class, "mean", dim=-1)
+    elif classes == "present":
+        present = (g * valid).sum(-1) > 0
+        per_image_loss = reduce(per_class, "mean", mask=present, dim=-1)
+    else:
+        per_image_loss = reduce(per_class, "mean", dim=-1)
+    loss = per_image_loss if per_image else per_image_loss[0]
+    return reduce(loss, reduction, normalizer=normalizer)
+
+
+def lovasz_hinge_loss(
+    input, target, *, per_image=True, ignore_index=None, reduction="mean", normalizer=None
+):
+    r"""Lovász hinge loss (Berman et al. 2018): the Lovász extension of the Jaccard loss
+    of a binary mask on hinge errors.
+
+    With binary logits ``x`` and labels ``y`` in {0, 1} (signs ``s = 2y - 1``), the errors
+    are ``e_i = max(0, 1 - x_i s_i)`` over the counted pixels of an image
+    (``per_image=True``, the paper's default) or of the batch. Sorted in decreasing order,
+    with ``G = Σ_i y_i``:
+
+    .. math::
+        J_k = 1 - \frac{G - \sum_{i \le k} y_{(i)}}{G + \sum_{i \le k} (1 - y_{(i)})},
+        \qquad
+        \ell = \sum_k e_{(k)} (J_k - J_{k-1}).
+
+    ``ignore_index`` pixels leave every sum; an image with no counted pixel contributes 0.
+    ``"mean"`` averages the per-image losses over the ``N`` images (every image counts, as
+    in Berman's ``mean``); ``"sum"`` adds them. Piecewise linear in the logits: the
+    gradient is exact away from ties between errors and from the hinge's corner.
+
+    Args:
+        input: binary logits ``(N, *)``.
+        target: labels 0 or 1 of the input's shape (integer, bool or float; checked), or
+            ``ignore_index``.
+        per_image: one Lovász loss per image (``True``) or one for the batch. Default:
+            ``True``.
+        ignore_index: a target value whose pixels are not counted (e.g. 255). Default:
+            ``None``.
+        reduction: ``"none"`` | ``"mean"`` | ``"sum"``. Default: ``"mean"``.
+        normalizer: with ``"mean"``, divide the sum by this instead of the image count.
+
+    Shape:
+        input ``(N, *)``, target ``(N, *)``; output scalar, or with ``reduction="none"``
+        ``(N,)`` (``per_image=True``) or ``()``.
+
+    Example:
+        >>> import torch, losskit.functional as LF
+        >>> x = torch.tensor([[2.0, -0.5, 0.3, -3.0]])  # 1 image, 4 pixels
+        >>> LF.lovasz_hinge_loss(x, torch.tensor([[1, 1, 0, 0]]))
+        tensor(0.9667)
+
+    References:
+        Berman, Rannen Triki, Blaschko, "The Lovász-Softmax loss: A tractable surrogate for
+        the optimization of the intersection-over-union measure in neural networks",
+        CVPR 2018, https://arxiv.org/abs/1705.08790
+    """
+    name = "lovasz_hinge_loss"
+    C.check_call(name, input, target, reduction=reduction, normalizer=normalizer)
+    _image_shape(name, input, 1, "binary logits (N, *)")
+    C.check_same_shape(name, input, target)
+    C.check_bool(name, "per_image", per_image)
+    ignore = C.check_ignore_value(name, ignore_index)  # labels may be floats
+    _check_binary_labels(name, target, ignore)
+
+    n = input.shape[0]
+    pixels = math.prod(input.shape[1:])
+    dtype = compute_dtype(input.dtype)
+    x = input.to(dtype).reshape(n, pixels)
+    y = target.reshape(n, pixels)
+    valid = y != ignore if ignore is not None else torch.ones_like(y, dtype=torch.bool)
+    x = torch.where(valid, x, 0.0)  # NaN or inf at uncounted pixels reach nothing
+    g = torch.where(valid, y, 0).to(dtype)
+    errors = torch.relu(1.0 - x * (2.0 * g - 1.0))
+    if not per_image:
+        errors, g, valid = (t.reshape(1, n * pixels) for t in (errors, g, valid))
+    loss = _lovasz(errors, g, valid)
+    loss = loss if per_image else loss[0]
+    return reduce(loss, reduction, normalizer=normalizer)
+
+
+def _check_binary_labels(loss: str, target: torch.Tensor, ignore: float | None) -> None:
+    """Value check: labels 0 or 1 (or ``ignore``)."""
+    if not C.checks_enabled() or target.numel() == 0:
+        return
+    with torch.no_grad():
+        t = target.detach()
+        bad = (t != 0) & (t != 1)
+        if ignore is not None:
+            bad &= t != ignore
+        if not bool(bad.any()):
+            return
+        values = torch.unique(t[bad]).tolist()
+        n_bad = int(bad.sum())
+    ignore_text = f" or ignore_index={ignore:g}" if ignore is not None else ""
+    hint = None
+    if 255 in values and ignore is None:
+        hint = "did you mean ignore_index=255? (255 marks void pixels in many segmentation sets)"
+    elif t.is_floating_point():
+        hint = "the Lovász hinge takes hard labels; for soft masks use a Dice loss."
+    C.fail(
+        loss,
+        f"target must hold labels 0 or 1{ignore_text}, found {C.format_values(values)} "
+        f"({n_bad} of {t.numel()} values).",
+        hint,
+    )
