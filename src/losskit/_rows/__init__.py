@@ -7,7 +7,7 @@ from __future__ import annotations
 from . import distributions  # torch.nn's KL divergence and likelihoods
 from . import segmentation  # segmentation overlap losses (Dice, Jaccard, Tversky)
 from . import lovasz  # Lovász losses (Berman et al. 2018)
-from . import binary, boxes, detection, keras, linear, multiclass, regression
+from . import binary, boxes, detection, distillation, keras, linear, multiclass, regression
 
 # The families a row may name (``LossSpec.family``); a new family adds its name here.
 FAMILIES = (
@@ -17,6 +17,7 @@ FAMILIES = (
     "detection",
     "language model",
     "box regression",
+    "distillation",
     "segmentation",
     "distribution",
 )
@@ -30,6 +31,7 @@ ROWS = (
     *keras.ROWS,
     *segmentation.ROWS,
     *boxes.ROWS,
+    *distillation.ROWS,
     *distributions.ROWS,
     *lovasz.ROWS,
 )

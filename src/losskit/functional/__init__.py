@@ -7,10 +7,11 @@ them all, and a test checks them against the registry.
 from . import distributions  # torch.nn's KL divergence and likelihoods
 from . import segmentation  # segmentation overlap losses (Dice, Jaccard, Tversky)
 from . import lovasz  # Lovász losses (Berman et al. 2018)
-from . import binary, boxes, detection, keras, linear, metrics, multiclass, regression
+from . import binary, boxes, detection, distillation, keras, linear, metrics, multiclass, regression
 from .binary import *  # noqa: F403
 from .boxes import *  # noqa: F403
 from .detection import *  # noqa: F403
+from .distillation import *  # noqa: F403
 from .distributions import *  # noqa: F403
 from .keras import *  # noqa: F403
 from .linear import *  # noqa: F403
@@ -29,6 +30,7 @@ __all__ = [
     *keras.__all__,
     *segmentation.__all__,
     *boxes.__all__,
+    *distillation.__all__,
     *distributions.__all__,
     *lovasz.__all__,
     *metrics.__all__,

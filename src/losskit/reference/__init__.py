@@ -15,10 +15,11 @@ Example:
 from . import distributions  # torch.nn's KL divergence and likelihoods
 from . import segmentation  # segmentation overlap losses (Dice, Jaccard, Tversky)
 from . import lovasz  # Lovász losses (Berman et al. 2018)
-from . import binary, boxes, keras, linear, multiclass, regression
+from . import binary, boxes, distillation, keras, linear, multiclass, regression
 from ._steps import Step, record
 from .binary import *  # noqa: F403
 from .boxes import *  # noqa: F403
+from .distillation import *  # noqa: F403
 from .distributions import *  # noqa: F403
 from .keras import *  # noqa: F403
 from .linear import *  # noqa: F403
@@ -37,6 +38,7 @@ __all__ = [
     *keras.__all__,
     *segmentation.__all__,
     *boxes.__all__,
+    *distillation.__all__,
     *distributions.__all__,
     *lovasz.__all__,
 ]

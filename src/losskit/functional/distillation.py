@@ -1,0 +1,311 @@
+"""Distillation losses: a student's logits against a teacher's, class by class.
+
+Student ``input`` and ``teacher`` logits share one shape, ``(N, C)``, ``(N, C, d1, ...,
+dk)`` (classes on dim 1: token positions of a language model, pixels) or ``(C,)``. Per
+position the divergence is summed over the classes; ``"mean"`` averages over the counted
+positions. The optional ``target`` holds class indices ``(N, d1, ..., dk)``: positions
+whose target equals ``ignore_index`` are not counted (their logits, even NaN, reach
+nothing), and :func:`distillation_loss` adds the hard-label cross entropy.
+
+Everything runs on log-probabilities (``log_softmax``) with ``0 log 0 = 0``: a class that
+both distributions give probability 0 (a ``-inf`` logit in both, a masked vocabulary)
+adds nothing to the value or the gradient. Half-precision logits are computed in float32
+(the loss is float32).
+
+Gradient to the teacher: like ``torch.nn.functional.kl_div``'s target, the teacher gets a
+gradient when it requires one. A frozen teacher's logits usually do not (computed under
+``torch.no_grad()``); otherwise pass ``teacher.detach()``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as TF
+
+from .. import _checks as C
+from .._reduction import compute_dtype, reduce
+from ._classes import prepare_classes
+
+__all__ = ["distillation_loss", "generalized_jsd_loss", "total_variation_loss"]
+
+
+# --------------------------------------------------------------------------- inputs
+def _check_logits(name, input, reduction, normalizer):
+    C.check_reduction(name, reduction)
+    C.check_tensor(name, "input", input)
+    C.check_floating(name, "input", input)
+    C.check_normalizer(name, normalizer, reduction)
+    if input.dim() == 0:
+        C.fail(
+            name,
+            "input must have a class dimension: (N, C), (N, C, d1, ...) or (C,), got a "
+            "0-dim tensor.",
+        )
+    class_dim = 0 if input.dim() == 1 else 1
+    if input.shape[class_dim] == 0:
+        C.fail(
+            name,
+            f"input of shape {tuple(input.shape)} has 0 classes (dimension {class_dim}); at "
+            "least one is needed.",
+        )
+    return class_dim
+
+
+def _prepare(name, input, teacher, target, temperature, ignore_index, reduction, normalizer):
+    """Validate a call; returns the student's and the teacher's tempered
+    log-probabilities, the class dimension, the mask of counted positions (``None``: all)
+    and the class indices (ignored ones set to 0), in the compute dtype."""
+    t = C.check_number(name, "temperature", temperature, low=0.0, low_open=True)
+    mask = index = None
+    if target is None:
+        class_dim = _check_logits(name, input, reduction, normalizer)
+    else:
+        ii = C.check_ignore_index(name, ignore_index)
+        c, mask = prepare_classes(
+            name,
+            input,
+            target,
+            ignore_index=ii,
+            reduction=reduction,
+            normalizer=normalizer,
+            allow_probs=False,
+        )
+        class_dim = c.class_dim
+        index = c.target if mask is None else torch.where(mask, c.target, 0)
+    C.check_tensor(name, "teacher", teacher)
+    C.check_floating(name, "teacher", teacher, "teacher logits are floating: teacher.float().")
+    C.check_same_device(name, input=input, teacher=teacher)
+    if teacher.shape != input.shape:
+        C.fail(
+            name,
+            f"teacher must hold logits of the input's shape {tuple(input.shape)}, got "
+            f"{tuple(teacher.shape)}.",
+            "student and teacher score the same classes at the same positions (classes on "
+            "dim 1); for a teacher with more classes, slice it to the student's vocabulary.",
+        )
+    dtype = torch.promote_types(compute_dtype(input.dtype), compute_dtype(teacher.dtype))
+    x, z = input.to(dtype), teacher.to(dtype)
+    if mask is not None:  # ignored positions are inert: a NaN or inf there reaches nothing
+        rows = ~mask.unsqueeze(class_dim)
+        x, z = x.masked_fill(rows, 0.0), z.masked_fill(rows, 0.0)
+    log_p = TF.log_softmax(x / t if t != 1.0 else x, dim=class_dim)
+    log_q = TF.log_softmax(z / t if t != 1.0 else z, dim=class_dim)
+    return x, log_p, log_q, class_dim, mask, index, t
+
+
+def _kl(log_a, log_b, dim):
+    """``KL(a || b) = sum_c a_c (log a_c - log b_c)`` with ``0 log 0 = 0``: a class of
+    ``a_c = 0`` adds nothing, to the value or the gradient, even where ``log b_c = -inf``
+    too (the difference is masked before it can be ``-inf - -inf``)."""
+    a = log_a.exp()
+    diff = torch.where(a == 0, torch.zeros((), dtype=a.dtype, device=a.device), log_a - log_b)
+    return (a * diff).sum(dim)
+
+
+def _log_mixture(a, b):
+    """``log(exp(a) + exp(b))`` as ``hi + log1p(exp(lo - hi))``, the larger one chosen by
+    a comparison (no gradient): exact first and second derivatives everywhere, ties
+    included (``torch.logaddexp``'s double backward is NaN for a gap of 2e4, and
+    max/min's is wrong at a tie). A class where both are ``-inf`` (both distributions
+    vanish) gets 0 inputs: its value is never read (both KL terms mask it), and no
+    ``-inf - -inf`` reaches a gradient."""
+    both = torch.isneginf(a) & torch.isneginf(b)
+    zero = torch.zeros((), dtype=a.dtype, device=a.device)
+    a, b = torch.where(both, zero, a), torch.where(both, zero, b)
+    first = a >= b
+    hi, lo = torch.where(first, a, b), torch.where(first, b, a)
+    return hi + torch.log1p(torch.exp(lo - hi))
+
+
+# --------------------------------------------------------------------------- losses
+def distillation_loss(
+    input,
+    teacher,
+    target=None,
+    *,
+    temperature=1.0,
+    alpha=0.5,
+    ignore_index=-100,
+    reduction="mean",
+    normalizer=None,
+):
+    r"""Knowledge distillation (Hinton et al. 2015): the KL divergence from the teacher's
+    softened distribution to the student's, times ``T^2``, mixed with the hard-label cross
+    entropy when a ``target`` is given.
+
+    .. math::
+        q = \operatorname{softmax}(z / T), \quad p = \operatorname{softmax}(x / T), \qquad
+        \mathrm{KD}_i = T^2 \sum_c q_{i,c} (\log q_{i,c} - \log p_{i,c})
+        = T^2\, \mathrm{KL}(q_i \,\|\, p_i)
+
+    .. math::
+        \ell_i = (1 - \alpha)\, \mathrm{CE}(x_i, y_i) + \alpha\, \mathrm{KD}_i
+        \ \text{(with a target)}, \qquad \ell_i = \mathrm{KD}_i \ \text{(without)}, \qquad
+        \text{mean} = \frac{1}{|\{i: y_i \ne \text{ignore}\}|} \sum_i \ell_i
+
+    The cross entropy is at temperature 1, on the student's raw logits. ``T^2`` keeps the
+    soft term's gradient on the scale of the hard one as ``T`` grows. The direction is
+    ``KL(teacher || student)``, what ``F.kl_div(log_softmax(x / T), log_softmax(z / T),
+    log_target=True)`` computes (``F.kl_div`` takes the student first and the teacher as
+    the *target*: swapping them gives the reverse KL, the pitfall of pytorch #57459).
+    Positions whose target equals ``ignore_index`` count in neither term.
+
+    Args:
+        input: student logits ``(N, C)``, ``(N, C, d1, ..., dk)`` or ``(C,)``.
+        teacher: teacher logits of the input's shape. It receives a gradient when it
+            requires one (as ``F.kl_div``'s target does): detach a frozen teacher.
+        target: class indices ``(N, d1, ..., dk)`` or ``None`` (KD alone). Default: ``None``.
+        temperature: ``T > 0``. Default: ``1.0``.
+        alpha: weight of the KD term in [0, 1] (used with a target). Default: ``0.5``.
+        ignore_index: a target value not counted. Default: ``-100``.
+        reduction: ``"none"`` | ``"mean"`` | ``"sum"``. Default: ``"mean"``.
+        normalizer: with ``"mean"``, divide the summed loss by this instead.
+
+    Shape:
+        input and teacher ``(N, C, *)``, target ``(N, *)``; output scalar, or ``(N, *)``
+        with ``reduction="none"`` (0 at ignored positions).
+
+    Example:
+        >>> import torch, losskit.functional as LF
+        >>> student = torch.tensor([[2.0, 1.0, 0.1], [0.5, 2.5, -1.0]])
+        >>> teacher = torch.tensor([[3.0, 1.0, 0.2], [0.0, 3.0, -2.0]])
+        >>> LF.distillation_loss(student, teacher, temperature=2.0)
+        tensor(0.1239)
+        >>> LF.distillation_loss(student, teacher, torch.tensor([0, 1]), temperature=2.0)
+        tensor(0.2045)
+
+    References:
+        Hinton, Vinyals and Dean, "Distilling the Knowledge in a Neural Network", 2015,
+        https://arxiv.org/abs/1503.02531
+    """
+    name = "distillation_loss"
+    a = C.check_number(name, "alpha", alpha, low=0.0, high=1.0)
+    x, log_p, log_q, cd, mask, index, t = _prepare(
+        name, input, teacher, target, temperature, ignore_index, reduction, normalizer
+    )
+    kd = (t * t) * _kl(log_q, log_p, cd)
+    if target is None:
+        per = kd
+    else:
+        # hard-label cross entropy at T = 1; a term of weight 0 is left out (0 * inf)
+        ce = -TF.log_softmax(x, dim=cd).gather(cd, index.unsqueeze(cd)).squeeze(cd)
+        per = kd if a == 1.0 else ce if a == 0.0 else (1.0 - a) * ce + a * kd
+    return reduce(per, reduction, mask=mask, normalizer=normalizer)
+
+
+def generalized_jsd_loss(
+    input,
+    teacher,
+    target=None,
+    *,
+    beta=0.5,
+    temperature=1.0,
+    ignore_index=-100,
+    reduction="mean",
+    normalizer=None,
+):
+    r"""The generalized Jensen-Shannon divergence of on-policy distillation (GKD,
+    Agarwal et al. 2024), with TRL's endpoints.
+
+    .. math::
+        M = (1 - \beta)\, p + \beta\, q, \qquad
+        \ell_i = \beta\, \mathrm{KL}(q_i \,\|\, M_i) + (1 - \beta)\, \mathrm{KL}(p_i \,\|\, M_i)
+
+    with ``p = softmax(x / T)`` the student and ``q = softmax(z / T)`` the teacher.
+    ``beta=0`` is the forward ``KL(q || p)`` and ``beta=1`` the reverse ``KL(p || q)``,
+    computed as those divergences: the formula above tends to 0, not to them, as beta
+    reaches 0 or 1 (its weight on the KL that survives vanishes). ``beta=0.5`` is the
+    Jensen-Shannon divergence, bounded by ``log 2``. ``log M`` is a ``logaddexp`` of the
+    two log-probabilities. No ``T^2`` factor. ``target`` only masks positions (those equal
+    to ``ignore_index`` are not counted); there is no cross-entropy term.
+
+    Args:
+        input: student logits ``(N, C)``, ``(N, C, d1, ..., dk)`` or ``(C,)``.
+        teacher: teacher logits of the input's shape (it gets a gradient when it requires
+            one; detach a frozen teacher).
+        target: class indices ``(N, d1, ..., dk)`` that mask positions, or ``None``.
+        beta: in [0, 1]. Default: ``0.5``.
+        temperature: ``T > 0``. Default: ``1.0``.
+        ignore_index, reduction, normalizer: as :func:`distillation_loss`.
+
+    Shape:
+        as :func:`distillation_loss`.
+
+    Example:
+        >>> import torch, losskit.functional as LF
+        >>> student = torch.tensor([[2.0, 1.0, 0.1], [0.5, 2.5, -1.0]])
+        >>> teacher = torch.tensor([[3.0, 1.0, 0.2], [0.0, 3.0, -2.0]])
+        >>> LF.generalized_jsd_loss(student, teacher, beta=0.5)
+        tensor(0.0165)
+        >>> LF.generalized_jsd_loss(student, teacher, beta=0.0)  # forward KL(q || p)
+        tensor(0.0603)
+
+    References:
+        Agarwal et al., "On-Policy Distillation of Language Models: Learning from
+        Self-Generated Mistakes", ICLR 2024, https://arxiv.org/abs/2306.13649
+    """
+    name = "generalized_jsd_loss"
+    b = C.check_number(name, "beta", beta, low=0.0, high=1.0)
+    _, log_p, log_q, cd, mask, _, _ = _prepare(
+        name, input, teacher, target, temperature, ignore_index, reduction, normalizer
+    )
+    if b == 0.0:
+        per = _kl(log_q, log_p, cd)  # forward: KL(teacher || student)
+    elif b == 1.0:
+        per = _kl(log_p, log_q, cd)  # reverse: KL(student || teacher)
+    else:
+        log_m = _log_mixture(log_p + math.log1p(-b), log_q + math.log(b))
+        per = b * _kl(log_q, log_m, cd) + (1.0 - b) * _kl(log_p, log_m, cd)
+    return reduce(per, reduction, mask=mask, normalizer=normalizer)
+
+
+def total_variation_loss(
+    input,
+    teacher,
+    target=None,
+    *,
+    temperature=1.0,
+    ignore_index=-100,
+    reduction="mean",
+    normalizer=None,
+):
+    r"""Total variation distance between the student's and the teacher's distributions.
+
+    .. math::
+        \ell_i = \tfrac{1}{2} \sum_c |p_{i,c} - q_{i,c}|, \qquad
+        p = \operatorname{softmax}(x / T), \quad q = \operatorname{softmax}(z / T)
+
+    In [0, 1]: 0 for equal distributions, 1 for disjoint ones. ``target`` only masks
+    positions (those equal to ``ignore_index`` are not counted). At ``p_c = q_c`` the
+    gradient of ``|p_c - q_c|`` is taken as 0.
+
+    Args:
+        input: student logits ``(N, C)``, ``(N, C, d1, ..., dk)`` or ``(C,)``.
+        teacher: teacher logits of the input's shape (it gets a gradient when it requires
+            one; detach a frozen teacher).
+        target: class indices ``(N, d1, ..., dk)`` that mask positions, or ``None``.
+        temperature: ``T > 0``. Default: ``1.0``.
+        ignore_index, reduction, normalizer: as :func:`distillation_loss`.
+
+    Shape:
+        as :func:`distillation_loss`.
+
+    Example:
+        >>> import torch, losskit.functional as LF
+        >>> student = torch.tensor([[2.0, 1.0, 0.1], [0.5, 2.5, -1.0]])
+        >>> teacher = torch.tensor([[3.0, 1.0, 0.2], [0.0, 3.0, -2.0]])
+        >>> LF.total_variation_loss(student, teacher)
+        tensor(0.1328)
+
+    References:
+        Wen et al., "f-Divergence Minimization for Sequence-Level Knowledge
+        Distillation", ACL 2023, https://arxiv.org/abs/2307.15190
+    """
+    name = "total_variation_loss"
+    _, log_p, log_q, cd, mask, _, _ = _prepare(
+        name, input, teacher, target, temperature, ignore_index, reduction, normalizer
+    )
+    per = 0.5 * (log_p.exp() - log_q.exp()).abs().sum(cd)
+    return reduce(per, reduction, mask=mask, normalizer=normalizer)
