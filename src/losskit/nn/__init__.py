@@ -12,6 +12,7 @@ import inspect
 
 from .._registry import REGISTRY
 from ._base import Loss
+from .combined import CombinedLoss
 from .linear import LinearCrossEntropyLoss
 
 _BY_HAND = {"LinearCrossEntropyLoss": LinearCrossEntropyLoss}
@@ -44,7 +45,7 @@ def _make_module(row) -> type:
     )
 
 
-__all__ = ["Loss"]
+__all__ = ["Loss", "CombinedLoss"]  # CombinedLoss sums modules: not a registry row
 for _row in REGISTRY.values():
     _cls = _make_module(_row)
     for _name in (_row.module_name, *_row.module_aliases):
