@@ -42,11 +42,13 @@ MIN_ROWS = 16
 MAX_TILE = 2**24
 
 
-def _kernel_unsupported(input, chunk_size):
+def _kernel_unsupported(input, chunk_size, softcap):
     if input.dtype == torch.float64:
         return "float64 inputs (it computes in float32)"
-    if chunk_size is not None:
-        return "chunk_size (the kernel tiles on its own)"
+    if isinstance(chunk_size, tuple | list):
+        return "a vocabulary block in chunk_size (with the kernels, chunk_size is rows)"
+    if chunk_size is not None and softcap is not None:
+        return "softcap with chunk_size (the fused kernel, without chunk_size, has it)"
     return None
 
 
@@ -241,12 +243,16 @@ def linear_cross_entropy(
         chunk_size: token rows per chunk, or a pair ``(rows, classes)`` to also block the
             vocabulary. Default ``None``: chunks of ``2**22 // V`` rows (a 16 MiB float32
             tile; at least 16 rows), and vocabulary blocks only above ``2**20`` classes.
-        backend: ``"torch"`` (the chunked sweep above, any device) or ``"triton"`` (the
-            fused kernel of :mod:`losskit.kernels.linear`: one launch computes the tiles
-            of logits and their log-sum-exp, a second recomputes them for the gradients,
-            which are accumulated in float32 with atomic adds; no ``chunk_size``, no
-            float64). ``"auto"`` is the torch path for now, on every device: the fused
-            kernel is opt-in until it has been benchmarked on a GPU. Default: ``"auto"``.
+        backend: ``"torch"`` (the chunked sweep above, any device) or ``"triton"``: without
+            ``chunk_size``, the fused kernel of :mod:`losskit.kernels.linear` (one launch
+            computes the tiles of logits and their log-sum-exp, a second recomputes them
+            for the gradients, which are accumulated in float32 with atomic adds; the
+            logits never exist); with ``chunk_size=rows``, :mod:`losskit.kernels.linear_chunked`
+            (tensor-core matmuls in the input's dtype for each chunk's logits and both
+            gradients, and the softmax kernel in place on the chunk: the design the
+            roofline model favours on a GPU; no ``softcap``). Neither takes float64.
+            ``"auto"`` is the torch path for now, on every device: the kernels are opt-in
+            until they have been benchmarked on a GPU. Default: ``"auto"``.
 
     Shape:
         input ``(*, D)``, linear_weight ``(V, D)``, linear_bias and weight ``(V,)``,
@@ -289,7 +295,7 @@ def linear_cross_entropy(
         NAME,
         "torch" if backend == "auto" else backend,
         input,
-        _kernel_unsupported(input, chunk_size),
+        _kernel_unsupported(input, chunk_size, cap),
     )
     dtype = compute_dtype(input.dtype)
     mask = y != ii
@@ -307,7 +313,11 @@ def linear_cross_entropy(
         weight_sum=cw.sum() if cw is not None else None,
     )
     scalar = reduction != "none"
-    if use_kernel:
+    if use_kernel and chunk_size is not None:
+        from ..kernels.linear_chunked import chunked_linear_cross_entropy as by_chunks
+
+        out = by_chunks(x, linear_weight, linear_bias, y, cw, ii, ls, k, rows, scalar)
+    elif use_kernel:
         from ..kernels.linear import fused_linear_cross_entropy
 
         y_k = torch.where(mask, y, 0)  # ignored rows read class 0 and count 0
