@@ -312,12 +312,20 @@ def _stepper(fn, args):
     return step, value, x
 
 
-def measure_cpu(w: CpuWorkload, budget: float = 3.0, min_repeats: int = 5, max_repeats: int = 200):
+def measure_cpu(
+    w: CpuWorkload,
+    budget: float = 3.0,
+    min_repeats: int = 5,
+    max_repeats: int = 200,
+    clock: Callable[[], float] | None = None,
+):
     """Time, peak memory and value of losskit and the row's compositions on one workload.
 
     Interleaved: every round calls each provider once, in turn (ABAB...), so drift in the
     machine's load reaches all of them alike. The number of rounds fills ``budget``
-    seconds (at least ``min_repeats``)."""
+    seconds (at least ``min_repeats``). ``clock``: ``time.perf_counter`` (wall time) by
+    default; ``time.thread_time`` (CPU time of this thread: with one torch thread, the
+    work itself, robust to other jobs on a busy machine)."""
     import time
 
     from .compositions import COMPOSITIONS
@@ -346,7 +354,7 @@ def measure_cpu(w: CpuWorkload, budget: float = 3.0, min_repeats: int = 5, max_r
         step()
     per_round = max(time.perf_counter() - t0, 1e-6)
     rounds = int(min(max(budget / per_round, min_repeats), max_repeats))
-    clock = time.perf_counter
+    clock = clock or time.perf_counter
     for _ in range(rounds):
         for name, step in steps.items():
             t = clock()
@@ -402,6 +410,7 @@ def run_cpu(
     names=None,
     recheck: float | None = 1.0,
     min_repeats: int = 5,
+    clock: Callable[[], float] | None = None,
 ) -> tuple[list[dict[str, object]], list[str]]:
     """Every registry row against its best composition; rows whose time ratio is above
     ``recheck`` are measured a second time (``second_time_ratio``), the machine being
@@ -411,11 +420,11 @@ def run_cpu(
         print(f"  skipped {s}")
     rows = []
     for w in track(work, description="benchmarking"):
-        rows.append(cpu_row(w, measure_cpu(w, budget, min_repeats)))
+        rows.append(cpu_row(w, measure_cpu(w, budget, min_repeats, clock=clock)))
     if recheck is not None:
         for w, row in zip(work, rows, strict=True):
             if row.get("time_ratio", 0) > recheck:
-                again = cpu_row(w, measure_cpu(w, budget, min_repeats))
+                again = cpu_row(w, measure_cpu(w, budget, min_repeats, clock=clock))
                 row["second_time_ratio"] = again.get("time_ratio")
                 row["second_min_time_ratio"] = again.get("min_time_ratio")
     return rows, skipped
@@ -443,7 +452,8 @@ def cpu_markdown(rows: list[dict[str, object]], skipped: list[str], env: dict) -
     and command."""
     v = env["versions"]
     lines = [
-        f"Measured with `{CPU_COMMAND}` on {env['device_name']} ({env['threads']} threads), "
+        f"Measured with `{CPU_COMMAND}` on {env['device_name']} ({env['threads']} threads"
+        f"{', CPU time of the thread' if env.get('clock') == 'thread' else ''}), "
         f"torch {v['torch']}, losskit {v['losskit']}, Python {v['python']}, {env['date']}: "
         "float32, forward + backward of the mean, the composition's value within "
         "`value diff` (relative) of losskit's. Times are the median and min over interleaved "
@@ -551,6 +561,14 @@ def main(argv: list[str] | None = None) -> None:
         "--budget", type=float, default=3.0, help="cpu: seconds of timed rounds per row"
     )
     parser.add_argument("--rows", nargs="*", help="cpu: only these registry rows")
+    parser.add_argument("--threads", type=int, help="cpu: torch threads (default: torch's)")
+    parser.add_argument(
+        "--clock",
+        choices=("wall", "thread"),
+        default="wall",
+        help="cpu: wall time, or this thread's CPU time (implies --threads 1; robust to "
+        "other jobs on the machine)",
+    )
     parser.add_argument(
         "--write-readme", action="store_true", help="cpu: put the table into README.md"
     )
@@ -568,10 +586,16 @@ def main(argv: list[str] | None = None) -> None:
         env = environment("cuda")
         table = markdown(rows)
     else:
+        import time
+
+        clock = time.thread_time if args.clock == "thread" else time.perf_counter
+        if args.threads or args.clock == "thread":
+            torch.set_num_threads(1 if args.clock == "thread" else args.threads)
         size = args.size // 64 if args.quick else args.size
         budget = args.budget / 10 if args.quick else args.budget
-        rows, skipped = run_cpu(size, budget, args.rows)
+        rows, skipped = run_cpu(size, budget, args.rows, clock=clock)
         env = environment("cpu")
+        env["clock"] = args.clock
         table = cpu_markdown(rows, skipped, env)
         if args.write_readme:
             readme = Path(__file__).resolve().parents[1] / "README.md"

@@ -17,6 +17,7 @@ import torch.nn.functional as TF
 from .. import _checks as C
 from .._reduction import reduce, reduce_builtin
 from ._common import prepare_pointwise
+from ._fused import eager, fused
 
 __all__ = [
     "l1_loss",
@@ -45,10 +46,21 @@ def _builtin(name, torch_fn, input, target, weight, reduction, normalizer, broad
     )
 
 
-def _pointwise(name, per_element, input, target, weight, reduction, normalizer, broadcast):
-    """A loss of the residual that torch lacks: ``per_element(x, y)``, then reduced."""
+def _pointwise(
+    name, per_element, input, target, weight, reduction, normalizer, broadcast, rule=None
+):
+    """A loss of the residual that torch lacks: ``per_element(x, y)``, then reduced.
+
+    ``rule``: the same per-element loss with a closed-form gradient (:func:`fused`)."""
     x, y, w = _prepared(name, input, target, weight, reduction, normalizer, broadcast)
-    return reduce(per_element(x, y), reduction, weight=w, normalizer=normalizer)
+    loss = per_element(x, y) if rule is None else fused(rule, per_element, x, y)
+    return reduce(loss, reduction, weight=w, normalizer=normalizer)
+
+
+def _residual_grads(dr, grad, needs):
+    """Gradients of ``l(x - y)`` from ``dl/dr`` for the inputs that need one."""
+    gx = grad * dr
+    return (gx if needs[0] else None), (-gx if needs[1] else None)
 
 
 def _prepared(name, input, target, weight, reduction, normalizer, broadcast):
@@ -149,6 +161,11 @@ def rmse_loss(input, target, *, weight=None, reduction="mean", normalizer=None, 
         tensor(0.3509)
     """
     x, y, w = _prepared("rmse_loss", input, target, weight, reduction, normalizer, broadcast)
+    plain_mean = reduction == "mean" and w is None and normalizer is None and x.numel()
+    if plain_mean and x.device.type == "cpu" and eager():  # (the check reads a number)
+        fast = _rmse_unscaled(x, y)
+        if fast is not None:
+            return fast
     r = x - y
     dims = tuple(range(r.dim())) if reduction == "mean" else tuple(range(1, r.dim()))
     # RMSE is homogeneous of degree 1: rmse(r) = s rmse(r / s), s = max |r| (per sample),
@@ -166,6 +183,39 @@ def rmse_loss(input, target, *, weight=None, reduction="mean", normalizer=None, 
         return scale * _safe_sqrt(reduce(scaled, "mean", weight=w, normalizer=normalizer))
     per_sample = scale * _safe_sqrt(reduce(scaled, "mean", weight=w, dim=dims))
     return per_sample if reduction == "none" else per_sample.sum()
+
+
+def _rmse_unscaled(x, y):
+    """The RMSE of every element from ``||x - y||_2`` as torch computes it, with the
+    gradient ``r / (n rmse)`` by hand; ``None`` where that norm may have overflowed or
+    lost precision to underflowing squares (then the scaled form runs). Squares that
+    underflow add at most ``n tiny`` to the sum of squares: negligible once it exceeds
+    ``n tiny / eps``."""
+    with torch.no_grad():
+        r = x - y
+        norm = torch.linalg.vector_norm(r)
+        info = torch.finfo(r.dtype)
+        floor = (r.numel() * info.tiny / info.eps) ** 0.5
+        if not floor <= float(norm) < float("inf"):  # a perfect fit (0) too
+            return None
+    return fused(_RMSE(), _rmse_plain, x, y)
+
+
+def _rmse_plain(x, y):
+    """The RMSE's autograd definition (for second derivatives): ``sqrt(mean((x-y)^2))``,
+    nonzero here (the fast path runs only then)."""
+    return torch.sqrt((x - y).square().mean())
+
+
+class _RMSE:
+    def forward(self, x, y):
+        r = x - y
+        rmse = torch.linalg.vector_norm(r) / r.numel() ** 0.5
+        return rmse, (r, rmse)
+
+    def backward(self, state, grad, needs):
+        r, rmse = state
+        return _residual_grads(r, grad / (r.numel() * rmse), needs)
 
 
 def smooth_l1_loss(
@@ -290,8 +340,40 @@ def pseudo_huber_loss(
         return torch.where(near, inside, outside)
 
     return _pointwise(
-        "pseudo_huber_loss", per_element, input, target, weight, reduction, normalizer, broadcast
+        "pseudo_huber_loss",
+        per_element,
+        input,
+        target,
+        weight,
+        reduction,
+        normalizer,
+        broadcast,
+        rule=_PseudoHuber(delta),
     )
+
+
+class _PseudoHuber:
+    """Pseudo-Huber's value and gradient from one square root: with ``lo = min(|r|,
+    delta)``, ``hi = max(|r|, delta)`` and ``s = sqrt(1 + (lo / hi)^2)``, the loss is
+    ``|r| lo / (s + min(1, delta / |r|))`` (``r^2 / (s + 1)`` inside, ``delta |r| / (s +
+    delta / |r|)`` outside) and its derivative is ``clamp(r, -delta, delta) / s``
+    (``r / sqrt(1 + (r / delta)^2)``). No square overflows: ``lo / hi <= 1``."""
+
+    def __init__(self, delta: float):
+        self.delta = delta
+
+    def forward(self, x, y):
+        d = self.delta
+        r = x - y
+        a = r.abs()
+        lo = a.clamp(max=d)
+        s = torch.div(lo, a.clamp(min=d)).square_().add_(1.0).sqrt_()
+        den = torch.div(d, a).clamp_(max=1.0).add_(s)
+        loss = a.mul_(lo).div_(den)
+        return loss, r.clamp_(-d, d).div_(s)
+
+    def backward(self, dr, grad, needs):
+        return _residual_grads(dr, grad, needs)
 
 
 def log_cosh_loss(
@@ -320,17 +402,52 @@ def log_cosh_loss(
         tensor(4999.8701)
     """
 
-    def per_element(x, y):
-        a = (x - y).abs()
-        small = a < 10.0
-        a_small = torch.where(small, a, torch.zeros_like(a))  # keeps sinh finite off-branch
-        near = torch.log1p(2.0 * torch.sinh(0.5 * a_small).square())
-        far = a + TF.softplus(-2.0 * a) - _LOG2
-        return torch.where(small, near, far)
-
     return _pointwise(
-        "log_cosh_loss", per_element, input, target, weight, reduction, normalizer, broadcast
+        "log_cosh_loss",
+        _log_cosh,
+        input,
+        target,
+        weight,
+        reduction,
+        normalizer,
+        broadcast,
+        rule=_LogCosh,
     )
+
+
+class _LogCosh:
+    """``log cosh r`` and ``tanh r`` from one ``expm1``: with ``u = expm1(|r|)``,
+    ``cosh |r| - 1 = u^2 / (2 (1 + u))`` and ``tanh |r| = u (u + 2) / (u (u + 2) + 2)``,
+    both without cancellation. Past ``|r| = 20``, ``log cosh r = |r| - log 2`` and
+    ``tanh r = sign(r)`` to float64 precision (``e^-40 / 20 < 2^-53``)."""
+
+    @staticmethod
+    def forward(x, y):
+        # in place where it can: each fresh buffer costs more than the arithmetic
+        r = x - y
+        a = r.abs()
+        u = a.clamp(max=20.0)
+        excess = a.sub_(u)  # |r| - 20 past 20, else 0
+        u.expm1_()
+        t = u + 1.0  # e^|r|
+        w = (t + 1.0).mul_(u)  # e^{2|r|} - 1
+        loss = u.square_().div_(t.mul_(2.0)).log1p_().add_(excess)
+        tanh = w.div_(t.copy_(w).add_(2.0)).copysign_(r)
+        return loss, tanh
+
+    @staticmethod
+    def backward(tanh, grad, needs):
+        return _residual_grads(tanh, grad, needs)
+
+
+def _log_cosh(x, y):
+    """``log cosh(x - y)``, the autograd definition (two exact branches)."""
+    a = (x - y).abs()
+    small = a < 10.0
+    a_small = torch.where(small, a, torch.zeros_like(a))  # keeps sinh finite off-branch
+    near = torch.log1p(2.0 * torch.sinh(0.5 * a_small).square())
+    far = a + TF.softplus(-2.0 * a) - _LOG2
+    return torch.where(small, near, far)
 
 
 def quantile_loss(

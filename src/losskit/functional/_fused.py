@@ -1,0 +1,67 @@
+"""Closed-form gradients for the torch path: one autograd node instead of autograd's tape.
+
+A loss whose tape costs more than its math (log-cosh, pseudo-Huber, the focal losses)
+computes its value without a tape and its gradient by a hand-written formula, through
+:func:`fused`. The plain autograd path stays the definition:
+
+* a second derivative (``create_graph=True``) runs the plain path's graph again inside the
+  backward and differentiates it, so double backward gives exactly the plain path's
+  second derivatives (and its stability guarantees);
+* under ``torch.compile`` and inside ``torch.func`` transforms (``vmap``, ``grad``,
+  ``jacrev``) the plain path runs instead (:func:`eager`), where those systems trace,
+  batch and differentiate its ops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+
+def eager() -> bool:
+    """Whether the hand-written gradients may run: plain eager autograd, no compiler
+    tracing and no torch.func transform."""
+    compiler = getattr(torch, "compiler", None)
+    if compiler is not None and compiler.is_compiling():
+        return False
+    try:
+        return torch._C._functorch.peek_interpreter_stack() is None
+    except AttributeError:  # pragma: no cover - a torch without functorch's C API
+        return True
+
+
+class _Fused(torch.autograd.Function):
+    """``rule.forward(*inputs) -> (output, state)``; ``rule.backward(state, grad,
+    needs) -> grads`` (one per input, ``None`` where not needed); ``plain(*inputs)`` is
+    the autograd definition, used for double backward."""
+
+    @staticmethod
+    def forward(ctx, rule, plain, *inputs):
+        out, state = rule.forward(*inputs)
+        ctx.rule, ctx.plain, ctx.state = rule, plain, state
+        ctx.save_for_backward(*inputs)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        inputs = ctx.saved_tensors
+        needs = ctx.needs_input_grad[2:]
+        if torch.is_grad_enabled():  # create_graph=True: differentiate the plain path
+            wrt = [t for t, n in zip(inputs, needs, strict=True) if n]
+            with torch.enable_grad():
+                out = ctx.plain(*inputs)
+                got = iter(torch.autograd.grad(out, wrt, grad, create_graph=True))
+            return (None, None, *(next(got) if n else None for n in needs))
+        return (None, None, *ctx.rule.backward(ctx.state, grad, needs))
+
+
+def fused(rule, plain: Callable[..., torch.Tensor], *inputs: torch.Tensor) -> torch.Tensor:
+    """``plain(*inputs)``'s value with ``rule``'s closed-form gradient (see the module
+    docstring); ``plain`` itself outside plain eager autograd."""
+    if not eager():
+        return plain(*inputs)
+    if not any(t.requires_grad for t in inputs) or not torch.is_grad_enabled():
+        with torch.no_grad():
+            return rule.forward(*inputs)[0]
+    return _Fused.apply(rule, plain, *inputs)
