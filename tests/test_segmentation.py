@@ -4,6 +4,8 @@ derivatives and the errors. The registry-wide contract tests cover the default o
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -398,3 +400,103 @@ def test_module_forms():
     assert losskit.nn.IoULoss is losskit.nn.JaccardLoss
     gd = losskit.nn.GeneralizedDiceLoss(weight_type="simple")
     assert gd(x, y) == LF.generalized_dice_loss(x, y, weight_type="simple")
+
+
+# ----------------------------------------------------------------------------- distributed
+# Each rank holds some images of one global batch (rank r: r + 1 of them; in a world of 4
+# the last rank holds none); with per_image=False and group=, every rank's loss is the loss
+# of the whole batch and its gradient that of its own images.
+DIST_CASES = [
+    ("dice_loss", "multiclass", {}),
+    (
+        "dice_loss",
+        "multiclass",
+        {"weight": [0.5, 1.0, 2.0], "ignore_index": 255, "include_background": False},
+    ),
+    ("dice_loss", "multilabel", {"squared": True, "log_loss": True, "reduction": "none"}),
+    ("jaccard_loss", "multiclass", {"smooth": 1.0, "reduction": "sum"}),
+    ("tversky_loss", "binary", {"alpha": 0.3, "beta": 0.7}),
+    ("focal_tversky_loss", "multiclass", {"alpha": 0.7, "beta": 0.3, "gamma": 1.5}),
+    ("generalized_dice_loss", "multiclass", {"ignore_index": 255}),
+]
+
+
+def _images(world):
+    return [r + 1 for r in range(world)] if world < 4 else [2, 1, 3, 0]
+
+
+def _global_batch(case, world):
+    name, mode, _ = case
+    n = sum(_images(world))
+    g = torch.Generator().manual_seed(len(name) * 7 + world)
+    x = torch.randn(n, 3, 4, 5, generator=g, dtype=F64) * 2
+    if mode == "multiclass":
+        y = torch.randint(0, 3, (n, 4, 5), generator=g)
+        y[::2, 0] = 255 if "ignore_index" in case[2] else 0
+    elif mode == "multilabel":
+        y = (torch.rand(n, 3, 4, 5, generator=g) > 0.5).double()
+    else:
+        x, y = x[:, 0], (torch.rand(n, 4, 5, generator=g) > 0.5).double()
+    return x, y
+
+
+def _dist_options(case):
+    options = dict(case[2])
+    if "weight" in options:
+        options["weight"] = torch.tensor(options["weight"], dtype=F64)
+    return {"mode": case[1], "per_image": False, **options}
+
+
+def _dist_worker(rank, world, init_file, out_dir):
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    calls = []
+    all_reduce = dist.all_reduce
+
+    def counting_all_reduce(tensor, *args, **kwargs):
+        calls.append(tuple(tensor.shape))
+        return all_reduce(tensor, *args, **kwargs)
+
+    dist.all_reduce = counting_all_reduce
+    out = []
+    try:
+        start = sum(_images(world)[:rank])
+        mine = slice(start, start + _images(world)[rank])
+        for case in DIST_CASES:
+            x, y = _global_batch(case, world)
+            xr = x[mine].clone().requires_grad_(True)
+            before = len(calls)
+            loss = _fn(case[0])(xr, y[mine], group=dist.group.WORLD, **_dist_options(case))
+            (grad,) = torch.autograd.grad(loss.sum(), xr)
+            out.append({"loss": loss.detach(), "grad": grad, "calls": calls[before:]})
+    finally:
+        dist.all_reduce = all_reduce
+        dist.destroy_process_group()
+    torch.save(out, f"{out_dir}/rank{rank}.pt")
+    os._exit(0)
+
+
+@pytest.mark.parametrize("world", [2, 4])
+def test_distributed_batch_sums_equal_one_process_on_the_whole_batch(world, tmp_path):
+    import torch.multiprocessing as mp
+
+    mp.spawn(_dist_worker, args=(world, str(tmp_path / "store"), str(tmp_path)), nprocs=world)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(world)]
+    for i, case in enumerate(DIST_CASES):
+        x, y = _global_batch(case, world)
+        want, grad = _value_and_grad(_fn(case[0]), x, y, **_dist_options(case))
+        start = 0
+        for r, results in enumerate(ranks):
+            got = results[i]
+            n = _images(world)[r]
+            torch.testing.assert_close(got["loss"], want, rtol=1e-12, atol=1e-14)
+            torch.testing.assert_close(got["grad"], grad[start : start + n], rtol=1e-10, atol=1e-14)
+            assert len(got["calls"]) == 1, got["calls"]  # one all-reduce of the sums
+            start += n
+
+
+def test_group_none_is_local_and_one_process_is_the_same_loss():
+    x, y = _logits((3, 3, 4)), _labels((3, 4), 3)
+    assert LF.dice_loss(x, y, per_image=False, group=None) == LF.dice_loss(x, y, per_image=False)
