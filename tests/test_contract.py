@@ -253,8 +253,11 @@ def test_inputs_not_modified(spec, variant):
 @pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
 def test_empty_batch_mean_is_zero_with_zero_gradient(spec):
     args = make_inputs(spec, (4, 3))
-    # a linear layer's weight is not sliced
-    empty = [t[:0] if b else t for t, b in zip(args, batched(spec, args), strict=True)]
+    # a linear layer's weight is not sliced; each input along its batch dimension
+    empty = [
+        t.narrow(spec.target_kind.batch_dim(i), 0, 0) if b else t
+        for i, (t, b) in enumerate(zip(args, batched(spec, args), strict=True))
+    ]
     empty[0].requires_grad_(True)
     out = spec.functional(*empty)
     assert out.item() == 0.0

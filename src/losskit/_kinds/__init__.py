@@ -254,6 +254,12 @@ class TargetKind:
         wherever two of its errors tie (one that sorts them: Lovász); others unchanged."""
         return x
 
+    def batch_dim(self, position: int) -> int:
+        """The batch dimension of the ``position``-th positional input (0 the input, 1 the
+        target, then the extra inputs): 0, unless the kind lays its inputs out otherwise
+        (CTC's time-first log-probabilities ``(T, N, C)``)."""
+        return 0
+
     # -- modules
     def module_call(self, factory, args, options):
         """The module built by ``factory(**options)`` for a call on ``args``, and the

@@ -4,7 +4,7 @@ module here and one line below."""
 
 from __future__ import annotations
 
-from . import distributions  # torch.nn's KL divergence and likelihoods
+from . import ctc, distributions  # torch.nn's CTC, KL divergence and likelihoods
 from . import segmentation  # segmentation overlap losses (Dice, Jaccard, Tversky)
 from . import lovasz  # Lovász losses (Berman et al. 2018)
 from . import binary, boxes, detection, distillation, keras, linear, multiclass, regression
@@ -20,6 +20,7 @@ FAMILIES = (
     "distillation",
     "segmentation",
     "distribution",
+    "sequence",
 )
 
 ROWS = (
@@ -33,5 +34,6 @@ ROWS = (
     *boxes.ROWS,
     *distillation.ROWS,
     *distributions.ROWS,
+    *ctc.ROWS,
     *lovasz.ROWS,
 )

@@ -4,7 +4,7 @@ Each family module lists its own public names (``__all__``); this package re-exp
 them all, and a test checks them against the registry.
 """
 
-from . import distributions  # torch.nn's KL divergence and likelihoods
+from . import ctc, distributions  # torch.nn's CTC, KL divergence and likelihoods
 from . import segmentation  # segmentation overlap losses (Dice, Jaccard, Tversky)
 from . import lovasz  # Lovász losses (Berman et al. 2018)
 from . import binary, boxes, detection, distillation, keras, linear, metrics, multiclass, regression
@@ -12,6 +12,7 @@ from .binary import *  # noqa: F403
 from .boxes import *  # noqa: F403
 from .detection import *  # noqa: F403
 from .distillation import *  # noqa: F403
+from .ctc import *  # noqa: F403
 from .distributions import *  # noqa: F403
 from .keras import *  # noqa: F403
 from .linear import *  # noqa: F403
@@ -32,6 +33,7 @@ __all__ = [
     *boxes.__all__,
     *distillation.__all__,
     *distributions.__all__,
+    *ctc.__all__,
     *lovasz.__all__,
     *metrics.__all__,
 ]

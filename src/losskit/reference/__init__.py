@@ -12,7 +12,7 @@ Example:
     (1.0, ['prediction', 'target', 'residual', 'absolute error', 'sum', 'count', 'mean'])
 """
 
-from . import distributions  # torch.nn's KL divergence and likelihoods
+from . import ctc, distributions  # torch.nn's CTC, KL divergence and likelihoods
 from . import segmentation  # segmentation overlap losses (Dice, Jaccard, Tversky)
 from . import lovasz  # Lovász losses (Berman et al. 2018)
 from . import binary, boxes, distillation, keras, linear, multiclass, regression
@@ -20,6 +20,7 @@ from ._steps import Step, record
 from .binary import *  # noqa: F403
 from .boxes import *  # noqa: F403
 from .distillation import *  # noqa: F403
+from .ctc import *  # noqa: F403
 from .distributions import *  # noqa: F403
 from .keras import *  # noqa: F403
 from .linear import *  # noqa: F403
@@ -40,5 +41,6 @@ __all__ = [
     *boxes.__all__,
     *distillation.__all__,
     *distributions.__all__,
+    *ctc.__all__,
     *lovasz.__all__,
 ]
