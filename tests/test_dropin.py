@@ -323,3 +323,105 @@ def test_every_loss_works_on_meta_tensors(spec, reduction):
     assert out.is_meta and out.shape == spec.functional(*real, reduction=reduction).shape
     if issubclass(spec.module, losskit.nn.Loss):
         assert spec.module(reduction=reduction)(*inputs).is_meta
+
+
+# --------------------------------------------------------------------------- explain
+def test_explain_mixes_float32_tensors_lists_and_arrays():
+    import numpy as np
+
+    pred = torch.tensor([[0.9, 0.1], [0.8, 0.2], [0.7, 0.3]])
+    e = losskit.explain("cross_entropy", pred, torch.tensor([0, 1, 0]), weight=[1, 2])
+    assert round(e.result, 4) == 0.7398
+    for x, w in (
+        (pred.half(), np.array([1, 2], dtype=np.float32)),
+        (pred.numpy(), torch.tensor([1, 2])),
+    ):
+        assert losskit.explain("cross_entropy", x, [0, 1, 0], weight=w).result == pytest.approx(
+            e.result, rel=1e-3
+        )
+
+
+def test_ignored_rows_are_shown_as_ignored_from_the_first_step_that_uses_the_target():
+    pred = [[0.9, 0.1], [0.8, 0.2], [0.7, 0.3]]
+    e = losskit.explain("cross_entropy", pred, [0, 1, 0], weight=[1, 2], ignore_index=1)
+    by_name = {s.name: s.value for s in e.steps}
+    assert by_name["log-probabilities"][1].tolist() == pytest.approx([-0.4375, -1.0375], abs=1e-4)
+    for name in (
+        "log-probability of the target class",
+        "class weight of each sample",
+        "weighted NLL",
+    ):
+        assert np.isnan(by_name[name][1]) and not np.isnan(by_name[name][[0, 2]]).any()
+    text = str(e)
+    assert "-0.4375," not in text.split("log p[y]")[1] and "ignored" in text
+    assert e.to_dict()["steps"][4]["value"][1] == "ignored"
+
+
+import numpy as np  # noqa: E402
+
+
+@pytest.mark.parametrize("spec", _ignore_rows(index=True), ids=lambda s: s.name)
+def test_explain_marks_ignored_targets_in_every_class_index_loss(spec):
+    inputs = spec.sample((3, 4), seed=0)
+    if spec.extra_inputs:
+        pytest.skip("extra inputs are explained through options; covered by linear below")
+    ignore = int(inputs[1].reshape(-1)[0])
+    e = losskit.explain(spec.name, inputs[0], inputs[1], ignore_index=ignore)
+    ignored = (inputs[1] == ignore).numpy()
+    if not any(s.value.shape == ignored.shape for s in e.steps):
+        pytest.skip("no step shows per-position values (sums over positions only)")
+    assert e.ignored_steps, "no step was marked"
+    for i in e.ignored_steps:
+        assert np.isnan(e.steps[i].value[ignored]).all()
+    assert "ignored" in str(e)
+    assert e.result == pytest.approx(float(spec.functional(*inputs, ignore_index=ignore)), rel=1e-9)
+
+
+def test_linear_cross_entropy_softmax_is_written_in_the_logits_and_ignores_rows():
+    e = losskit.explain("linear_cross_entropy", ignore_index=1)
+    formulas = [s.formula for s in e.steps]
+    assert "p = exp(a) / sum(exp(a))" in formulas and "log p = a - logsumexp(a)" in formulas
+    assert not any("(x)" in f for f in formulas[2:])
+    assert e.ignored_steps and "ignored" in str(e)
+
+
+def test_detection_focal_loss_names_the_object_anchor_count():
+    e = losskit.explain("detection_focal_loss")
+    assert ("number of object anchors", "max(1, #(state == 1))") in [
+        (s.name, s.formula) for s in e.steps
+    ]
+    assert (
+        "given" not in [s.formula for s in e.steps]
+        and "number of object anchors" in e.steps[-1].formula
+    )
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
+def test_explain_accepts_exactly_the_options_it_lists(spec):
+    from losskit.explain import explain_options
+
+    defaults = _options(spec)
+    for option in explain_options(spec.name):
+        if option in defaults:  # an extra input comes from the embedded example
+            losskit.explain(spec.name, **{option: defaults[option]})
+    assert "backend" not in explain_options(spec.name)
+    with pytest.raises(losskit.LossTypeError, match="unknown option 'backend'"):
+        losskit.explain(spec.name, backend="torch")
+    with pytest.raises(losskit.LossTypeError, match="did you mean reduction"):
+        losskit.explain(spec.name, reductoin="sum")
+
+
+def test_target_type_probs_on_an_index_target_says_so():
+    for call in (
+        lambda: losskit.explain(
+            "cross_entropy", [[0.9, 0.1], [0.8, 0.2]], [0, 1], target_type="probs"
+        ),
+        lambda: losskit.F.cross_entropy(
+            torch.randn(2, 2), torch.tensor([0, 1]), target_type="probs"
+        ),
+    ):
+        with pytest.raises(
+            losskit.LossTypeError, match="target_type='probs', but the target holds integers"
+        ) as info:
+            call()
+        assert "floating" not in str(info.value).split("Hint:")[0]

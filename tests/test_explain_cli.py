@@ -79,10 +79,12 @@ def test_seed_002_walkthroughs(pred, label, options, article):
     if pred is PRED:  # the article prints 0.69 / 0.3543 / 0.5987
         assert [round(p, 4) for p in picked] == [0.69, 0.3543, 0.5987]
     w = options.get("weight", [1] * len(pred[0]))
-    assert list(_step(e, "class weight of each sample")) == [w[y] for y in label]
-    if "ignore_index" in options:
+    ii = options.get("ignore_index")  # ignored rows are shown as ignored (NaN), not w[y]
+    shown = [None if math.isnan(v) else v for v in _step(e, "class weight of each sample")]
+    assert shown == [None if y == ii else w[y] for y in label]
+    if ii is not None:
         dropped = _step(e, "ignored elements dropped")
-        assert all(dropped[i] == 0 for i, y in enumerate(label) if y == options["ignore_index"])
+        assert all(math.isnan(dropped[i]) for i, y in enumerate(label) if y == ii)
 
 
 def test_seed_002_four_class_intermediates():

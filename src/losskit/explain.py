@@ -7,7 +7,9 @@ torch's own built-in on the same inputs.
 
 from __future__ import annotations
 
+import inspect
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -28,23 +30,29 @@ _TENSOR_OPTIONS = {
 }
 
 
-def _fmt_value(value: np.ndarray) -> str:
+def _fmt_value(value: np.ndarray, ignored: bool = False) -> str:
     if value.ndim == 0:
         return f"{float(value):.6g}"
     with np.printoptions(
-        precision=4, suppress=True, threshold=60, edgeitems=3, floatmode="maxprec"
+        precision=4,
+        suppress=True,
+        threshold=60,
+        edgeitems=3,
+        floatmode="maxprec",
+        nanstr="ignored" if ignored else "nan",
     ):
         return np.array2string(value, separator=", ")
 
 
-def _plain(value: object) -> object:
-    """JSON-ready: arrays to (nested) lists, non-finite floats to strings."""
+def _plain(value: object, ignored: bool = False) -> object:
+    """JSON-ready: arrays to (nested) lists, non-finite floats to strings (NaN of an
+    ignored entry to ``"ignored"``)."""
     if isinstance(value, np.ndarray):
         value = value.tolist()
     if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
+        return "ignored" if ignored and math.isnan(value) else str(value)
     if isinstance(value, list):
-        return [_plain(v) for v in value]
+        return [_plain(v, ignored) for v in value]
     return value
 
 
@@ -61,6 +69,8 @@ class Explanation:
         check: losskit's torch value, torch's built-in value (``None`` where torch has no
             such loss or option) and their absolute differences from ``result``.
         inputs: what the loss takes, from its input and target kinds.
+        ignored_steps: the steps whose entries at ignored targets (``ignore_index``) are
+            shown as ``ignored`` (NaN in ``steps``, ``"ignored"`` in :meth:`to_dict`).
     """
 
     name: str
@@ -70,6 +80,7 @@ class Explanation:
     result: float | list
     check: dict[str, object] = field(default_factory=dict)
     inputs: str = ""
+    ignored_steps: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready data: ``{"name", "source", "inputs", "options", "steps", "result",
@@ -83,7 +94,12 @@ class Explanation:
                 for k, v in self.options.items()
             },
             "steps": [
-                {"name": s.name, "formula": s.formula, "value": _plain(s.value)} for s in self.steps
+                {
+                    "name": s.name,
+                    "formula": s.formula,
+                    "value": _plain(s.value, i in self.ignored_steps),
+                }
+                for i, s in enumerate(self.steps)
             ],
             "result": _plain(self.result),
             "check": {k: _plain(v) for k, v in self.check.items()},
@@ -107,7 +123,7 @@ class Explanation:
                 lines.append(f"{head} = {_fmt_value(s.value)}")
                 continue
             lines.append(head)
-            for row in _fmt_value(s.value).splitlines():
+            for row in _fmt_value(s.value, i - 1 in self.ignored_steps).splitlines():
                 lines.append(f"    {' ' * width}   {row}")
         lines.append("")
         lines.append(f"result: {_fmt_value(np.asarray(self.result))}")
@@ -126,15 +142,67 @@ class Explanation:
         return "\n".join(lines)
 
 
+def explain_options(name: str) -> list[str]:
+    """The options ``explain`` takes for a loss: those of its by-hand reference (not the
+    execution options, such as ``backend``, that choose how the torch path runs), and the
+    extra inputs (``anchor_state``, ``linear_weight``) given as options."""
+    row = spec(name)
+    params = inspect.signature(inspect.unwrap(row.reference)).parameters.values()
+    options = [p.name for p in params if p.kind is p.KEYWORD_ONLY]
+    return [*(e.name for e in row.extra_inputs), *options]
+
+
 def _as_tensor(value: object, integer: bool) -> torch.Tensor:
+    """A CPU tensor, float64 when floating: tensors of any dtype, lists and arrays mix."""
     if isinstance(value, torch.Tensor):
-        return value.detach().cpu()
+        value = value.detach().cpu()
+        if not value.is_floating_point():  # an integer (index) tensor stays one
+            return value
+        value = value.numpy()
     array = np.asarray(value)
     if integer:
         if array.dtype.kind == "f" and not np.all(array == np.round(array)):
             raise C.LossTypeError(f"class indices must be whole numbers, got {value!r}.")
         return torch.as_tensor(array.astype(np.int64))
     return torch.as_tensor(array.astype(np.float64))
+
+
+def _as_option(key: str, value: object) -> object:
+    """Tensor options (class weights, ``linear_bias``) as float64 tensors, whatever their
+    form (list, array, tensor of any dtype)."""
+    if isinstance(value, torch.Tensor) and (value.is_floating_point() or key in _TENSOR_OPTIONS):
+        return value.detach().cpu().double()
+    if key in _TENSOR_OPTIONS and value is not None and not isinstance(value, torch.Tensor):
+        return torch.as_tensor(np.asarray(value, dtype=np.float64))
+    return value
+
+
+def _ignored(row: LossSpec, y: torch.Tensor, options: Mapping[str, object]) -> np.ndarray | None:
+    """Where the target is ``ignore_index`` (``None`` when nothing is ignored)."""
+    ignore = options.get("ignore_index")
+    if ignore is None or isinstance(ignore, torch.Tensor) and ignore.dim() != 0:
+        return None
+    mask = (y == float(ignore)).numpy()
+    return mask if mask.any() else None
+
+
+# A step uses the target when its name or formula names it (y, p_t, "target").
+_USES_TARGET = re.compile(r"\by\b|\[y\]|target|_t\b")
+
+
+def _mark_ignored(steps: list[Step], ignored: np.ndarray | None) -> list[int]:
+    """The steps, from the first one that uses the target, whose values have the
+    target's shape: their ignored entries are shown as ignored (not another class's
+    numbers). Returns their indices; their ignored entries become NaN."""
+    if ignored is None:
+        return []
+    marked, using = [], False
+    for i, s in enumerate(steps):
+        using = using or bool(_USES_TARGET.search(f"{s.name} {s.formula}"))
+        if using and s.value.shape == ignored.shape:
+            steps[i] = Step(s.name, s.formula, np.where(ignored, np.nan, s.value))
+            marked.append(i)
+    return marked
 
 
 def explain(
@@ -180,6 +248,7 @@ def explain(
         C.fail(row.name, "explain needs both input and target, or neither (the embedded example).")
     else:
         source = "given input and target"
+    C.check_options(f"explain {row.name}", options, explain_options(row.name))
     missing = [n for n in extra_names if n not in options]
     if missing:
         C.fail(row.name, f"explain needs {', '.join(missing)}= for this loss.")
@@ -187,17 +256,14 @@ def explain(
     x = _as_tensor(input, integer=False)
     y = _as_tensor(target, integer=row.target_kind.integer)
     extra = [_as_tensor(options.pop(e.name), integer=e.integer) for e in extra_inputs]
-    call = {
-        k: torch.as_tensor(np.asarray(v, dtype=np.float64))
-        if k in _TENSOR_OPTIONS and v is not None and not isinstance(v, torch.Tensor)
-        else v
-        for k, v in options.items()
-    }
+    call = {k: _as_option(k, v) for k, v in options.items()}
 
     value = row.functional(x, y, *extra, **call)  # validates first, with losskit's messages
     with record() as steps:
         result = np.asarray(row.reference(x, y, *extra, **call), dtype=np.float64)
     builtin = row.torch_builtin(x, y, *extra, **call) if row.torch_builtin else None
+    steps = list(steps)
+    marked = _mark_ignored(steps, _ignored(row, y, call))
 
     ours = value.detach().double().numpy()
     check: dict[str, object] = {
@@ -214,7 +280,8 @@ def explain(
         name=row.name,
         source=source,
         options={**call, **dict(zip(extra_names, extra, strict=True))},
-        steps=list(steps),
+        steps=steps,
+        ignored_steps=marked,
         result=float(result) if result.ndim == 0 else result.tolist(),
         check=check,
         inputs=f"input {row.input_kind.description}; target {row.target_kind.description}",

@@ -40,7 +40,9 @@ class Classes:
         reaches neither the value nor the gradient."""
         if self._input is None:
             x = self.raw.to(compute_dtype(self.raw.dtype))
-            if self.mask is not None:
+            # a copy of the logits only when some target is ignored (reading that is a
+            # sync: only where value checks read values anyway)
+            if self.mask is not None and not (C.checks_enabled() and bool(self.mask.all())):
                 x = x.masked_fill(~self.mask.unsqueeze(self.class_dim), 0.0)
             self._input = x
         return self._input
@@ -129,6 +131,15 @@ def _has_unit_class_dim(target, idx_shape):
 
 def _target_kind(loss, input, target, target_type, idx_shape, allow_probs):
     integer = not target.is_floating_point()
+    if target_type == "probs" and integer:
+        C.fail(
+            loss,
+            f"target_type='probs', but the target holds integers ({C.describe(target)}), "
+            "which are class indices.",
+            "drop target_type (or pass target_type='index'); for probabilities pass a "
+            "floating target of the input's shape, e.g. one_hot(target, C).float().",
+            cls=C.LossTypeError,
+        )
     if target_type == "index" or (target_type == "auto" and integer):
         C.check_integer(loss, "target", target)
         if tuple(target.shape) != idx_shape:

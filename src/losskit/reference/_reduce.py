@@ -8,12 +8,22 @@ from ._steps import as_array, step
 
 
 def reduce(
-    loss, reduction, *, weight=None, mask=None, normalizer=None, what="loss", weight_applied=False
+    loss,
+    reduction,
+    *,
+    weight=None,
+    mask=None,
+    normalizer=None,
+    what="loss",
+    weight_applied=False,
+    normalizer_step=("normalizer", "given"),
 ):
     """Reduce a per-element ``loss`` array the way losskit's functional losses do.
 
     With ``weight_applied`` the loss already holds ``w * l``; ``weight`` then only gives
-    the mean's denominator.
+    the mean's denominator. ``normalizer_step`` names the normalizer's step, ``(name,
+    formula)``: ``("normalizer", "given")`` for the user's, or what a loss divides by
+    (the detection focal loss's number of object anchors).
     """
     loss = np.asarray(loss, dtype=np.float64)
     w = np.ones_like(loss) if weight is None else np.broadcast_to(as_array(weight), loss.shape)
@@ -34,7 +44,7 @@ def reduce(
     if reduction == "sum":
         return total
     if normalizer is not None:
-        den = step("normalizer", "given", float(as_array(normalizer)))
+        den = step(*normalizer_step, float(as_array(normalizer)))
     elif weight is not None:
         den = step("sum of weights", "sum(w) over counted elements", w.sum())
     else:
@@ -44,6 +54,12 @@ def reduce(
     return step(
         "mean",
         "sum / "
-        + ("normalizer" if normalizer is not None else "sum(w)" if weight is not None else "count"),
+        + (
+            normalizer_step[0]
+            if normalizer is not None
+            else "sum(w)"
+            if weight is not None
+            else "count"
+        ),
         total / den,
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._steps import _steps, as_array, step
+from ._steps import Step, _steps, as_array, step
 from .multiclass import cross_entropy
 
 __all__ = ["linear_cross_entropy"]
@@ -63,4 +63,9 @@ def linear_cross_entropy(
     )
     if recorded is not None and recorded[first].name == "logits":
         del recorded[first]  # cross_entropy's own "logits" step: the ones recorded above
+        # cross_entropy writes its input as x; here x is the hidden states, the logits a
+        for i in range(first, len(recorded)):
+            s = recorded[i]
+            formula = s.formula.replace("(x)", "(a)").replace("= x -", "= a -")
+            recorded[i] = Step(s.name, formula, s.value)
     return loss.reshape(t.shape) if reduction == "none" else loss

@@ -266,9 +266,9 @@ def detection_focal_loss(
     per = sigmoid_focal_loss(input, y, alpha=alpha, gamma=gamma, reduction="none")
     mask = np.broadcast_to((s != -1)[..., None], per.shape)
     if reduction == "mean" and normalizer is None:
-        normalizer = step(
-            "number of object anchors", "max(1, #(state == 1))", max(1.0, float((s == 1).sum()))
-        )
+        count = ("number of object anchors", "max(1, #(state == 1))")
+        objects = max(1.0, float((s == 1).sum()))
+        return reduce(per, reduction, mask=mask, normalizer=objects, normalizer_step=count)
     return reduce(per, reduction, mask=mask, normalizer=normalizer)
 
 
