@@ -265,6 +265,20 @@ def _hot_calls():
 
     shape = f"{d['tokens']}x{d['dim']}x{d['classes']}"
     calls.append((f"bench: linear CE {shape} {d['dtype']}", run_linear))
+
+    def run_linear_chunked():
+        # the classes kept: the softmax kernel's class block is the benchmark's
+        args = argparse.Namespace(
+            tokens=_shrink(d["tokens"]),
+            dim=_shrink(d["dim"]),
+            classes=d["classes"],
+            dtype=d["dtype"],
+            no_bias=False,
+        )
+        h, w, b, y = BL._inputs(args, "cpu")
+        BL._loss_fn("losskit triton chunked", 8, h, w, b, y)().backward()
+
+    calls.append((f"bench: linear CE chunked {shape} {d['dtype']}", run_linear_chunked))
     del torch
     return calls
 

@@ -36,6 +36,9 @@ bfloat16, 20 repeats; ``--quick``: 1024 x 1024 x 32,000, 10 repeats). Providers:
 
 * ``losskit``: ``linear_cross_entropy(..., backend="torch")`` (or each of ``--chunks``);
 * ``losskit triton``: ``linear_cross_entropy(..., backend="triton")``, the fused kernel;
+* ``losskit triton chunked``: ``linear_cross_entropy(..., backend="triton",
+  chunk_size=rows)``, tensor-core matmuls around the softmax kernel in place, ``rows``
+  from a 1 GiB tile of logits (:func:`chunk_rows`; 4,186 rows at the default shape);
 * ``materialised``: ``F.cross_entropy((h @ W.T + b).float(), y)``, eager, the logits in
   the input dtype upcast to float32 (the issue's "materialised eager" peer);
 * ``torch chunked``: as on CPU, when this torch has ``F.linear_cross_entropy`` (2.13+);
@@ -96,6 +99,7 @@ PROVIDERS = ("losskit", "materialised", "torch chunked")  # the CPU defaults
 CUDA_PROVIDERS = (
     "losskit",
     "losskit triton",
+    "losskit triton chunked",
     "materialised",
     "torch chunked",
     "liger",
@@ -106,6 +110,7 @@ PEERS = ("materialised", "torch chunked", "liger", "cce")  # ratio columns on CU
 CUDA_ONLY = ("liger", "cce", "cce exact")
 REQUIRES = {  # provider: the module it imports
     "losskit triton": "triton",
+    "losskit triton chunked": "triton",
     "liger": "liger_kernel",
     "cce": "cut_cross_entropy",
     "cce exact": "cut_cross_entropy",
@@ -120,6 +125,15 @@ QUICK = {
     "cuda": {"tokens": 1024, "dim": 1024, "classes": 32_000, "repeats": 10},
 }
 TARGET_MS, TARGET_MIB = 40.0, 64.0  # the GPU issue's target (H100, its shape)
+
+
+TILE_BUDGET = 2**30  # bytes of one chunk's logits for "losskit triton chunked"
+
+
+def chunk_rows(classes: int, dtype: str) -> int:
+    """Token rows per chunk of ``losskit triton chunked``: a 1 GiB tile of logits."""
+    size = {"float32": 4, "float64": 8}.get(dtype, 2)
+    return max(16, TILE_BUDGET // (classes * size))
 
 
 # ----------------------------------------------------------------------------- providers
@@ -148,7 +162,7 @@ def select_providers(
             skipped.append((name, "this torch has no F.linear_cross_entropy (2.13 and later)"))
         elif device != "cuda" and name in CUDA_ONLY:
             skipped.append((name, "CUDA only"))
-        elif device != "cuda" and name == "losskit triton" and not interpret:
+        elif device != "cuda" and name.startswith("losskit triton") and not interpret:
             skipped.append((name, "on CPU only under TRITON_INTERPRET=1 (slow, tiny shapes)"))
         elif module is not None and module not in importable:
             pip = PIP_NAMES.get(module, module)
@@ -175,11 +189,14 @@ def _loss_fn(provider: str, chunk: int | None, h, w, b, y, device: str = "cpu"):
     """A no-argument function computing ``provider``'s loss of ``h @ w.T + b`` and ``y``."""
     import torch.nn.functional as TF
 
-    if provider in ("losskit", "losskit triton"):
+    if provider in ("losskit", "losskit triton", "losskit triton chunked"):
         from losskit.functional.linear import linear_cross_entropy
 
-        backend = "triton" if provider == "losskit triton" else "torch"
-        chunk = chunk if backend == "torch" else None
+        backend = "torch" if provider == "losskit" else "triton"
+        if provider == "losskit triton":
+            chunk = None  # the fused kernel tiles on its own
+        elif provider == "losskit triton chunked":
+            chunk = chunk or chunk_rows(w.shape[0], str(w.dtype).removeprefix("torch."))
         return lambda: linear_cross_entropy(
             h, w, y, linear_bias=b, chunk_size=chunk, backend=backend
         )
@@ -337,6 +354,8 @@ def _cuda_time(step, repeats: int, estimate_ms: float) -> tuple[float, float]:
 
 def run_cuda(provider: str, chunk: int | None, args: argparse.Namespace) -> dict[str, object]:
     """One provider on the GPU: time, peak extra memory, the size of the gradients."""
+    if provider == "losskit triton chunked" and chunk is None:
+        chunk = chunk_rows(args.classes, args.dtype)
     gc.collect()
     torch.cuda.empty_cache()
     h, w, b, y = _inputs(args, "cuda")

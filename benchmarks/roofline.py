@@ -25,6 +25,11 @@ bytes; the functional layer's extra passes listed apart, as ``outside``):
   backward's recomputed logits, ``G W`` and ``G^T x``), the float32 atomic adds into
   ``grad_x`` (one per tile of ``BLOCK_V`` classes and element of ``x``) and ``grad_w``
   (one per tile of ``BLOCK_M`` rows and element of ``W``), each a read-modify-write at L2.
+* linear cross entropy by chunks: ``6 N D V`` tensor-core FLOPs (three matmuls; the
+  gradients are made in the forward), their operands moving within the matmuls' tensor
+  floor, and the softmax kernel's ``3 d`` bytes per logit (read twice, its gradient
+  written over it); the launches run one after the other, so the floor is the matmuls'
+  tensor floor plus the kernel's memory floor.
 
 The floor is the largest of bytes / bandwidth, FLOPs / peak, MUFU ops / MUFU rate and
 L2 atomic traffic / L2 bandwidth. Peaks (``PEAKS``): the vendor's datasheets for the
@@ -137,6 +142,8 @@ def workloads() -> list[Cost]:
         )  # fmt: skip
     d = BL.DEFAULTS["cuda"]
     costs.append(linear_cost(d["tokens"], d["dim"], d["classes"], d["dtype"]))
+    rows = BL.chunk_rows(d["classes"], d["dtype"])
+    costs.append(linear_chunked_cost(d["tokens"], d["dim"], d["classes"], d["dtype"], rows))
     return costs
 
 
@@ -156,6 +163,37 @@ def linear_cost(n: int, dim: int, v: int, dtype: str) -> Cost:
         kernel="_linear_ce_backward_kernel",
         note=f"{atomics / 1e9:.1f} G float32 atomics, "
         f"{4 * params / 2**30:.2f} GiB of float32 accumulators",
+    )  # fmt: skip
+
+
+@dataclass
+class SerialCost(Cost):
+    """A workload of launches that run one after the other (cuBLAS matmuls, then a
+    memory-bound kernel): its floor is the sum of the tensor-core floor of the matmuls and
+    the memory (or MUFU) floor of the rest, not their maximum."""
+
+    def floor(self, device: str) -> tuple[float, str]:
+        f = self.floors(device)
+        rest = max(f["memory"], f["mufu"])
+        return f["tensor"] + rest, "tensor + memory"
+
+
+def linear_chunked_cost(n: int, dim: int, v: int, dtype: str, rows: int) -> Cost:
+    """Linear cross entropy by chunks (``losskit.kernels.linear_chunked``): three matmuls
+    of ``2 N D V`` FLOPs each (the logits, ``G W``, ``G^T x``), compute-bound (their
+    operands, ``x``, ``W``, ``grad_W`` and the tile of logits, move within their tensor
+    floor), and the softmax kernel, which reads each logit twice and writes its gradient
+    over it: ``3 d`` bytes per logit, memory-bound."""
+    b = 4 if dtype == "float32" else 8 if dtype == "float64" else 2
+    chunks = math.ceil(n / rows)
+    logits = n * v
+    h200 = 6 * n * dim * v / MEASURED_H200["bf16"] + 3 * logits * b / MEASURED_H200["copy"]
+    return SerialCost(
+        "linear CE (triton, chunked)", f"{n}x{dim}x{v}", dtype, 3 * logits * b,
+        flops=6 * n * dim * v, mufu=2 * logits, elements=logits,
+        kernel="_softmax_loss_kernel",
+        note=f"{chunks} chunks of {rows} rows: a {rows * v * b / 2**30:.2f} GiB tile of "
+        f"logits; no atomics; {h200 * 1e3:.1f} ms at the H200's measured rates",
     )  # fmt: skip
 
 
@@ -229,13 +267,20 @@ def measured_table(
                 rows.append((by_name[r["workload"]], r["provider"], device, r["median_ms"]))
     if linear:
         a = linear.get("args", {})
-        c = linear_cost(a["tokens"], a["dim"], a["classes"], a["dtype"])
+        fused = linear_cost(a["tokens"], a["dim"], a["classes"], a["dtype"])
         medians: dict[str, list[float]] = {}
+        costs_by_label: dict[str, Cost] = {}
         for r in linear.get("results", []):
             label = r["provider"] + (f" (chunk {r['chunk']})" if r.get("chunk") else "")
             medians.setdefault(label, []).append(r["median_ms"])
+            chunked = r["provider"] == "losskit triton chunked" and r.get("chunk")
+            costs_by_label[label] = (
+                linear_chunked_cost(a["tokens"], a["dim"], a["classes"], a["dtype"], r["chunk"])
+                if chunked
+                else fused
+            )
         for label, ms in medians.items():
-            rows.append((c, label, device or "H200", statistics.median(ms)))
+            rows.append((costs_by_label[label], label, device or "H200", statistics.median(ms)))
     for c, provider, device, median in rows:
         floor, bound = c.floor(device)
         lines.append(

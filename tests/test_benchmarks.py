@@ -142,7 +142,14 @@ def test_select_providers():
     run, skipped = linear.select_providers(None, "cuda", set(), False)
     assert run == ["losskit", "materialised"]
     reasons = dict(skipped)
-    assert list(reasons) == ["losskit triton", "torch chunked", "liger", "cce", "cce exact"]
+    assert list(reasons) == [
+        "losskit triton",
+        "losskit triton chunked",
+        "torch chunked",
+        "liger",
+        "cce",
+        "cce exact",
+    ]
     assert "triton is not importable" in reasons["losskit triton"]
     assert "liger_kernel is not importable (pip install liger-kernel)" in reasons["liger"]
     assert "2.13" in reasons["torch chunked"]
