@@ -39,19 +39,21 @@ def _jaccard_gradient(gt_sorted: torch.Tensor) -> torch.Tensor:
     return torch.cat([jaccard[..., :1], jaccard[..., 1:] - jaccard[..., :-1]], dim=-1)
 
 
-def _lovasz(errors: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """``Σ_k e_(k) ΔJ_k`` over the last dimension. Pixels not counted (``valid`` False)
-    get error 0, ground truth 0 and sort after every counted pixel: their positions come
-    after the counted ones, so they change no counted pixel's Lovász gradient, and their
-    error 0 adds nothing. Masks instead of indexing keep one graph for every input
-    (``torch.compile(fullgraph=True)``, ``vmap``)."""
-    errors = torch.where(valid, errors, 0.0)
-    gt = torch.where(valid, gt, 0.0)
-    key = torch.where(valid, errors.detach(), -1.0)  # errors are >= 0: counted pixels first
-    order = torch.sort(key, dim=-1, descending=True, stable=True).indices
+def _lovasz(errors: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    """``Σ_k e_(k) ΔJ_k`` over the last dimension. Pixels not counted (``valid`` False;
+    ``None``: all counted) get error -1, so they sort after every counted pixel (errors
+    are >= 0), and ground truth 0: they change no counted pixel's Lovász gradient, and
+    their error, clamped to 0 after the sort, adds nothing. Masks instead of indexing
+    keep one graph for every input (``torch.compile(fullgraph=True)``, ``vmap``)."""
+    if valid is not None:
+        errors = torch.where(valid, errors, -1.0)
+        gt = torch.where(valid, gt, 0.0)
+    ordered, order = torch.sort(errors, dim=-1, descending=True, stable=True)
+    if valid is not None:
+        ordered = ordered.clamp_min(0.0)
     # the Lovász gradient depends on the order only: a constant of the piecewise-linear map
     grad = _jaccard_gradient(gt.gather(-1, order))
-    return (errors.gather(-1, order) * grad).sum(-1)
+    return (ordered * grad).sum(-1)
 
 
 def _image_shape(loss: str, input: torch.Tensor, lead: int, what: str) -> None:
@@ -183,29 +185,30 @@ def lovasz_softmax_loss(
     dtype = compute_dtype(input.dtype)
     x = input.to(dtype).reshape(n, k, pixels)
     y = target.reshape(n, 1, pixels)
-    valid = y != ignore if ignore is not None else torch.ones_like(y, dtype=torch.bool)
+    if not per_image:  # the batch as one image: (1, C, N * pixels)
+        x, y = x.transpose(0, 1).reshape(1, k, n * pixels), y.reshape(1, 1, n * pixels)
+    valid = None if ignore is None else y != ignore
     if not from_logits:
         C.check_in_unit_interval(
             name,
             "input",
             x,
-            mask=valid.expand_as(x),
+            mask=None if valid is None else valid.expand_as(x),
             hint="from_logits=False takes probabilities; for logits use from_logits=True.",
         )
-    # uncounted pixels leave the softmax too: NaN or inf there reach nothing
-    x = torch.where(valid, x, 0.0)
+    if valid is not None:  # uncounted pixels leave the softmax too: NaN or inf reach nothing
+        x = torch.where(valid, x, 0.0)
     p = torch.softmax(x, dim=1) if from_logits else x
     g = (y == torch.arange(k, device=y.device).view(1, k, 1)).to(dtype)
     errors = (g - p).abs()
-    valid = valid.expand(n, k, pixels)
-    if not per_image:  # the batch as one image: (1, C, N * pixels)
-        errors, g, valid = (t.transpose(0, 1).reshape(1, k, n * pixels) for t in (errors, g, valid))
+    if valid is not None:
+        valid = valid.expand_as(errors)
     per_class = _lovasz(errors, g, valid)  # (images, C)
     if picked is not None:
         per_class = per_class[:, picked]
         per_image_loss = reduce(per_class, "mean", dim=-1)
     elif classes == "present":
-        present = (g * valid).sum(-1) > 0
+        present = (g if valid is None else g * valid).sum(-1) > 0
         per_image_loss = reduce(per_class, "mean", mask=present, dim=-1)
     else:
         per_image_loss = reduce(per_class, "mean", dim=-1)
@@ -273,12 +276,14 @@ def lovasz_hinge_loss(
     dtype = compute_dtype(input.dtype)
     x = input.to(dtype).reshape(n, pixels)
     y = target.reshape(n, pixels)
-    valid = y != ignore if ignore is not None else torch.ones_like(y, dtype=torch.bool)
-    x = torch.where(valid, x, 0.0)  # NaN or inf at uncounted pixels reach nothing
-    g = torch.where(valid, y, 0).to(dtype)
-    errors = torch.relu(1.0 - x * (2.0 * g - 1.0))
     if not per_image:
-        errors, g, valid = (t.reshape(1, n * pixels) for t in (errors, g, valid))
+        x, y = x.reshape(1, n * pixels), y.reshape(1, n * pixels)
+    valid = None if ignore is None else y != ignore
+    if valid is not None:
+        x = torch.where(valid, x, 0.0)  # NaN or inf at uncounted pixels reach nothing
+        y = torch.where(valid, y, 0)
+    g = y.to(dtype)
+    errors = torch.relu(1.0 - x * (2.0 * g - 1.0))
     loss = _lovasz(errors, g, valid)
     loss = loss if per_image else loss[0]
     return reduce(loss, reduction, normalizer=normalizer)
