@@ -425,3 +425,93 @@ def test_target_type_probs_on_an_index_target_says_so():
         ) as info:
             call()
         assert "floating" not in str(info.value).split("Hint:")[0]
+
+
+# --------------------------------------------------------------------------- the command line
+def _run(capsys, *argv):
+    from losskit.cli import main
+
+    try:
+        main(list(argv))
+        code = 0
+    except SystemExit as exit:
+        code = exit.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.parametrize(
+    "command, options",
+    [
+        ("explain", ["--input", "--target", "--set", "--json"]),
+        ("plot", ["--set", "--grad", "--out"]),
+        ("list", []),
+    ],
+)
+def test_each_commands_help_shows_its_options(capsys, command, options):
+    code, out, _ = _run(capsys, command, "--help")
+    assert code == 0 and f"losskit {command}" in out
+    for option in [*options, "--help"]:
+        assert option in out
+
+
+def test_top_level_help_lists_the_commands_and_the_version(capsys):
+    code, out, _ = _run(capsys, "--help")
+    assert code == 0 and all(c in out for c in ("list", "explain", "plot", "--version"))
+
+
+def test_plot_out_without_a_suffix_says_the_file_it_wrote(capsys, tmp_path):
+    code, out, _ = _run(capsys, "plot", "huber_loss", "--out", str(tmp_path / "noext"))
+    assert code == 0
+    assert out.strip() == f"wrote {tmp_path / 'noext.png'}" and (tmp_path / "noext.png").is_file()
+    assert not (tmp_path / "noext").exists()
+
+
+def test_a_set_value_that_is_not_json_says_values_are_json(capsys):
+    code, _, err = _run(capsys, "explain", "cross_entropy", "--set", "weight=[1,2")
+    assert code == 2 and "--set weight=[1,2 is not valid JSON" in err and "values are JSON" in err
+    code, out, _ = _run(capsys, "explain", "cross_entropy", "--set", "reduction=sum")
+    assert code == 0 and "reduction='sum'" in out  # a bare word is still a name
+
+
+def test_a_csv_with_a_header_row_names_the_file_and_the_problem(capsys, tmp_path):
+    path = tmp_path / "pred.csv"
+    path.write_text("a,b\n0.9,0.1\n0.8,0.2\n")
+    code, _, err = _run(
+        capsys, "explain", "cross_entropy", "--input", str(path), "--target", "[0, 1]"
+    )
+    assert code == 2 and str(path) in err and "header row" in err and "Traceback" not in err
+
+
+def test_explain_on_the_command_line_lists_and_takes_the_same_options(capsys):
+    from losskit.explain import explain_options
+
+    code, _, err = _run(capsys, "explain", "cross_entropy", "--set", "backend=torch")
+    assert (
+        code == 2
+        and "no option 'backend'" in err
+        and ", ".join(explain_options("cross_entropy")) in err
+    )
+    code, _, err = _run(capsys, "explain", "cross_entropy", "--set", "reductoin=sum")
+    assert code == 2 and "did you mean reduction?" in err
+
+
+def test_the_plot_legend_leaves_the_shared_options_to_the_title(monkeypatch, tmp_path):
+    from matplotlib import pyplot as plt
+
+    from losskit.plot import plot
+
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)
+    plot(
+        ["sigmoid_focal_loss"],
+        {"gamma": [0, 2], "alpha": [None]},
+        grad=True,
+        out=tmp_path / "f.png",
+    )
+    (fig,) = figures
+    for ax in fig.axes:
+        assert ax.get_legend_handles_labels()[1] == ["gamma=0", "gamma=2"]
+    assert fig._suptitle.get_text() == "losskit: sigmoid_focal_loss (alpha=None)"
+    plot(["huber_loss", "smooth_l1_loss"], {}, out=tmp_path / "g.png")
+    assert figures[1].axes[0].get_legend_handles_labels()[1] == ["huber_loss", "smooth_l1_loss"]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import difflib
 import functools
-import inspect
 import json
 import sys
 from pathlib import Path
@@ -36,20 +35,30 @@ class CLIError(Exception):
     """A user error on the command line: printed as one line, exit status 2."""
 
 
-def parse_value(text: str) -> object:
-    """A ``--set`` value: JSON (numbers, lists, null, true/false), else the raw string."""
+_JSON_HINT = (
+    "values are JSON: numbers (0.5), lists ([1, 2]), null, true/false, or a bare word "
+    "for a name (reduction=sum)"
+)
+
+
+def parse_value(text: str, key: str | None = None) -> object:
+    """A ``--set`` value: JSON (numbers, lists, null, true/false), else the raw string (a
+    name such as ``sum``). Text that starts like JSON (``[``, ``{``, ``"``) must be JSON."""
     try:
         return json.loads(text)
-    except json.JSONDecodeError:
+    except json.JSONDecodeError as err:
+        if text.lstrip()[:1] in ("[", "{", '"'):
+            where = f"--set {key}={text}" if key else f"--set value {text!r}"
+            raise CLIError(f"{where} is not valid JSON ({err.msg}); {_JSON_HINT}") from None
         return text
 
 
-def parse_values(text: str) -> list[object]:
+def parse_values(text: str, key: str | None = None) -> list[object]:
     """Comma-separated values for ``plot --set``: ``0,0.5,1`` or ``[2,1,2]`` (one list)."""
     try:
         return list(json.loads(f"[{text}]"))
     except json.JSONDecodeError:
-        return [parse_value(part) for part in text.split(",")]
+        return [parse_value(part, key) for part in text.split(",")]
 
 
 def load_array(text: str) -> np.ndarray:
@@ -62,7 +71,19 @@ def load_array(text: str) -> np.ndarray:
         if suffix == ".npy":
             return np.load(path, allow_pickle=False)
         if suffix == ".csv":
-            array = np.loadtxt(path, delimiter=",", ndmin=1)
+            try:
+                array = np.loadtxt(path, delimiter=",", ndmin=1)
+            except ValueError as err:
+                first = path.read_text().splitlines()[:1]
+                header = (
+                    " (a header row? remove it)"
+                    if first and any(c.isalpha() for c in first[0])
+                    else ""
+                )
+                raise CLIError(
+                    f"{text}: not a CSV of numbers{header}; losskit reads comma-separated "
+                    f"numbers only, one row per line ({err})"
+                ) from None
             return array.astype(np.int64) if np.all(array == np.round(array)) else array
         text = path.read_text()
     try:
@@ -77,16 +98,16 @@ def _options(pairs: list[str], parse, name: str | None = None) -> dict[str, obje
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise CLIError(f"--set takes key=value, got {pair!r}")
-        out[key.strip()] = parse(value)
+        out[key.strip()] = parse(value, key.strip())
     if name is not None:
-        valid = set(inspect.signature(spec(name).functional).parameters) - {"input", "target"}
+        from .explain import explain_options
+
+        valid = explain_options(name)  # exactly what explain takes, and lists
         for key in out:
             if key not in valid:
                 close = difflib.get_close_matches(key, valid, n=1)
                 hint = f" (did you mean {close[0]}?)" if close else ""
-                raise CLIError(
-                    f"{name} has no option {key!r}{hint}; it takes {', '.join(sorted(valid))}"
-                )
+                raise CLIError(f"{name} has no option {key!r}{hint}; it takes {', '.join(valid)}")
     return out
 
 

@@ -62,8 +62,10 @@ def plot(
 
     ``options`` maps an option to the values to draw, one curve per combination, e.g.
     ``{"gamma": [0, 0.5, 1, 2, 5], "alpha": [None]}`` redraws Figure 1 of the focal loss
-    paper. An option a loss does not take is left out of that loss's curves. The figure
-    is 640 x 480 pixels at ``dpi=100``, twice as wide with ``grad``.
+    paper. An option a loss does not take is left out of that loss's curves; an option of
+    one value taken by every loss is shown once, in the title. The figure is 640 x 480
+    pixels at ``dpi=100``, twice as wide with ``grad``. ``out`` without a suffix gets
+    ``.png``; the path written is returned.
     """
     try:
         import matplotlib
@@ -90,12 +92,20 @@ def plot(
         1, 2 if grad else 1, figsize=(12.8 if grad else 6.4, 4.8), dpi=dpi, squeeze=False
     )
     grad_labels = set()
+    # an option of one value, taken by every loss drawn, is the same on every curve: it goes
+    # in the title once, not in every label
+    shared = {
+        k: v[0]
+        for k, v in options.items()
+        if len(v) == 1 and all(k in taken_by[r.name] for r in rows)
+    }
     for row in rows:
         taken = {k: v for k, v in options.items() if k in taken_by[row.name]}
         for variant in _combinations(taken):
             x, loss, g, grad_label = curve(row.name, **variant)
             grad_labels.add(grad_label)
-            label = row.name + "".join(f", {k}={v}" for k, v in variant.items())
+            varying = [f"{k}={v}" for k, v in variant.items() if k not in shared]
+            label = ", ".join(([row.name] if len(rows) > 1 or not varying else []) + varying)
             axes[0, 0].plot(x.numpy(), loss.numpy(), label=label)
             if grad:
                 axes[0, 1].plot(x.numpy(), g.numpy(), label=label)
@@ -108,9 +118,14 @@ def plot(
     for ax in axes[0]:
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
-    fig.suptitle("losskit: " + ", ".join(r.name for r in rows))
+    title = "losskit: " + ", ".join(r.name for r in rows)
+    if shared:
+        title += " (" + ", ".join(f"{k}={v}" for k, v in shared.items()) + ")"
+    fig.suptitle(title)
     fig.tight_layout()
     out = Path(out)
+    if not out.suffix:  # matplotlib writes PNG and adds the suffix; say the file it wrote
+        out = out.with_name(out.name + ".png")
     fig.savefig(out, dpi=dpi)
     plt.close(fig)
     return out
