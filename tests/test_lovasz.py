@@ -396,6 +396,7 @@ def test_torch_compile_with_options():
         (lambda x, y: LF.lovasz_softmax_loss(x, y, per_image=1), LossTypeError, "True or False"),
         (lambda x, y: LF.lovasz_softmax_loss(x, y, ignore_index=1.5), LossTypeError, "int"),
         (lambda x, y: LF.lovasz_hinge_loss(x[:, 0], y[:, :2]), LossInputError, "does not match"),
+        (lambda x, y: LF.lovasz_hinge_loss(x[:, :1], y % 2), LossInputError, r"input\[:, 0\]"),
         (lambda x, y: LF.lovasz_hinge_loss(x[:, 0], y + 1), LossInputError, "labels 0 or 1"),
         (
             lambda x, y: LF.lovasz_hinge_loss(x[:, 0], torch.rand(y.shape, dtype=torch.float64)),

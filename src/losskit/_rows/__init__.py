@@ -7,6 +7,7 @@ from __future__ import annotations
 from . import ctc, distributions  # torch.nn's CTC, KL divergence and likelihoods
 from . import segmentation  # segmentation overlap losses (Dice, Jaccard, Tversky)
 from . import lovasz  # Lovász losses (Berman et al. 2018)
+from . import multilabel  # multi-label and noise-robust classification
 from . import binary, boxes, detection, distillation, keras, linear, multiclass, regression
 
 # The families a row may name (``LossSpec.family``); a new family adds its name here.
@@ -33,6 +34,7 @@ ROWS = (
     *segmentation.ROWS,
     *boxes.ROWS,
     *distillation.ROWS,
+    *multilabel.ROWS,
     *distributions.ROWS,
     *ctc.ROWS,
     *lovasz.ROWS,

@@ -7,6 +7,7 @@ them all, and a test checks them against the registry.
 from . import ctc, distributions  # torch.nn's CTC, KL divergence and likelihoods
 from . import segmentation  # segmentation overlap losses (Dice, Jaccard, Tversky)
 from . import lovasz  # Lovász losses (Berman et al. 2018)
+from . import multilabel  # multi-label and noise-robust classification
 from . import binary, boxes, detection, distillation, keras, linear, metrics, multiclass, regression
 from .binary import *  # noqa: F403
 from .boxes import *  # noqa: F403
@@ -19,6 +20,7 @@ from .linear import *  # noqa: F403
 from .lovasz import *  # noqa: F403
 from .metrics import *  # noqa: F403
 from .multiclass import *  # noqa: F403
+from .multilabel import *  # noqa: F403
 from .regression import *  # noqa: F403
 from .segmentation import *  # noqa: F403
 
@@ -32,6 +34,7 @@ __all__ = [
     *segmentation.__all__,
     *boxes.__all__,
     *distillation.__all__,
+    *multilabel.__all__,
     *distributions.__all__,
     *ctc.__all__,
     *lovasz.__all__,

@@ -297,3 +297,30 @@ def sigmoid_focal(
         loss = (alpha * y + (1.0 - alpha) * (1.0 - y)) * loss
     out = reduce(loss, reduction, weight=w, mask=mask, normalizer=normalizer)
     return _infinite_where(out, infinite)
+
+
+# --------------------------------------------------------------------------- for other families
+def prepare_sigmoid(name, input, target, *, weight, ignore_index, reduction, normalizer):
+    """Validate a call of a sigmoid-family loss without a kernel (the asymmetric and
+    poly-1 focal losses) under ``name``; returns the torch path's ``(x, y, w, mask,
+    saturated)``: the compute dtype, ignored targets set to 0 and their logits to 0
+    (inert), infinite logits clamped to ``+-finfo.max`` (finite arithmetic, a zero
+    gradient there) and marked in ``saturated``, for the loss to restore an infinite limit
+    with :func:`infinite_where`."""
+    _, (x, y, w, _, mask) = _prologue(
+        name,
+        input,
+        target,
+        weight=weight,
+        pos_weight=None,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        normalizer=normalizer,
+        backend="torch",
+    )
+    big = torch.finfo(x.dtype).max
+    return x.clamp(-big, big), y, w, mask, torch.isinf(x)
+
+
+log_one_minus_pt = _log_one_minus_pt
+infinite_where = _infinite_where

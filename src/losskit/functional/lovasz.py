@@ -266,6 +266,17 @@ def lovasz_hinge_loss(
     name = "lovasz_hinge_loss"
     C.check_call(name, input, target, reduction=reduction, normalizer=normalizer)
     _image_shape(name, input, 1, "binary logits (N, *)")
+    if (
+        input.dim() >= 2
+        and input.shape[1] == 1
+        and input.shape[:1] + input.shape[2:] == target.shape
+    ):
+        C.fail(
+            name,
+            f"input {tuple(input.shape)} has a channel dimension that target "
+            f"{tuple(target.shape)} lacks: binary logits (N, *) and labels (N, *) expected.",
+            "pass input[:, 0] (kornia's and smp's (N, 1, H, W) logits).",
+        )
     C.check_same_shape(name, input, target)
     C.check_bool(name, "per_image", per_image)
     ignore = C.check_ignore_value(name, ignore_index)  # labels may be floats

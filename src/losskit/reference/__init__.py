@@ -15,6 +15,7 @@ Example:
 from . import ctc, distributions  # torch.nn's CTC, KL divergence and likelihoods
 from . import segmentation  # segmentation overlap losses (Dice, Jaccard, Tversky)
 from . import lovasz  # Lovász losses (Berman et al. 2018)
+from . import multilabel  # multi-label and noise-robust classification
 from . import binary, boxes, distillation, keras, linear, multiclass, regression
 from ._steps import Step, record
 from .binary import *  # noqa: F403
@@ -26,6 +27,7 @@ from .keras import *  # noqa: F403
 from .linear import *  # noqa: F403
 from .lovasz import *  # noqa: F403
 from .multiclass import *  # noqa: F403
+from .multilabel import *  # noqa: F403
 from .regression import *  # noqa: F403
 from .segmentation import *  # noqa: F403
 
@@ -40,6 +42,7 @@ __all__ = [
     *segmentation.__all__,
     *boxes.__all__,
     *distillation.__all__,
+    *multilabel.__all__,
     *distributions.__all__,
     *ctc.__all__,
     *lovasz.__all__,
