@@ -12,6 +12,7 @@ Two kinds of check live here (SPEC section 3):
 
 from __future__ import annotations
 
+import contextvars
 import math
 import numbers
 import os
@@ -297,6 +298,45 @@ def check_call(
         check_weight_tensor(loss, t, name)
     check_same_device(loss, **{input_name: input, "target": target}, **tensors)
     check_normalizer(loss, normalizer, reduction)
+
+
+# The public loss being called (set by call_forms), named by check_mean_denominator.
+_LOSS = contextvars.ContextVar("losskit_loss", default="losskit")
+
+
+def current_loss() -> str:
+    """The name of the public loss being called (for errors raised away from its code:
+    a reduction's value check, a kernel's backward)."""
+    return _LOSS.get()
+
+
+def check_mean_denominator(
+    den: torch.Tensor, nonzero: torch.Tensor | bool, normalizer: object = None
+) -> None:
+    """Value check of a mean's denominator (called by :mod:`losskit._reduction`): the
+    empty-mean rule (0) holds only when nothing is counted, or every counted weight is 0.
+
+    ``den`` is ``sum(w)`` over the counted elements (any shape: one per reduced slice), or
+    the tensor ``normalizer``; ``nonzero`` tells, alike, whether anything counts there
+    (a counted element, or a counted weight that is not 0)."""
+    if not checks_enabled() or den.is_meta:
+        return
+    if not bool(((den == 0) & nonzero).any()):
+        return
+    if normalizer is not None:
+        fail(
+            _LOSS.get(),
+            "normalizer is 0 while elements are counted: sum(w * l) / normalizer has no value.",
+            "the empty mean (0) is for a step where nothing is counted; pass the number "
+            "(or summed weight) of the counted elements, e.g. losskit.distributed.global_count.",
+        )
+    fail(
+        _LOSS.get(),
+        "the weights of the counted elements sum to 0 while some are not 0: the weighted "
+        "mean sum(w * l) / sum(w) has no value.",
+        "weights are >= 0 in a weighted mean (negative ones are allowed, as in torch, but "
+        "must not cancel); use reduction='sum', or pass a normalizer.",
+    )
 
 
 _INT64 = (-(2**63), 2**63 - 1)
@@ -719,7 +759,13 @@ def call_forms(fn):
             args, kw = slow(args, kw)
         if args and getattr(args[0], "is_meta", False):
             return on_meta(fn, args, kw)
-        return fn(*args, **kw)
+        if _is_compiling():  # no value checks there, so no name to give them
+            return fn(*args, **kw)
+        token = _LOSS.set(name)  # the name a reduction's value check reports
+        try:
+            return fn(*args, **kw)
+        finally:
+            _LOSS.reset(token)
 
     call.positional_inputs = tuple(inputs)
     return call

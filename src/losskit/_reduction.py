@@ -15,13 +15,19 @@
   over the normalizer).
 
 Empty mean (nothing counted, or every counted weight is 0): ``0.0``, still connected to the
-graph, so the gradient is exactly zero. torch returns NaN there. Denominators are computed
-on the device and never read back to the host.
+graph, so the gradient is exactly zero. torch returns NaN there. A mean without a value is
+not an empty mean: weights that sum to 0 while some are not 0 (negative weights are
+allowed, as in torch, but must not cancel), or a tensor ``normalizer`` of 0 while elements
+are counted, are a LossInputError under value checks (the only host reads here, through
+:func:`losskit._checks.check_mean_denominator`), and ``+-inf`` or NaN with them off, never
+the sum. Otherwise denominators are computed on the device and never read back.
 """
 
 from __future__ import annotations
 
 import torch
+
+from . import _checks as C
 
 __all__ = ["reduce", "reduce_builtin", "finish_sum", "mean_weight", "compute_dtype"]
 
@@ -34,11 +40,16 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 def _safe_divide(num: torch.Tensor, den: torch.Tensor | float) -> torch.Tensor:
-    """num / den, and num (which is then 0) where den == 0: never NaN, zero gradient."""
+    """num / den, and 0 where both are 0 (the empty mean: nothing counted, or every
+    counted weight 0), with a zero gradient; never NaN there. A num that is not 0 over a
+    den of 0 (weights that cancel, a normalizer of 0 with value checks off) stays
+    ``+-inf``: a mean without a value is never returned as a number."""
     if not isinstance(den, torch.Tensor):
-        return num / den if den != 0 else num * 0.0
+        return num / den if den != 0 else num * 0.0  # a count of 0: nothing was summed
     den = den.to(num.dtype)
-    return num / torch.where(den == 0, torch.ones_like(den), den)
+    return num / torch.where((den == 0) & (num == 0), torch.ones_like(den), den)
+
+
 
 
 def _normalised(w: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
@@ -55,8 +66,12 @@ def _normalised(w: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
     if w.numel() == 0:  # the empty mean
         return w
     scale = w.detach().abs().amax(dim=dims, keepdim=True)
-    w = _safe_divide(w, scale)
-    return _safe_divide(w, w.sum(dim=dims, keepdim=True))
+    empty = scale == 0  # every counted weight 0 (or nothing counted): the empty mean
+    w = w / torch.where(empty, torch.ones_like(scale), scale)
+    den = w.sum(dim=dims, keepdim=True)
+    # weights that cancel (sum 0, not all 0): an error under value checks, else +-inf
+    C.check_mean_denominator(den, ~empty)
+    return w / torch.where(empty, torch.ones_like(den), den)
 
 
 def mean_weight(
@@ -112,7 +127,11 @@ def reduce(
     if reduction == "sum":
         return total(loss * weight if weight is not None else loss)
     if normalizer is not None:
-        return _safe_divide(total(loss * weight if weight is not None else loss), normalizer)
+        num = total(loss * weight if weight is not None else loss)
+        if isinstance(normalizer, torch.Tensor):  # 0 only where nothing is counted
+            counted = (num != 0) | mask.any() if mask is not None else num != 0
+            C.check_mean_denominator(normalizer, counted, normalizer)
+        return _safe_divide(num, normalizer)
     if weight is None:
         if mask is None:
             count = 1
@@ -140,9 +159,14 @@ def finish_sum(
     if reduction != "mean":
         return total
     if normalizer is not None:
+        if isinstance(normalizer, torch.Tensor):  # 0 only where nothing is counted
+            counted = (total != 0) | (count != 0) if isinstance(count, torch.Tensor) else count
+            C.check_mean_denominator(normalizer, counted, normalizer)
         return _safe_divide(total, normalizer)
     if isinstance(count, torch.Tensor):
         count = count.to(device=total.device)
+        if count.is_floating_point():  # a summed weight, which may cancel (a count cannot)
+            C.check_mean_denominator(count, total != 0)
     return _safe_divide(total, count)
 
 

@@ -23,7 +23,15 @@ import torch
 import triton
 import triton.language as tl
 
+from .._checks import _in_functorch_transform as in_transform
+from .._checks import current_loss
+from ..functional._rowstats import check_first_order, vmap_by_loop
+
 _BLOCK = 1024
+SECOND_ORDER_HINT = (
+    "for second derivatives (e.g. a gradient penalty), use backend='torch', which is "
+    "twice differentiable."
+)
 
 
 @triton.jit
@@ -129,8 +137,14 @@ def _sigmoid_loss_kernel(
 
 
 class _SigmoidLoss(torch.autograd.Function):
+    """One launch: outputs ``(loss, den, grad)``, the loss (summed, or per element), the
+    mean's denominator and the saved gradient (neither differentiable). Differentiable
+    once; under ``torch.func.vmap`` each element of the batch is launched on its own."""
+
     @staticmethod
-    def forward(ctx, x, y, w, pw, alpha, gamma, ls, ignore_index, focal, reduce_):
+    def forward(x, y, w, pw, alpha, gamma, ls, ignore_index, focal, reduce_):
+        x, y = x.contiguous(), y.contiguous()  # vmap_by_loop hands in slices
+        w = w.contiguous() if w is not None else None
         n = x.numel()
         grad = torch.empty_like(x)
         blocks = triton.cdiv(n, _BLOCK)
@@ -160,20 +174,32 @@ class _SigmoidLoss(torch.autograd.Function):
                 REDUCE=reduce_,
                 BLOCK=_BLOCK,
             )
-        ctx.save_for_backward(grad)
         if reduce_:
-            return loss.sum(), den.sum()
-        return loss.view(x.shape), den
+            return loss.sum(), den.sum(), grad
+        return loss.view(x.shape), den, grad
 
     @staticmethod
-    def backward(ctx, grad_loss, _grad_den):
+    def setup_context(ctx, inputs, output):
+        ctx.mark_non_differentiable(output[1], output[2])
+        ctx.save_for_backward(output[2])
+        ctx.loss = current_loss()
+
+    @staticmethod
+    def backward(ctx, grad_loss, _grad_den, _grad_grad):
+        check_first_order(ctx.loss, SECOND_ORDER_HINT)
         (grad,) = ctx.saved_tensors
+        if in_transform():  # the upstream gradient may be batched (jacrev): out of place
+            return grad * grad_loss, None, None, None, None, None, None, None, None, None
         # only scales the gradient saved by the forward, in place: no extra memory (a second
         # backward through the same graph is refused by autograd's version check); the
         # float32 upstream gradient is not rounded to the gradient's dtype first, so a
         # bfloat16 gradient is rounded once, after the product
         grad.mul_(grad_loss)
         return grad, None, None, None, None, None, None, None, None, None
+
+    @staticmethod
+    def vmap(info, in_dims, *args):
+        return vmap_by_loop(_SigmoidLoss.apply, info, in_dims, *args)
 
 
 def sigmoid_loss(
@@ -187,6 +213,10 @@ def sigmoid_loss(
     """
     xc = x.contiguous()
     yc = (y if y.is_floating_point() else y.to(x.dtype)).expand_as(x).contiguous()
+    if ignore_index is not None:
+        # compared as torch compares it, in the target's dtype: 0.1 is 0.0999755859375
+        # for a float16 target (the kernel compares in float32, exact for 16-bit targets)
+        ignore_index = float(torch.tensor(ignore_index, dtype=yc.dtype))
     w = None if weight is None else weight.expand_as(x).contiguous()
     pw = None
     if pos_weight is not None:
@@ -194,6 +224,7 @@ def sigmoid_loss(
             pw = pos_weight.reshape(-1).contiguous()
         else:  # a general broadcast: one value per element
             pw = pos_weight.expand_as(x).contiguous()
-    return _SigmoidLoss.apply(
+    loss, den, _ = _SigmoidLoss.apply(
         xc, yc, w, pw, alpha, gamma, label_smoothing, ignore_index, focal, reduction != "none"
     )
+    return loss, den

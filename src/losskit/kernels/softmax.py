@@ -28,10 +28,20 @@ Gradients per row, with ``p = softmax(x)``, target ``t``, class weights ``w``:
 
 from __future__ import annotations
 
+import math
+
 import torch
 import triton
 import triton.language as tl
 
+from .._checks import _in_functorch_transform as in_transform
+from .._checks import current_loss
+from ..functional._rowstats import check_first_order, vmap_by_loop
+
+SECOND_ORDER_HINT = (
+    "for second derivatives (e.g. a gradient penalty), use backend='torch', which is "
+    "twice differentiable."
+)
 MODE_CE, MODE_FOCAL, MODE_SYMMETRIC = 0, 1, 2
 
 
@@ -102,7 +112,10 @@ def _softmax_loss_kernel(
     base = n * C * S + s  # x[n, c, s] lives at base + c * S
     t = tl.load(t_ptr + row).to(tl.int64)
     counted = t != ignore_index
-    t = tl.where(counted, t, 0)
+    # a class out of range (value checks off) is gathered as class 0, never out of bounds,
+    # and its row's loss and gradient are NaN
+    bad = counted & ((t < 0) | (t >= C))
+    t = tl.where(counted & ~bad, t, 0)
     x_t = tl.load(x_ptr + base + t * S).to(tl.float32)
     if HAS_W:
         w_t = tl.load(w_ptr + t).to(tl.float32)
@@ -229,10 +242,10 @@ def _softmax_loss_kernel(
         else:
             g = alpha * w_t * tl.where(is_t, p - 1.0, p)
             g += beta * log_zero * w_t * p_t * tl.where(is_t, 1.0 - p, -p)
-        g = tl.where(counted, g, 0.0)
+        g = tl.where(counted, tl.where(bad, float("nan"), g), 0.0)
         tl.store(grad_ptr + offs, g.to(grad_ptr.dtype.element_ty), mask=inb)
 
-    tl.store(loss_ptr + row, tl.where(counted, loss, 0.0))
+    tl.store(loss_ptr + row, tl.where(counted, tl.where(bad, float("nan"), loss), 0.0))
     tl.store(den_ptr + row, tl.where(counted, w_t, 0.0))
 
 
@@ -242,8 +255,8 @@ def launch(x, target, weight, grad, *, ignore_index, mode, eps, z, gamma, alpha,
     element is read before its gradient is stored, and a row has one program). Returns
     ``(loss, den)`` per row, float32."""
     n, c = x.shape[0], x.shape[1]
-    spatial = x.numel() // max(n * c, 1) if x.numel() else 1
-    rows = n * spatial
+    spatial = math.prod(x.shape[2:])  # 0 for a map with an empty spatial dimension
+    rows = n * spatial  # no launch when there are none
     loss = torch.empty(rows, dtype=torch.float32, device=x.device)
     den = torch.empty(rows, dtype=torch.float32, device=x.device)
     w_sum = weight.sum(dtype=torch.float32).reshape(1) if weight is not None else None
@@ -276,10 +289,13 @@ def launch(x, target, weight, grad, *, ignore_index, mode, eps, z, gamma, alpha,
 
 
 class _SoftmaxLoss(torch.autograd.Function):
+    """One launch: outputs ``(loss, den, grad)`` per row, the saved gradient and the
+    mean's denominator not differentiable. Differentiable once; under
+    ``torch.func.vmap`` each element of the batch is launched on its own."""
+
     @staticmethod
-    def forward(ctx, x, target, weight, ignore_index, mode, eps, z, gamma, alpha, beta, log_zero):
-        n, c = x.shape[0], x.shape[1]
-        spatial = x.numel() // max(n * c, 1) if x.numel() else 1
+    def forward(x, target, weight, ignore_index, mode, eps, z, gamma, alpha, beta, log_zero):
+        x, target = x.contiguous(), target.contiguous()  # vmap_by_loop hands in slices
         grad = torch.empty_like(x)
         loss, den = launch(
             x,
@@ -295,19 +311,33 @@ class _SoftmaxLoss(torch.autograd.Function):
             beta=beta,
             log_zero=log_zero,
         )
-        ctx.save_for_backward(grad)
-        ctx.shape = (n, c, spatial)
-        return loss, den
+        return loss, den, grad
 
     @staticmethod
-    def backward(ctx, grad_loss, _grad_den):
+    def setup_context(ctx, inputs, output):
+        x = inputs[0]
+        ctx.mark_non_differentiable(output[1], output[2])
+        ctx.save_for_backward(output[2])
+        ctx.shape = (x.shape[0], x.shape[1], math.prod(x.shape[2:]))
+        ctx.loss = current_loss()
+
+    @staticmethod
+    def backward(ctx, grad_loss, _grad_den, _grad_grad):
+        check_first_order(ctx.loss, SECOND_ORDER_HINT)
         (grad,) = ctx.saved_tensors
         n, c, spatial = ctx.shape
+        scale = grad_loss.view(n, 1, spatial)
+        if in_transform():  # the upstream gradient may be batched (jacrev): out of place
+            return (grad.view(n, c, spatial) * scale).view(grad.shape), *(None,) * 10
         # only scales the gradient saved by the forward, in place: no extra memory (a second
         # backward through the same graph is refused by autograd's version check); the
         # float32 upstream gradient is not rounded to the gradient's dtype first
-        grad.view(n, c, spatial).mul_(grad_loss.view(n, 1, spatial))
+        grad.view(n, c, spatial).mul_(scale)
         return (grad,) + (None,) * 10
+
+    @staticmethod
+    def vmap(info, in_dims, *args):
+        return vmap_by_loop(_SoftmaxLoss.apply, info, in_dims, *args)
 
 
 def softmax_loss(
@@ -336,7 +366,7 @@ def softmax_loss(
     xc = x.contiguous()
     tc = target.contiguous()
     w = weight.contiguous() if weight is not None else None
-    loss, den = _SoftmaxLoss.apply(
+    loss, den, _ = _SoftmaxLoss.apply(
         xc, tc, w, int(ignore_index), mode, label_smoothing, z_loss, gamma, alpha, beta, log_zero
     )
     shape = () if unbatched else target.shape
