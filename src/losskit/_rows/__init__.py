@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from . import ctc, distributions  # torch.nn's CTC, KL divergence and likelihoods
 from . import segmentation  # segmentation overlap losses (Dice, Jaccard, Tversky)
+from . import margin  # torch.nn's margin and embedding losses
 from . import lovasz  # Lovász losses (Berman et al. 2018)
 from . import multilabel  # multi-label and noise-robust classification
 from . import binary, boxes, detection, distillation, keras, linear, multiclass, regression
@@ -21,6 +22,7 @@ FAMILIES = (
     "distillation",
     "segmentation",
     "distribution",
+    "embedding",
     "sequence",
 )
 
@@ -38,4 +40,5 @@ ROWS = (
     *distributions.ROWS,
     *ctc.ROWS,
     *lovasz.ROWS,
+    *margin.ROWS,
 )

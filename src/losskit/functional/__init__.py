@@ -6,6 +6,7 @@ them all, and a test checks them against the registry.
 
 from . import ctc, distributions  # torch.nn's CTC, KL divergence and likelihoods
 from . import segmentation  # segmentation overlap losses (Dice, Jaccard, Tversky)
+from . import margin
 from . import lovasz  # Lovász losses (Berman et al. 2018)
 from . import multilabel  # multi-label and noise-robust classification
 from . import binary, boxes, detection, distillation, keras, linear, metrics, multiclass, regression
@@ -18,6 +19,7 @@ from .distributions import *  # noqa: F403
 from .keras import *  # noqa: F403
 from .linear import *  # noqa: F403
 from .lovasz import *  # noqa: F403
+from .margin import *  # noqa: F403
 from .metrics import *  # noqa: F403
 from .multiclass import *  # noqa: F403
 from .multilabel import *  # noqa: F403
@@ -38,6 +40,7 @@ __all__ = [
     *distributions.__all__,
     *ctc.__all__,
     *lovasz.__all__,
+    *margin.__all__,
     *metrics.__all__,
 ]
 

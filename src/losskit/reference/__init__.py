@@ -14,6 +14,7 @@ Example:
 
 from . import ctc, distributions  # torch.nn's CTC, KL divergence and likelihoods
 from . import segmentation  # segmentation overlap losses (Dice, Jaccard, Tversky)
+from . import margin
 from . import lovasz  # Lovász losses (Berman et al. 2018)
 from . import multilabel  # multi-label and noise-robust classification
 from . import binary, boxes, distillation, keras, linear, multiclass, regression
@@ -26,6 +27,7 @@ from .distributions import *  # noqa: F403
 from .keras import *  # noqa: F403
 from .linear import *  # noqa: F403
 from .lovasz import *  # noqa: F403
+from .margin import *  # noqa: F403
 from .multiclass import *  # noqa: F403
 from .multilabel import *  # noqa: F403
 from .regression import *  # noqa: F403
@@ -46,4 +48,5 @@ __all__ = [
     *distributions.__all__,
     *ctc.__all__,
     *lovasz.__all__,
+    *margin.__all__,
 ]

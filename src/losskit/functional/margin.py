@@ -1,0 +1,730 @@
+"""torch.nn's margin and embedding losses: ``margin_ranking_loss``,
+``hinge_embedding_loss``, ``soft_margin_loss``, ``multilabel_margin_loss``,
+``multilabel_soft_margin_loss``, ``cosine_embedding_loss``, ``multi_margin_loss``,
+``triplet_margin_loss`` and ``triplet_margin_with_distance_loss``.
+
+Each keeps torch's name, its positional inputs in torch's order (``(input1, input2,
+target)``, ``(anchor, positive, negative)``), its hyperparameters' names and defaults,
+and torch's values and gradients, with losskit's rules on top: the empty mean is 0
+(torch returns NaN, and for ``multilabel_margin_loss`` and ``multi_margin_loss`` of an
+empty batch uninitialised memory), a class-weighted mean is ``sum(w l) / sum(w)`` (torch's
+``multi_margin_loss(weight=)`` divides by N), bad inputs raise a named error, and labels
+are checked (value checks): the -1/1 labels of the pair losses, the -1-padded class lists
+of ``multilabel_margin_loss``, the class indices of ``multi_margin_loss``. With value
+checks off (``losskit.set_checks(False)``) any label value gives torch's formula.
+Options come by keyword, or positionally in torch's order (``margin_ranking_loss(x1, x2,
+y, 0.5)`` is ``margin=0.5``), as the registry rows declare.
+
+Example:
+    >>> import torch, losskit.functional as LF
+    >>> x1, x2 = torch.tensor([0.5, 2.0]), torch.tensor([1.0, 1.0])
+    >>> LF.margin_ranking_loss(x1, x2, torch.tensor([1.0, 1.0]), reduction="none")
+    tensor([0.5000, 0.0000])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as TF
+
+from .. import _checks as C
+from .._reduction import compute_dtype, reduce
+
+__all__ = [
+    "margin_ranking_loss",
+    "hinge_embedding_loss",
+    "soft_margin_loss",
+    "multilabel_margin_loss",
+    "multilabel_soft_margin_loss",
+    "cosine_embedding_loss",
+    "multi_margin_loss",
+    "triplet_margin_loss",
+    "triplet_margin_with_distance_loss",
+]
+
+# torch's cosine_embedding_loss adds this to each squared norm (ATen's EPSILON)
+COSINE_EPS = 1e-12
+# torch.nn.functional.pairwise_distance's default eps, added to the difference
+PAIRWISE_EPS = 1e-6
+
+
+# --------------------------------------------------------------------------- shared
+def _floating_input(name: str, arg: str, t: object) -> torch.Tensor:
+    C.check_tensor(name, arg, t)
+    C.check_floating(name, arg, t)
+    return t
+
+
+def _same_shape(name: str, tensors: dict[str, torch.Tensor], hint: str | None = None) -> None:
+    """Every named tensor has the first one's shape (torch would broadcast some)."""
+    (first, ref), *rest = tensors.items()
+    for arg, t in rest:
+        if t.shape != ref.shape:
+            C.fail(
+                name,
+                f"{arg} shape {tuple(t.shape)} does not match {first} shape {tuple(ref.shape)}.",
+                hint,
+            )
+
+
+def _dtype(*tensors: torch.Tensor) -> torch.dtype:
+    """The compute dtype of the floating inputs (promoted; half precision in float32)."""
+    dtype = tensors[0].dtype
+    for t in tensors[1:]:
+        dtype = torch.promote_types(dtype, t.dtype)
+    return compute_dtype(dtype)
+
+
+def _check_signs(name: str, y: torch.Tensor, pairs: str = "pair") -> None:
+    """Value check: every label is -1 or 1."""
+    if not C.checks_enabled() or y.numel() == 0:
+        return
+    with torch.no_grad():
+        v = y.detach()
+        good = (v == 1) | (v == -1)
+        if bool(good.all()):  # one synchronisation when all is well
+            return
+        n_bad = int((~good).sum())
+        values = torch.unique(v[~good]).tolist()
+        zero_one = bool(((v == 0) | (v == 1)).all())
+    if zero_one:
+        hint = "the labels look 0/1: map them to -1/1 with 2 * target - 1."
+    elif 0 in values:
+        hint = (
+            f"a 0 (a tie?) is neither label: drop those {pairs}s; with value checks off "
+            "(losskit.set_checks(False)) torch's formula is used for any value."
+        )
+    else:
+        hint = None
+    plural = "value" if n_bad == 1 else "values"
+    C.fail(
+        name,
+        f"target must hold the labels 1 and -1; found {C.format_values(values)} "
+        f"({n_bad} {plural} of {v.numel()} other).",
+        hint,
+    )
+
+
+def _check_margin_positive(name: str, margin: object) -> float:
+    return C.check_number(name, "margin", margin, low=0.0, low_open=True)
+
+
+def _batch_rows(name: str, x: torch.Tensor, what: str = "classes") -> tuple[torch.Tensor, int]:
+    """A 0-, 1- or 2-dim input as ``(N, C)`` rows (torch's 0-dim input is one class),
+    and C; more dimensions or no class is an error."""
+    if x.dim() > 2:
+        C.fail(
+            name,
+            f"input must be (C,) or (N, C), got shape {tuple(x.shape)}.",
+            "flatten the leading dimensions: input.reshape(-1, input.shape[-1]) (and the "
+            "target to match).",
+        )
+    rows = x.reshape(1, -1) if x.dim() < 2 else x
+    if rows.shape[1] == 0:
+        C.fail(name, f"input of shape {tuple(x.shape)} has no {what} (C = 0).")
+    return rows, rows.shape[1]
+
+
+# --------------------------------------------------------------------------- pairs
+def margin_ranking_loss(input1, input2, target, *, margin=0.0, reduction="mean", normalizer=None):
+    r"""Margin ranking loss, as ``torch.nn.functional.margin_ranking_loss``.
+
+    .. math::
+        \ell_i = \max(0,\ -y_i (x_{1,i} - x_{2,i}) + \text{margin})
+
+    ``y = 1``: ``x1`` should rank higher than ``x2`` (by at least ``margin``); ``y = -1``:
+    lower. Then the reduction over all elements: the mean (0 for an empty input) or sum.
+    At the hinge's corner the gradient is torch's (``clamp_min``'s: that of the line).
+
+    Args:
+        input1: scores, any shape.
+        input2: scores of ``input1``'s shape.
+        target: labels 1 and -1 of ``input1``'s shape (checked; any real or integer dtype).
+        margin: the margin, any finite number. Default: ``0``.
+        reduction: ``"none"`` | ``"mean"`` | ``"sum"``. Default: ``"mean"``.
+        normalizer: with ``"mean"``, divide the sum by this instead of the count.
+
+    Shape:
+        input1 ``(*)``, input2 ``(*)``, target ``(*)``; output scalar, or ``(*)`` with
+        ``reduction="none"``.
+
+    Returns:
+        The loss; float32 for float16/bfloat16 inputs, else the inputs' dtype.
+
+    Example:
+        >>> import torch, losskit.functional as LF
+        >>> LF.margin_ranking_loss(torch.tensor([0.5, 2.0, -1.0]), torch.tensor([1.0, 1.0, 0.0]),
+        ...                        torch.tensor([1.0, -1.0, -1.0]), margin=0.5)
+        tensor(0.8333)
+    """
+    name = "margin_ranking_loss"
+    C.check_call(
+        name, input1, target, reduction=reduction, normalizer=normalizer,
+        input_name="input1", input2=input2,
+    )  # fmt: skip
+    _floating_input(name, "input2", input2)
+    margin = C.check_number(name, "margin", margin)
+    _same_shape(name, {"input1": input1, "input2": input2, "target": target})
+    dtype = _dtype(input1, input2)
+    y = target.to(dtype)
+    _check_signs(name, y)
+    loss = (-y * (input1.to(dtype) - input2.to(dtype)) + margin).clamp_min(0.0)
+    return reduce(loss, reduction, normalizer=normalizer)
+
+
+def hinge_embedding_loss(input, target, *, margin=1.0, reduction="mean", normalizer=None):
+    r"""Hinge embedding loss, as ``torch.nn.functional.hinge_embedding_loss``.
+
+    .. math::
+        \ell_i = \begin{cases} x_i & y_i = 1 \\ \max(0, \text{margin} - x_i) & y_i = -1
+        \end{cases}
+
+    ``x`` is a distance between the two members of a pair (e.g. an L1 distance), ``y = 1``
+    a similar pair (pulled together), ``y = -1`` a dissimilar one (pushed beyond
+    ``margin``). Then the mean over all elements (0 for an empty input) or the sum.
+
+    Args:
+        input: distances, any shape (torch's 0-dim input too).
+        target: labels 1 and -1 of the input's shape (checked).
+        margin: the margin, any finite number. Default: ``1.0``.
+        reduction: ``"none"`` | ``"mean"`` | ``"sum"``. Default: ``"mean"``.
+        normalizer: with ``"mean"``, divide the sum by this instead of the count.
+
+    Shape:
+        input ``(*)``, target ``(*)``; output scalar, or ``(*)`` with ``reduction="none"``.
+
+    Example:
+        >>> import torch, losskit.functional as LF
+        >>> LF.hinge_embedding_loss(torch.tensor([0.3, 0.3, 2.0]), torch.tensor([1.0, -1.0, -1.0]),
+        ...                         reduction="none")
+        tensor([0.3000, 0.7000, 0.0000])
+    """
+    name = "hinge_embedding_loss"
+    C.check_call(name, input, target, reduction=reduction, normalizer=normalizer)
+    margin = C.check_number(name, "margin", margin)
+    C.check_same_shape(name, input, target)
+    dtype = _dtype(input)
+    x, y = input.to(dtype), target.to(dtype)
+    _check_signs(name, y)
+    # torch's two terms: the hinge where y != 1, the distance where y != -1
+    zero = torch.zeros((), dtype=dtype, device=x.device)
+    loss = torch.where(y != 1, (margin - x).clamp_min(0.0), zero) + torch.where(y != -1, x, zero)
+    return reduce(loss, reduction, normalizer=normalizer)
+
+
+def soft_margin_loss(input, target, *, reduction="mean", normalizer=None):
+    r"""Soft margin loss (two-class logistic loss), as ``torch.nn.functional.soft_margin_loss``.
+
+    .. math::
+        \ell_i = \log(1 + e^{-y_i x_i}) = \operatorname{softplus}(-y_i x_i)
+
+    computed as ``-log_sigmoid(y x)``: finite for scores of +-1e4, where torch's
+    ``log(1 + exp(-y x))`` overflows to inf (and its gradient to NaN). Then the mean over
+    all elements (0 for an empty input) or the sum.
+
+    Args:
+        input: scores (logits), any shape.
+        target: labels 1 and -1 of the input's shape (checked).
+        reduction: ``"none"`` | ``"mean"`` | ``"sum"``. Default: ``"mean"``.
+        normalizer: with ``"mean"``, divide the sum by this instead of the count.
+
+    Shape:
+        input ``(*)``, target ``(*)``; output scalar, or ``(*)`` with ``reduction="none"``.
+
+    Example:
+        >>> import torch, losskit.functional as LF
+        >>> LF.soft_margin_loss(torch.tensor([2.0, -1.0]), torch.tensor([1.0, 1.0]))
+        tensor(0.7201)
+    """
+    name = "soft_margin_loss"
+    C.check_call(name, input, target, reduction=reduction, normalizer=normalizer)
+    C.check_same_shape(name, input, target)
+    dtype = _dtype(input)
+    y = target.to(dtype)
+    _check_signs(name, y, "element")
+    # log(1 + exp(-z)) = -log_sigmoid(z)
+    loss = -TF.logsigmoid(y * input.to(dtype))
+    return reduce(loss, reduction, normalizer=normalizer)
+
+
+def cosine_embedding_loss(input1, input2, target, *, margin=0.0, reduction="mean", normalizer=None):
+    r"""Cosine embedding loss, as ``torch.nn.functional.cosine_embedding_loss``.
+
+    .. math::
+        \cos_i = \frac{x_{1,i} \cdot x_{2,i}}
+                      {\sqrt{\lVert x_{1,i} \rVert^2 + \epsilon}
+                       \sqrt{\lVert x_{2,i} \rVert^2 + \epsilon}},
+        \qquad
+        \ell_i = \begin{cases} 1 - \cos_i & y_i = 1 \\ \max(0, \cos_i - \text{margin}) & y_i = -1
+        \end{cases}
+
+    with torch's ``epsilon = 1e-12`` inside each square root: a zero vector has cosine 0
+    and a finite gradient (``1e6`` times the other unit vector). Written as a product of
+    two roots rather than torch's root of the product, so that norms up to ``1e19`` in
+    float32 do not overflow; the value is torch's to rounding. Then the mean over the
+    pairs (0 for none) or the sum.
+
+    Args:
+        input1: vectors ``(N, D)``, or one vector ``(D,)``.
+        input2: vectors of ``input1``'s shape.
+        target: labels 1 (similar) and -1 (dissimilar), ``(N,)`` or ``()`` (checked).
+        margin: for dissimilar pairs, any finite number (torch suggests 0 to 0.5).
+            Default: ``0``.
+        reduction: ``"none"`` | ``"mean"`` | ``"sum"``. Default: ``"mean"``.
+        normalizer: with ``"mean"``, divide the sum by this instead of the count.
+
+    Shape:
+        input1 ``(N, D)`` or ``(D,)``, input2 the same, target ``(N,)`` or ``()``; output
+        scalar, or ``(N,)`` (``()``) with ``reduction="none"``.
+
+    Example:
+        >>> import torch, losskit.functional as LF
+        >>> a = torch.tensor([[1.0, 0.0], [1.0, 1.0]])
+        >>> b = torch.tensor([[1.0, 1.0], [1.0, 1.0]])
+        >>> LF.cosine_embedding_loss(a, b, torch.tensor([1.0, -1.0]), reduction="none")
+        tensor([0.2929, 1.0000])
+    """
+    name = "cosine_embedding_loss"
+    C.check_call(
+        name, input1, target, reduction=reduction, normalizer=normalizer,
+        input_name="input1", input2=input2,
+    )  # fmt: skip
+    _floating_input(name, "input2", input2)
+    margin = C.check_number(name, "margin", margin)
+    if input1.dim() not in (1, 2):
+        C.fail(
+            name,
+            f"input1 must be (N, D) or (D,), got shape {tuple(input1.shape)}.",
+            "flatten the leading dimensions: input.reshape(-1, input.shape[-1]).",
+        )
+    _same_shape(name, {"input1": input1, "input2": input2})
+    if target.shape != input1.shape[:-1]:
+        C.fail(
+            name,
+            f"target shape {tuple(target.shape)} does not match the {input1.shape[:-1].numel()} "
+            f"pairs of input1 shape {tuple(input1.shape)}: expected {tuple(input1.shape[:-1])}.",
+            "one label per pair of vectors (the vectors lie along the last dimension).",
+        )
+    dtype = _dtype(input1, input2)
+    a, b, y = input1.to(dtype), input2.to(dtype), target.to(dtype)
+    _check_signs(name, y)
+    dot = (a * b).sum(dim=-1)
+    den = torch.sqrt(a.square().sum(dim=-1) + COSINE_EPS) * torch.sqrt(
+        b.square().sum(dim=-1) + COSINE_EPS
+    )
+    cos = dot / den
+    zero = torch.zeros((), dtype=dtype, device=cos.device)
+    loss = torch.where(y == 1, 1.0 - cos, zero) + torch.where(
+        y == -1, (cos - margin).clamp_min(0.0), zero
+    )
+    return reduce(loss, reduction, normalizer=normalizer)
+
+
+# --------------------------------------------------------------------------- classes
+def multilabel_soft_margin_loss(input, target, *, weight=None, reduction="mean", normalizer=None):
+    r"""Multi-label soft margin loss, as ``torch.nn.functional.multilabel_soft_margin_loss``.
+
+    .. math::
+        \ell_{n} = \frac{1}{C} \sum_{c=1}^{C} w_c \left(-y_{nc} \log \sigma(x_{nc})
+                   - (1 - y_{nc}) \log \sigma(-x_{nc})\right)
+
+    one value per sample, over the last dimension (the classes): a binary cross entropy
+    on logits per class, averaged. ``"sum"`` adds the samples' values, as torch does;
+    ``"mean"`` divides that sum by ``sum_n (1/C) sum_c w_nc``, which without a weight is
+    N (torch's mean) and with one makes it the weighted mean ``sum(w l) / sum(w)`` over
+    all (sample, class) terms (torch divides by N). A sample with no classes gives 0.
+
+    Args:
+        input: logits ``(*, C)``.
+        target: values in [0, 1] of the input's shape: 0/1 labels (any integer dtype) or
+            soft labels (checked).
+        weight: a class weight ``(C,)``, or any weight broadcastable to the input's shape.
+            Default: ``None``.
+        reduction: ``"none"`` | ``"mean"`` | ``"sum"``. Default: ``"mean"``.
+        normalizer: with ``"mean"``, divide the sum by this instead.
+
+    Shape:
+        input ``(*, C)``, target ``(*, C)``; output scalar, or ``(*)`` with
+        ``reduction="none"``.
+
+    Example:
+        >>> import torch, losskit.functional as LF
+        >>> LF.multilabel_soft_margin_loss(torch.tensor([[2.0, -1.0, 0.0]]),
+        ...                                torch.tensor([[1, 0, 1]]))
+        tensor(0.3778)
+    """
+    name = "multilabel_soft_margin_loss"
+    C.check_call(name, input, target, reduction=reduction, normalizer=normalizer, weight=weight)
+    if input.dim() == 0:
+        C.fail(name, "input must have a class dimension (the last), got a 0-dim tensor.")
+    C.check_same_shape(name, input, target)
+    if weight is not None:
+        C.check_broadcastable_to(
+            name,
+            "weight",
+            weight,
+            input.shape,
+            f"weight is per class, shape ({input.shape[-1]},), or broadcastable to the "
+            f"input's shape {tuple(input.shape)}.",
+        )
+    dtype = _dtype(input)
+    x, y = input.to(dtype), target.to(dtype)
+    C.check_in_unit_interval(
+        name,
+        "target",
+        y,
+        hint="multi-label targets are 0/1 (or soft labels in [0, 1]) per class; for -1/1 "
+        "labels pass (target + 1) / 2.",
+    )
+    terms = -(y * TF.logsigmoid(x) + (1.0 - y) * TF.logsigmoid(-x))
+    n_classes = x.shape[-1]
+    w = None if weight is None else torch.broadcast_to(weight.to(dtype), x.shape)
+    if w is not None and reduction == "mean" and normalizer is None:
+        # sum_n (1/C) sum_c w l / sum_n (1/C) sum_c w = the weighted mean over all terms
+        return reduce(terms, "mean", weight=w)
+    if w is not None:
+        terms = terms * w
+    per_sample = terms.sum(dim=-1) / n_classes if n_classes else terms.sum(dim=-1)
+    return reduce(per_sample, reduction, normalizer=normalizer)
+
+
+def _check_class_lists(name: str, y: torch.Tensor, n_classes: int) -> None:
+    """Value check: a multilabel_margin_loss target holds class indices 0..C-1 and -1."""
+    if not C.checks_enabled() or y.numel() == 0:
+        return
+    with torch.no_grad():
+        lo, hi = torch.aminmax(y.detach())
+        if bool((lo >= -1) & (hi < n_classes)):
+            return
+        bad = (y < -1) | (y >= n_classes)
+        n_bad = int(bad.sum())
+        values = torch.unique(y[bad]).tolist()
+        first = [int(i) for i in bad.nonzero()[0]]
+    example = [min(2, n_classes - 1), 0, -1, -1][: max(n_classes, 2)]
+    hint = None
+    if any(v < -1 for v in values):
+        hint = "-1 is the only padding value (not an ignore_index such as -100)."
+    elif min(values) >= 1 and max(values) == n_classes:
+        hint = "class indices look 1-based: subtract 1 from the class entries (not the -1s)."
+    C.fail(
+        name,
+        f"target has {C.format_values(values)} at {first} ({n_bad} of {y.numel()} entries), "
+        f"but input has {n_classes} classes. Each row of target lists that sample's classes "
+        f"as indices 0..{n_classes - 1}, padded with -1 to the input's width: "
+        f"{example} means classes {example[0]} and 0; entries after the first -1 are ignored "
+        f"but must still be in -1..{n_classes - 1}.",
+        hint,
+    )
+
+
+def multilabel_margin_loss(input, target, *, reduction="mean", normalizer=None):
+    r"""Multi-label margin loss, as ``torch.nn.functional.multilabel_margin_loss``.
+
+    .. math::
+        \ell_n = \frac{1}{C} \sum_{j \in J_n} \sum_{i \notin J_n}
+                 \max(0,\ 1 - (x_{n,j} - x_{n,i}))
+
+    ``J_n`` holds the classes that row ``n`` of the target lists: its entries up to the
+    first -1 (the target has the input's shape; a row ``[3, 0, -1, 1]`` of a 4-class input
+    means classes 3 and 0, the 1 after the padding is ignored). A class listed twice
+    counts twice, as in torch. Every true class's score should exceed every other one by
+    a margin of 1. Then the mean over the samples (0 for an empty batch, where torch
+    returns uninitialised memory) or the sum.
+
+    Args:
+        input: scores ``(N, C)`` or ``(C,)`` (torch's 0-dim input is one class).
+        target: class indices ``0..C-1`` padded with ``-1``, the input's shape, any
+            integer dtype (checked; a multi-hot 0/1 target is a different format: use
+            :func:`multilabel_soft_margin_loss` for it, or convert it).
+        reduction: ``"none"`` | ``"mean"`` | ``"sum"``. Default: ``"mean"``.
+        normalizer: with ``"mean"``, divide the sum by this instead of N.
+
+    Shape:
+        input ``(N, C)`` or ``(C,)``, target the same; output scalar, or ``(N,)`` (``()``)
+        with ``reduction="none"``.
+
+    Example:
+        >>> import torch, losskit.functional as LF
+        >>> x = torch.tensor([[0.1, 0.2, 0.4, 0.8]])
+        >>> LF.multilabel_margin_loss(x, torch.tensor([[3, 0, -1, 1]]))  # classes 3 and 0
+        tensor(0.8500)
+    """
+    name = "multilabel_margin_loss"
+    C.check_call(name, input, target, reduction=reduction, normalizer=normalizer)
+    if target.is_floating_point():
+        C.fail(
+            name,
+            f"target must hold integer class indices padded with -1, got {C.describe(target)}.",
+            "a multi-hot 0/1 target is multilabel_soft_margin_loss's format; this loss takes "
+            "each row's class indices, then -1s: [1, 0, 1, 0] is [0, 2, -1, -1].",
+            cls=C.LossTypeError,
+        )
+    C.check_integer(name, "target", target, "class indices padded with -1")
+    C.check_same_shape(name, input, target)
+    x, n_classes = _batch_rows(name, input.to(_dtype(input)))
+    y = target.reshape(x.shape).long()
+    _check_class_lists(name, y, n_classes)
+    listed = torch.cumprod((y >= 0).to(torch.int8), dim=1).bool()  # before the first -1
+    index = torch.where(listed, y, 0)
+    # is_target[n, c]: class c is listed in row n (a scatter into a spare column C)
+    spare = torch.where(listed, y, n_classes)
+    is_target = torch.zeros(x.shape[0], n_classes + 1, dtype=torch.bool, device=x.device)
+    is_target = is_target.scatter(1, spare, True)[:, :n_classes]
+    true_scores = x.gather(1, index)  # (N, J)
+    hinge = torch.relu(1.0 - true_scores.unsqueeze(2) + x.unsqueeze(1))  # (N, J, C)
+    counted = listed.unsqueeze(2) & ~is_target.unsqueeze(1)
+    zero = torch.zeros((), dtype=x.dtype, device=x.device)
+    per_sample = torch.where(counted, hinge, zero).sum(dim=(1, 2)) / n_classes
+    if input.dim() < 2:
+        per_sample = per_sample.reshape(())
+    return reduce(per_sample, reduction, normalizer=normalizer)
+
+
+def multi_margin_loss(
+    input, target, *, p=1, margin=1.0, weight=None, reduction="mean", normalizer=None
+):
+    r"""Multi-class margin (hinge) loss, as ``torch.nn.functional.multi_margin_loss``.
+
+    .. math::
+        \ell_n = \frac{w_{y_n}}{C} \sum_{i \ne y_n} \max(0,\ \text{margin} - x_{n,y_n} + x_{n,i})^p
+
+    the Weston-Watkins multi-class SVM loss: every other class's score should stay
+    ``margin`` below the true one. ``"none"`` and ``"sum"`` are torch's; ``"mean"`` is
+    ``sum(w_y l) / sum(w_y)`` (without a weight the mean over N, as torch; with one torch
+    divides by N), 0 for an empty batch (torch returns uninitialised memory).
+
+    Args:
+        input: scores ``(N, C)`` or ``(C,)`` (torch's 0-dim input is one class).
+        target: class indices ``(N,)`` or ``()``, any integer dtype (checked).
+        p: 1 or 2, the hinge's power. Default: ``1``.
+        margin: any finite number. Default: ``1.0``.
+        weight: class weight ``(C,)``, applied as ``w[y_n]``. Default: ``None``.
+        reduction: ``"none"`` | ``"mean"`` | ``"sum"``. Default: ``"mean"``.
+        normalizer: with ``"mean"``, divide the sum by this instead of ``sum(w_y)``.
+
+    Shape:
+        input ``(N, C)`` or ``(C,)``, target ``(N,)`` or ``()``; output scalar, or ``(N,)``
+        (``()``) with ``reduction="none"``.
+
+    Example:
+        >>> import torch, losskit.functional as LF
+        >>> LF.multi_margin_loss(torch.tensor([[0.1, 0.2, 0.4, 0.8]]), torch.tensor([3]))
+        tensor(0.3250)
+    """
+    name = "multi_margin_loss"
+    C.check_call(name, input, target, reduction=reduction, normalizer=normalizer, weight=weight)
+    if isinstance(p, bool) or p not in (1, 2):
+        C.fail(name, f"p must be 1 or 2 (torch's two powers of the hinge), got {p!r}.")
+    p = int(p)
+    margin = C.check_number(name, "margin", margin)
+    C.check_integer(name, "target", target)
+    x, n_classes = _batch_rows(name, input.to(_dtype(input)))
+    want = tuple(input.shape[:1]) if input.dim() == 2 else ()
+    if tuple(target.shape) != want:
+        C.fail(
+            name,
+            f"target shape {tuple(target.shape)} does not match input shape "
+            f"{tuple(input.shape)}: expected {want}, one class index per sample.",
+        )
+    C.check_class_weight(name, weight, n_classes)
+    y = target.reshape(-1, 1).long()
+    C.check_class_indices(name, y, n_classes, None)
+    true_score = x.gather(1, y)
+    hinge = torch.relu(margin - true_score + x)
+    if p == 2:
+        hinge = hinge.square()
+    others = torch.arange(n_classes, device=x.device) != y
+    zero = torch.zeros((), dtype=x.dtype, device=x.device)
+    per_sample = torch.where(others, hinge, zero).sum(dim=1) / n_classes
+    w = None if weight is None else weight.to(x.dtype)[y.reshape(-1)]
+    if input.dim() < 2:
+        per_sample = per_sample.reshape(())
+        w = None if w is None else w.reshape(())
+    return reduce(per_sample, reduction, weight=w, normalizer=normalizer)
+
+
+# --------------------------------------------------------------------------- triplets
+def _triplet_inputs(name, anchor, positive, negative, reduction, normalizer):
+    C.check_call(
+        name, anchor, positive, reduction=reduction, normalizer=normalizer,
+        input_name="anchor", negative=negative,
+    )  # fmt: skip
+    _floating_input(name, "positive", positive)
+    _floating_input(name, "negative", negative)
+    if anchor.dim() == 0:
+        C.fail(name, "anchor must have a feature dimension (the last), got a 0-dim tensor.")
+    _same_shape(
+        name,
+        {"anchor": anchor, "positive": positive, "negative": negative},
+        "anchor, positive and negative hold one embedding each per triplet, along the last "
+        "dimension (torch would broadcast them).",
+    )
+    dtype = _dtype(anchor, positive, negative)
+    return anchor.to(dtype), positive.to(dtype), negative.to(dtype)
+
+
+def _pairwise_distance(a, b, p, eps):
+    """``torch.nn.functional.pairwise_distance``: ``||a - b + eps||_p`` over the last
+    dimension (torch adds ``eps`` to the difference, so equal vectors are ``eps D^(1/p)``
+    apart and the norm's gradient is defined)."""
+    return torch.linalg.vector_norm(a - b + eps, ord=p, dim=-1)
+
+
+def _triplet(d_pos, d_neg, d_swap, margin, reduction, normalizer):
+    if d_swap is not None:  # Balntas et al. 2016: the harder of the two negatives
+        d_neg = torch.minimum(d_neg, d_swap)
+    loss = (margin + d_pos - d_neg).clamp_min(0.0)
+    return reduce(loss, reduction, normalizer=normalizer)
+
+
+def triplet_margin_loss(
+    anchor,
+    positive,
+    negative,
+    *,
+    margin=1.0,
+    p=2.0,
+    eps=1e-6,
+    swap=False,
+    reduction="mean",
+    normalizer=None,
+):
+    r"""Triplet margin loss, as ``torch.nn.functional.triplet_margin_loss``.
+
+    .. math::
+        \ell_i = \max(0,\ d(a_i, p_i) - d(a_i, n_i) + \text{margin}),\qquad
+        d(u, v) = \lVert u - v + \epsilon \rVert_p
+
+    over the last dimension (torch's ``pairwise_distance``, with ``eps`` added to the
+    difference). With ``swap=True`` the negative distance is
+    ``min(d(a, n), d(p, n))`` (Balntas et al. 2016). Then the mean over the triplets (0
+    for none; torch: NaN) or the sum.
+
+    Args:
+        anchor: embeddings ``(*, D)``.
+        positive: embeddings of the anchor's shape (same class as the anchor).
+        negative: embeddings of the anchor's shape (another class).
+        margin: ``> 0``. Default: ``1.0``.
+        p: the norm's order, ``> 0`` and finite (for the max norm pass
+            ``distance_function`` to :func:`triplet_margin_with_distance_loss`). Default: ``2``.
+        eps: added to each difference, ``>= 0``. Default: ``1e-6``.
+        swap: use the distance swap. Default: ``False``.
+        reduction: ``"none"`` | ``"mean"`` | ``"sum"``. Default: ``"mean"``.
+        normalizer: with ``"mean"``, divide the sum by this instead of the count.
+
+    Shape:
+        anchor, positive, negative ``(*, D)``; output scalar, or ``(*)`` with
+        ``reduction="none"``.
+
+    Example:
+        >>> import torch, losskit.functional as LF
+        >>> a, pos = torch.tensor([[0.0, 0.0]]), torch.tensor([[1.0, 0.0]])
+        >>> neg = torch.tensor([[0.0, 1.5]])
+        >>> LF.triplet_margin_loss(a, pos, neg, eps=0.0)
+        tensor(0.5000)
+
+    References:
+        Balntas et al., "Learning local feature descriptors with triplets and shallow
+        convolutional neural networks", BMVC 2016.
+    """
+    name = "triplet_margin_loss"
+    a, pos, neg = _triplet_inputs(name, anchor, positive, negative, reduction, normalizer)
+    margin = _check_margin_positive(name, margin)
+    p = C.check_number(name, "p", p, low=0.0, low_open=True)
+    eps = C.check_number(name, "eps", eps, low=0.0)
+    if not isinstance(swap, bool):
+        C.fail(name, f"swap must be True or False, got {swap!r}.", cls=C.LossTypeError)
+    d_pos = _pairwise_distance(a, pos, p, eps)
+    d_neg = _pairwise_distance(a, neg, p, eps)
+    d_swap = _pairwise_distance(pos, neg, p, eps) if swap else None
+    return _triplet(d_pos, d_neg, d_swap, margin, reduction, normalizer)
+
+
+def _distance(name, fn, u, v, want) -> torch.Tensor:
+    d = fn(u, v)
+    if not isinstance(d, torch.Tensor) or not d.is_floating_point():
+        got = C.describe(d) if isinstance(d, torch.Tensor) else type(d).__name__
+        C.fail(
+            name,
+            f"distance_function must return a floating-point tensor, got {got}.",
+            cls=C.LossTypeError,
+        )
+    if d.shape != want:
+        C.fail(
+            name,
+            f"distance_function returned shape {tuple(d.shape)} for inputs of shape "
+            f"{tuple(u.shape)}; expected {tuple(want)}, one distance per triplet (a reduction "
+            "over the last dimension).",
+        )
+    return d.to(u.dtype)
+
+
+def triplet_margin_with_distance_loss(
+    anchor,
+    positive,
+    negative,
+    *,
+    distance_function: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    margin=1.0,
+    swap=False,
+    reduction="mean",
+    normalizer=None,
+):
+    r"""Triplet margin loss with a distance of your choice, as
+    ``torch.nn.functional.triplet_margin_with_distance_loss``.
+
+    .. math::
+        \ell_i = \max(0,\ d(a_i, p_i) - d(a_i, n_i) + \text{margin})
+
+    ``d`` is ``distance_function(u, v)``, a callable on two ``(*, D)`` tensors that returns
+    one non-negative distance per row, ``(*)``; ``None`` is torch's default,
+    ``pairwise_distance`` (Euclidean, ``eps=1e-6`` added to the difference). It is called
+    on the inputs in the compute dtype (float32 for half-precision inputs). With
+    ``swap=True`` the negative distance is ``min(d(a, n), d(p, n))``. Then the mean over
+    the triplets (0 for none) or the sum.
+
+    Args:
+        anchor, positive, negative: embeddings ``(*, D)`` of one shape.
+        distance_function: ``(u, v) -> distances``, e.g.
+            ``lambda u, v: 1 - torch.nn.functional.cosine_similarity(u, v)``. Default:
+            ``None`` (``pairwise_distance``).
+        margin: ``> 0``. Default: ``1.0``.
+        swap: use the distance swap. Default: ``False``.
+        reduction: ``"none"`` | ``"mean"`` | ``"sum"``. Default: ``"mean"``.
+        normalizer: with ``"mean"``, divide the sum by this instead of the count.
+
+    Shape:
+        anchor, positive, negative ``(*, D)``; output scalar, or ``(*)`` with
+        ``reduction="none"``.
+
+    Example:
+        >>> import torch, losskit.functional as LF
+        >>> a, pos = torch.tensor([[0.0, 0.0]]), torch.tensor([[1.0, 0.0]])
+        >>> neg = torch.tensor([[0.0, 1.5]])
+        >>> l1 = lambda u, v: (u - v).abs().sum(dim=-1)
+        >>> LF.triplet_margin_with_distance_loss(a, pos, neg, distance_function=l1)
+        tensor(0.5000)
+    """
+    name = "triplet_margin_with_distance_loss"
+    a, pos, neg = _triplet_inputs(name, anchor, positive, negative, reduction, normalizer)
+    margin = _check_margin_positive(name, margin)
+    if not isinstance(swap, bool):
+        C.fail(name, f"swap must be True or False, got {swap!r}.", cls=C.LossTypeError)
+    if distance_function is None:
+        fn = lambda u, v: _pairwise_distance(u, v, 2.0, PAIRWISE_EPS)  # noqa: E731
+    elif callable(distance_function):
+        fn = distance_function
+    else:
+        C.fail(
+            name,
+            f"distance_function must be a callable (u, v) -> distances or None, got "
+            f"{type(distance_function).__name__}.",
+            cls=C.LossTypeError,
+        )
+    want = a.shape[:-1]
+    d_pos = _distance(name, fn, a, pos, want)
+    d_neg = _distance(name, fn, a, neg, want)
+    d_swap = _distance(name, fn, pos, neg, want) if swap else None
+    return _triplet(d_pos, d_neg, d_swap, margin, reduction, normalizer)
