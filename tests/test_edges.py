@@ -26,6 +26,8 @@ from losskit import kernels
 from losskit._kinds import LOGITS
 
 INF = float("inf")
+# the kernel path: Triton's interpreter on CPU (conftest sets it), CUDA where there is one
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 REDUCTIONS = ("none", "mean", "sum")
 
 
@@ -74,8 +76,7 @@ def test_the_sigmoid_family_is_found():
 
 
 @pytest.mark.parametrize("spec, variant", spec_variants(SIGMOID_ROWS))
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
-def test_saturated_logits_give_their_limit(spec, variant, dtype):
+def test_saturated_logits_give_their_limit(spec, variant, dtype=torch.float32):
     """Logits of +-inf give the loss's limit: 0 with a zero gradient where the logit agrees
     with its target (x = +inf, y = 1; x = -inf, y = 0), never NaN; +inf where the target is
     not hard (label smoothing), still with a finite gradient."""
@@ -94,11 +95,12 @@ def test_saturated_logits_give_their_limit(spec, variant, dtype):
 
 
 @pytest.mark.parametrize("fn", [LF.binary_cross_entropy_with_logits, LF.sigmoid_focal_loss])
-def test_an_infinite_logit_against_its_target_is_an_infinite_loss(fn):
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_an_infinite_logit_against_its_target_is_an_infinite_loss(fn, dtype):
     """x = -inf with y = 1 (or +inf with y = 0, or any soft target) is an infinite loss,
     not NaN and not a large finite number; the other elements keep their gradients."""
-    x = torch.tensor([-INF, INF, INF, 1.0], requires_grad=True)
-    y = torch.tensor([1.0, 0.0, 0.5, 1.0])
+    x = torch.tensor([-INF, INF, INF, 1.0], dtype=dtype, requires_grad=True)
+    y = torch.tensor([1.0, 0.0, 0.5, 1.0], dtype=dtype)
     none = fn(x, y, reduction="none")
     assert torch.equal(torch.isinf(none), torch.tensor([True, True, True, False]))
     for reduction in ("mean", "sum"):
@@ -107,7 +109,7 @@ def test_an_infinite_logit_against_its_target_is_an_infinite_loss(fn):
         (grad,) = torch.autograd.grad(out, x)
         (want,) = torch.autograd.grad(fn(x[3:], y[3:], reduction="sum"), x)
         assert grad[3] == want[3] * (0.25 if reduction == "mean" else 1.0)
-        assert torch.equal(grad[:3], torch.zeros(3))
+        assert torch.equal(grad[:3], torch.zeros(3, dtype=dtype))
 
 
 KERNEL_SIGMOID_ROWS = [s for s in SIGMOID_ROWS if _takes(s, "backend")]
@@ -123,8 +125,8 @@ def test_saturated_logits_on_the_kernel_path(spec, variant):
     for reduction in REDUCTIONS:
         got, want = [], []
         for backend, into in (("triton", got), ("torch", want)):
-            x = x0.clone().requires_grad_(True)
-            out = spec.functional(x, y0, backend=backend, reduction=reduction, **options)
+            x = x0.to(DEVICE).clone().requires_grad_(True)
+            out = spec.functional(x, y0.to(DEVICE), backend=backend, reduction=reduction, **options)
             (grad,) = torch.autograd.grad(out.sum(), x)
             into += [out.detach(), grad]
         assert not got[0].isnan().any() and torch.isfinite(got[1]).all()
@@ -217,11 +219,11 @@ needs_triton = pytest.mark.skipif(not kernels.triton_importable(), reason="needs
 
 def _run(spec, x, y, backend, **options):
     """Value and input gradient (a random upstream gradient) on one path."""
-    leaf = x.clone().requires_grad_(True)
-    value = spec.functional(leaf, y, backend=backend, **options)
+    leaf = x.detach().to(DEVICE).clone().requires_grad_(True)
+    value = spec.functional(leaf, y.to(DEVICE), backend=backend, **options)
     g = torch.rand(value.shape, generator=torch.Generator().manual_seed(0)) + 1.0
-    (grad,) = torch.autograd.grad((value * g).sum(), leaf, allow_unused=True)
-    return value.detach(), grad
+    (grad,) = torch.autograd.grad((value * g.to(DEVICE)).sum(), leaf, allow_unused=True)
+    return value.detach().cpu(), None if grad is None else grad.cpu()
 
 
 def _both(spec, x, y, **options):
@@ -289,8 +291,8 @@ def _kernel_problem(spec):
     g = torch.Generator().manual_seed(2)
     x = torch.randn(3, 4, generator=g)
     if spec.target_kind.integer:
-        return x, torch.tensor([0, 3, 1])
-    return x, (torch.rand(3, 4, generator=g) > 0.5).float()
+        return x.to(DEVICE), torch.tensor([0, 3, 1], device=DEVICE)
+    return x.to(DEVICE), (torch.rand(3, 4, generator=g) > 0.5).float().to(DEVICE)
 
 
 @needs_triton
