@@ -21,6 +21,7 @@ from .. import _checks as C
 from .. import kernels
 from .._reduction import compute_dtype, finish_sum, reduce
 from ._classes import Classes, prepare_classes
+from ._fused import fused
 from ._math import q_log_p
 
 __all__ = [
@@ -392,12 +393,14 @@ def softmax_focal_loss(
             c, ii, reduction, normalizer, mode=MODE_FOCAL, gamma=gamma, label_smoothing=ls
         )
     cd = c.class_dim
-    logp = TF.log_softmax(c.input, dim=cd)
-    # (1 - p)^gamma = exp(gamma * log(1 - p)), finite for every gamma >= 0
-    # a class masked with a -inf logit has log p = -inf: clamp so that its zero upstream
-    # gradient times log p stays 0 instead of NaN (the clamp passes it no gradient)
-    finite_logp = logp.clamp_min(torch.finfo(logp.dtype).min)
-    focal_ce = -torch.exp(gamma * _log_one_minus_softmax(c.input, logp, cd)) * finite_logp
+    if c.kind == "index" and not ls:
+        # the target class alone: one exp per logit, the gradient in closed form
+        t = _safe_index(c, mask)
+        per = fused(_SoftmaxFocal(gamma, cd), _IndexFocalPlain(gamma, cd), c.input, t)
+        if c.weight is not None:
+            per = per * c.weight[t]
+        return _finish(per, reduction, c, mask, normalizer)
+    focal_ce = _focal_ce(c.input, gamma, cd)
     if c.kind == "index":
         t = _safe_index(c, mask)
         per = _gather(focal_ce, t, cd)
@@ -414,6 +417,69 @@ def softmax_focal_loss(
             q = q * c.class_view(c.weight)
         per = (q * focal_ce).sum(cd)
     return _finish(per, reduction, c, mask, normalizer)
+
+
+def _focal_ce(x: torch.Tensor, gamma: float, cd: int) -> torch.Tensor:
+    """``-(1 - p_c)^gamma log p_c`` for every class: the autograd definition."""
+    logp = TF.log_softmax(x, dim=cd)
+    # (1 - p)^gamma = exp(gamma * log(1 - p)), finite for every gamma >= 0
+    # a class masked with a -inf logit has log p = -inf: clamp so that its zero upstream
+    # gradient times log p stays 0 instead of NaN (the clamp passes it no gradient)
+    finite_logp = logp.clamp_min(torch.finfo(logp.dtype).min)
+    return -torch.exp(gamma * _log_one_minus_softmax(x, logp, cd)) * finite_logp
+
+
+class _IndexFocalPlain:
+    """The focal loss of each target class through autograd (second derivatives)."""
+
+    def __init__(self, gamma, cd):
+        self.gamma, self.cd = gamma, cd
+
+    def __call__(self, x, t):
+        return _gather(_focal_ce(x, self.gamma, self.cd), t, self.cd)
+
+
+class _SoftmaxFocal:
+    """``-(1 - p_t)^gamma log p_t`` of the target class ``t`` alone, and its gradient
+    ``g A (onehot_t - p)`` with ``A = -(1 - p_t)^gamma (1 + gamma p_t r)``, ``r = -log p_t
+    / (1 - p_t)`` (``-> 1`` as ``p_t -> 1``).
+
+    From ``e = exp(x - max)``, one exponential per logit, kept for the gradient (the
+    softmax is ``e / sum(e)``). ``1 - p_t`` is the sum of ``e`` over the other classes
+    (the target's entry zeroed for that sum, not subtracted), so it is exact when ``p_t``
+    rounds to 1; for a target that is not the largest logit, ``p_t <= 1/2`` and
+    ``log1p(-p_t)`` is exact."""
+
+    def __init__(self, gamma, cd):
+        self.gamma, self.cd = gamma, cd
+
+    def forward(self, x, t):
+        cd, gamma = self.cd, self.gamma
+        tt = t.unsqueeze(cd)
+        m = x.amax(cd, keepdim=True)
+        e = torch.sub(x, m).exp_()
+        e_t = e.gather(cd, tt)
+        others = e.scatter_(cd, tt, 0.0).sum(cd, keepdim=True)
+        e.scatter_(cd, tt, e_t)
+        total = others + e_t
+        top = e_t == 1.0  # the target is a largest logit: total = 1 + others
+        log_total = torch.where(top, torch.log1p(others), torch.log(total))
+        logp = (x.gather(cd, tt) - m - log_total).clamp_min(torch.finfo(x.dtype).min)
+        p = logp.exp()
+        log1m = torch.where(top, torch.log(others) - log_total, torch.log1p(-p))
+        q = log1m.exp()
+        focal = q.square() if gamma == 2.0 else torch.exp(gamma * log1m)
+        loss = -focal * logp
+        positive = q > 0
+        r = torch.where(positive, -logp / torch.where(positive, q, 1.0), 1.0)
+        a = -focal * (1.0 + gamma * p * r)
+        return loss.squeeze(cd), (e, total, a, tt)
+
+    def backward(self, state, grad, needs):
+        e, total, a, tt = state
+        ga = grad.unsqueeze(self.cd) * a
+        dx = e * (-ga / total)
+        return dx.scatter_add_(self.cd, tt, ga), None
 
 
 def _rce_per_sample(c: Classes, mask, log_zero: float) -> torch.Tensor:
