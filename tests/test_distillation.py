@@ -5,6 +5,7 @@ precision, the teacher's gradient, errors. (The contract suite runs the generic 
 from __future__ import annotations
 
 import math
+import os
 
 import pytest
 import torch
@@ -290,3 +291,35 @@ def test_errors_name_the_loss_and_the_argument(call, message):
         "generalized_jsd_loss",
         "total_variation_loss",
     }
+
+
+# --------------------------------------------------------------------------- parity: Keras
+@pytest.fixture(scope="module")
+def keras():
+    os.environ.setdefault("KERAS_BACKEND", "torch")  # before keras is first imported
+    os.environ.setdefault("KERAS_TORCH_DEVICE", "cpu")
+    k = pytest.importorskip("keras", minversion="3", reason="Keras parity needs the parity extra")
+    if k.backend.backend() != "torch":  # pragma: no cover - keras imported elsewhere first
+        pytest.skip("keras was imported with another backend")
+    return k
+
+
+@pytest.mark.parametrize("t", [1.0, 2.0])
+def test_kd_equals_keras_kl_divergence(keras, t):
+    """Keras 3's KLDivergence(y_true=teacher probabilities, y_pred=student probabilities),
+    times T²: distillation_loss without a target. Keras clips both to [1e-7, 1]: the
+    logits here keep every probability above that, where the clip is inactive."""
+    x, z = _logits((8, 6), seed=30, scale=1.0).float(), _logits((8, 6), seed=31, scale=1.0).float()
+    p, q = torch.softmax(x / t, 1), torch.softmax(z / t, 1)
+    assert p.min() > 1e-7 and q.min() > 1e-7
+    theirs = t * t * torch.as_tensor(keras.losses.KLDivergence()(q, p)).cpu()
+    torch.testing.assert_close(
+        F.distillation_loss(x, z, temperature=t), theirs, rtol=1e-5, atol=1e-7
+    )
+    per = keras.losses.KLDivergence(reduction=None)(q, p)
+    torch.testing.assert_close(
+        F.distillation_loss(x, z, temperature=t, reduction="none"),
+        t * t * torch.as_tensor(per).cpu(),
+        rtol=1e-5,
+        atol=1e-7,
+    )

@@ -5,7 +5,12 @@ the generic checks.)"""
 
 from __future__ import annotations
 
+import importlib.util
 import math
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -320,3 +325,66 @@ def test_modules():
     gce = losskit.nn.GeneralizedCrossEntropyLoss(q=0.5)
     assert torch.equal(gce(x, t), F.generalized_cross_entropy(x, t, q=0.5))
     assert type(losskit.get("generalized_cross_entropy")) is type(gce)
+
+
+# --------------------------------------------------------------------------- parity: timm
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / ".cache" / "peers"
+TIMM_VERSION = "1.0.22"
+
+
+@pytest.fixture(scope="module")
+def timm_asl():
+    """timm's asymmetric_loss.py, loaded by path from the downloaded wheel (timm imports
+    torchvision, whose wheel's compiled ops do not load against the CPU torch; the loss
+    file needs torch alone)."""
+    wheels = sorted(CACHE.glob(f"timm-{TIMM_VERSION}-*.whl"))
+    if not wheels:
+        CACHE.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q"]
+        cmd += [f"timm=={TIMM_VERSION}", "-d", str(CACHE)]
+        if subprocess.run(cmd, capture_output=True, timeout=300).returncode != 0:
+            pytest.skip(f"timm=={TIMM_VERSION} could not be downloaded")
+        wheels = sorted(CACHE.glob(f"timm-{TIMM_VERSION}-*.whl"))
+    path = CACHE / f"timm-{TIMM_VERSION}-asymmetric_loss.py"
+    with zipfile.ZipFile(wheels[0]) as z:
+        path.write_bytes(z.read("timm/loss/asymmetric_loss.py"))
+    spec = importlib.util.spec_from_file_location("_timm_asymmetric_loss", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    "gamma_pos, gamma_neg, clip", [(1, 4, 0.05), (0, 4, 0.05), (0, 0, 0), (2, 1, 0.2), (1, 2, 0)]
+)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_asymmetric_sum_equals_timm_for_hard_targets(timm_asl, gamma_pos, gamma_neg, clip, dtype):
+    x = _logits((16, 20), seed=15, dtype=dtype).requires_grad_(True)  # |x| < 15: eps inactive
+    y = _labels((16, 20), seed=15).to(dtype)
+    timm_loss = timm_asl.AsymmetricLossMultiLabel(
+        gamma_neg=gamma_neg, gamma_pos=gamma_pos, clip=clip
+    )
+    xt = x.detach().clone().requires_grad_(True)
+    theirs = timm_loss(xt, y)
+    ours = F.asymmetric_loss(
+        x, y, gamma_pos=gamma_pos, gamma_neg=gamma_neg, clip=clip, reduction="sum"
+    )
+    rtol = 1e-12 if dtype == torch.float64 else 1e-5
+    torch.testing.assert_close(ours, theirs, rtol=rtol, atol=0)
+    (g_ours,), (g_theirs,) = torch.autograd.grad(ours, x), torch.autograd.grad(theirs, xt)
+    torch.testing.assert_close(
+        g_ours, g_theirs, rtol=rtol, atol=1e-12 if dtype == torch.float64 else 1e-6
+    )
+
+
+def test_asymmetric_differs_from_timm_where_the_semantics_do(timm_asl):
+    timm_loss = timm_asl.AsymmetricLossMultiLabel(gamma_neg=4, gamma_pos=1, clip=0.05)
+    # soft targets: timm weighs both terms by one (1 - p_t)^gamma of the target's p_t
+    x, y = _logits((4, 6), seed=16), _labels((4, 6), seed=16, soft=True)
+    ours = F.asymmetric_loss(x, y, gamma_pos=1, gamma_neg=4, clip=0.05, reduction="sum")
+    assert abs(float(ours - timm_loss(x, y))) > 1e-3
+    # a missed positive at a logit of -1e4: timm's eps clamp gives -log(1e-8), ours 1e4
+    x, y = torch.tensor([[-1e4]], dtype=torch.float64), torch.ones(1, 1, dtype=torch.float64)
+    assert float(timm_loss(x, y)) == pytest.approx(-math.log(1e-8))
+    assert float(F.asymmetric_loss(x, y, gamma_pos=1, reduction="sum")) == pytest.approx(1e4)

@@ -19,12 +19,16 @@ def teacher_after_target(fn):
     """``fn(input, teacher, target=None, **options)`` in the registry's order,
     ``(input, target, teacher, **options)``: input and target first, as for every row,
     the teacher's logits after them as an extra input (``Example.extra``). ``fn`` is kept
-    as ``__wrapped__`` (``inspect.unwrap`` gives the public function)."""
+    as ``__wrapped__`` (``inspect.unwrap`` gives the public function). Options after the
+    inputs and unknown keywords get :func:`losskit._checks.call_forms`'s rules."""
+    from .._checks import call_forms
+
+    public = fn if hasattr(fn, "positional_inputs") else call_forms(fn)
 
     @functools.wraps(fn)
-    def call(input, target, teacher=None, **options):
+    def call(input, target, teacher=None, *args, **options):
         # teacher=None: a call with the target alone is checked (and refused) by fn
-        return fn(input, teacher, target, **options)
+        return public(input, teacher, target, *args, **options)
 
     params = list(inspect.signature(fn).parameters.values())
     if [p.name for p in params[:3]] != ["input", "teacher", "target"]:
