@@ -558,8 +558,10 @@ def test_error_shapes_and_dtypes():
     assert "input must be a floating-point tensor" in msg
     msg = _message(losskit.LossTypeError, x, w.float(), y)
     assert "linear_weight must have the input's dtype (float64)" in msg and "float32" in msg
-    msg = _message(losskit.LossInputError, x, w[None], y)
-    assert "linear_weight must be (V, D)" in msg and "(1, 101, 6)" in msg
+    msg = _message(losskit.LossInputError, x, w[None], y)  # torch 2.13's K-dim layer
+    assert "a K-dimensional layer" in msg and "(1, 101, 6)" in msg and "(37, 101)" in msg
+    msg = _message(losskit.LossInputError, x, w[0], y)
+    assert "linear_weight must be (V, D)" in msg
     msg = _message(losskit.LossTypeError, x.numpy(), w, y)
     assert "input must be a torch.Tensor" in msg
 

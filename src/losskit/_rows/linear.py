@@ -24,29 +24,43 @@ def torch_linear_cross_entropy(
     softcap=None,
     normalizer=None,
     chunk_size=None,
+    options=None,
     backend="auto",
 ):
     """``torch.nn.functional.linear_cross_entropy`` (torch 2.13 and later) on the same
     call; ``None`` on an older torch or with an option torch lacks (``z_loss``,
-    ``softcap``, ``normalizer``, ``chunk_size``, ``backend``). torch's input is ``(N, D)``
-    or ``(D,)``: leading dimensions are flattened into ``N`` and restored for ``"none"``."""
+    ``softcap``, ``normalizer``, ``chunk_size``, ``backend``), and for a class-weighted
+    mean of probability targets (torch divides it by N). torch's input is ``(N, D)`` or
+    ``(D,)``: leading dimensions are flattened into ``N`` and restored for ``"none"``."""
     if not hasattr(TF, "linear_cross_entropy"):
         return None
     if z_loss or softcap is not None or normalizer is not None or chunk_size is not None:
         return None
     if backend != "auto":
         return None
+    probs = target.is_floating_point()
+    if probs and weight is not None and reduction == "mean":
+        return None
+    if probs or linear_weight.dim() > 2:  # torch's shapes as they are
+        x, y = input, target
+        shape = None
+    else:
+        x, y = input.reshape(-1, linear_weight.shape[-1]), target.reshape(-1)
+        shape = target.shape
     out = TF.linear_cross_entropy(
-        input.reshape(-1, linear_weight.shape[-1]),
+        x,
         linear_weight,
-        target.reshape(-1),
+        y,
         linear_bias=linear_bias,
         weight=weight,
         reduction=reduction,
-        ignore_index=-100 if ignore_index is None else ignore_index,
+        ignore_index=None if probs else -100 if ignore_index is None else ignore_index,
         label_smoothing=label_smoothing,
+        options=options,
     )
-    return out.reshape(target.shape) if reduction == "none" else out
+    if probs and input.dim() > 2 and reduction == "none":
+        return out.reshape(input.shape[:-1])
+    return out.reshape(shape) if reduction == "none" and shape is not None else out
 
 
 ROWS = (

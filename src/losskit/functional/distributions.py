@@ -88,6 +88,16 @@ def _check_nonnegative(name, arg, t, hint):
     )
 
 
+def _check_not_nan(name, arg, t, hint):
+    """Value check: no element of ``t`` is NaN."""
+    if not C.checks_enabled() or t.numel() == 0:
+        return
+    with torch.no_grad():
+        n_nan = int(torch.isnan(t.detach()).sum())
+    if n_nan:
+        C.fail(name, f"{arg} must not hold NaN, found {n_nan} of {t.numel()}.", hint)
+
+
 # --------------------------------------------------------------------------- KL divergence
 @_reductions("batchmean")
 def kl_div(
@@ -114,7 +124,7 @@ def kl_div(
 
     A target of 0 adds exactly 0 and no gradient, even where the input is ``-inf`` (a
     masked class; torch gives NaN there), and so does a log-target of ``-inf``. Under
-    value checks, a negative or NaN probability target is an error.
+    value checks, a negative or NaN probability target (a NaN log-target) is an error.
 
     Args:
         input: log-probabilities, any shape.
@@ -156,6 +166,7 @@ def kl_div(
     if not isinstance(log_target, bool):
         C.fail(name, f"log_target must be True or False, got {log_target!r}.", cls=C.LossTypeError)
     if log_target:
+        _check_not_nan(name, "target", target, "log_target=True: the target holds log q.")
         counted = y != -math.inf  # log q = -inf: q = 0 adds nothing
         ly = torch.where(counted, y, 0.0)
         loss = torch.where(counted, torch.exp(ly) * (ly - x), 0.0)

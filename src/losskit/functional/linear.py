@@ -22,6 +22,7 @@ from .. import _checks as C
 from .. import kernels
 from .._reduction import compute_dtype, finish_sum, mean_weight
 from ._chunked import Plan, chunked_linear_cross_entropy
+from ._linear_logits import holds_logits, linear_cross_entropy_logits
 from ._rowstats import RowCrossEntropy, target_weight
 
 __all__ = ["linear_cross_entropy"]
@@ -53,6 +54,24 @@ def _kernel_unsupported(input, chunk_size, softcap):
 
 
 # --------------------------------------------------------------------------- checks
+def _torch_options(options):
+    """torch 2.13's ``options`` (a ``torch.nn.LinearCrossEntropyOptions``): its
+    ``batch_chunk_size`` is the rows of a chunk, unless ``chunk_size`` is given; its other
+    fields tune torch's own chunking and change no value here (nor do they on the paths
+    that hold the logits)."""
+    if options is None:
+        return None
+    if not hasattr(options, "batch_chunk_size"):
+        C.fail(
+            NAME,
+            f"options must be a torch.nn.LinearCrossEntropyOptions or None, got "
+            f"{type(options).__name__}.",
+            "losskit's own tile is chunk_size=.",
+            cls=C.LossTypeError,
+        )
+    return options.batch_chunk_size
+
+
 def _check_chunk_size(chunk_size, n, v):
     """Rows per token chunk and classes per vocabulary block."""
 
@@ -107,8 +126,7 @@ def _check_args(input, linear_weight, target, linear_bias, weight, normalizer, r
         C.fail(
             NAME,
             f"target must hold integer class indices, got {C.describe(target)}.",
-            "cast class indices with target.long() (probability targets are not supported "
-            "by linear_cross_entropy).",
+            "cast class indices with target.long(); probability targets are floating.",
             cls=C.LossTypeError,
         )
     C.check_same_device(
@@ -155,10 +173,14 @@ def _check_args(input, linear_weight, target, linear_bias, weight, normalizer, r
             "reduction='none' and weigh the result.",
         )
     if tuple(target.shape) != tuple(input.shape[:-1]):
+        probs_shape = tuple(target.shape) == (*input.shape[:-1], v)
         C.fail(
             NAME,
             f"target must have shape {tuple(input.shape[:-1])} (the input's without its last "
             f"dimension), got {tuple(target.shape)}.",
+            "probability targets must be floating: cast with target.float()."
+            if probs_shape
+            else None,
         )
     return weight
 
@@ -184,6 +206,7 @@ def linear_cross_entropy(
     reduction="mean",
     normalizer=None,
     chunk_size=None,
+    options=None,
     backend="auto",
 ):
     r"""Cross entropy of a linear layer's output, computed without materialising the logits.
@@ -219,18 +242,28 @@ def linear_cross_entropy(
     approach of Cut Cross-Entropy). Half-precision inputs are computed in float32 tile
     by tile; the loss is float32 and each gradient has its parameter's dtype. Unlike
     ``torch.nn.functional.linear_cross_entropy``, this chunks by default and also takes
-    ``z_loss``, ``softcap`` and ``normalizer``; targets are class indices only. The class
-    ``weight`` is a constant (it gets no gradient). Both paths are differentiable once: a
+    ``z_loss``, ``softcap`` and ``normalizer``. The class ``weight`` is a constant (it
+    gets no gradient). Both paths are differentiable once: a
     second derivative (``create_graph=True``, nested ``torch.func`` transforms) raises a
     :class:`~losskit.LossInputError` (hold the logits and use ``cross_entropy`` for one);
     ``torch.func.grad``, ``vjp`` and ``jacrev`` work, and ``torch.func.vmap`` sweeps each
     element of the batch on its own.
 
+    torch 2.13's other forms are taken too, and hold the logits (as torch's own
+    ``options=None`` path does): probability targets ``(*, V)`` (floating; a target row
+    is as large as its logits) and K-dimensional layers, ``linear_weight (V, *out_features,
+    D)`` with logits ``(N, V, *out_features)``; they compute
+    :func:`~losskit.functional.cross_entropy` of the logits, with its semantics (a
+    weighted mean over ``sum_c w_c q_c`` for probability targets) and autograd's
+    gradients (twice differentiable); ``chunk_size`` does not apply to them.
+
     Args:
         input: hidden states ``(N, D)`` or ``(*, D)``, floating.
-        linear_weight: ``(V, D)``, the ``weight`` of ``nn.Linear(D, V)``; the input's dtype.
-        target: class indices ``(N,)`` or ``(*)``, any integer dtype.
-        linear_bias: ``(V,)``, optional. Default: ``None``.
+        linear_weight: ``(V, D)``, the ``weight`` of ``nn.Linear(D, V)``, or
+            ``(V, *out_features, D)``; the input's dtype.
+        target: class indices ``(N,)`` or ``(*)`` (``(N, *out_features)``), any integer
+            dtype, or probabilities ``(*, V)`` (``(N, V, *out_features)``), floating.
+        linear_bias: ``(V,)`` (``(V, *out_features)``), optional. Default: ``None``.
         weight: class weights ``(V,)``. Default: ``None``.
         ignore_index: a target value not counted (``None`` means ``-100``, as in torch).
             Default: ``-100``.
@@ -243,6 +276,9 @@ def linear_cross_entropy(
         chunk_size: token rows per chunk, or a pair ``(rows, classes)`` to also block the
             vocabulary. Default ``None``: chunks of ``2**22 // V`` rows (a 16 MiB float32
             tile; at least 16 rows), and vocabulary blocks only above ``2**20`` classes.
+        options: torch 2.13's ``torch.nn.LinearCrossEntropyOptions``: its
+            ``batch_chunk_size`` is ``chunk_size`` (when that is not given); its other
+            fields tune torch's chunking and change nothing here. Default: ``None``.
         backend: ``"torch"`` (the chunked sweep above, any device) or ``"triton"``: without
             ``chunk_size``, the fused kernel of :mod:`losskit.kernels.linear` (one launch
             computes the tiles of logits and their log-sum-exp, a second recomputes them
@@ -277,6 +313,25 @@ def linear_cross_entropy(
         Hsu et al., "Liger Kernel: Efficient Triton Kernels for LLM Training", 2024,
         https://arxiv.org/abs/2410.10989 (chunked fused linear cross entropy).
     """
+    rows = _torch_options(options)
+    if holds_logits(linear_weight, target):  # probability targets, a K-dimensional layer
+        return linear_cross_entropy_logits(
+            input,
+            linear_weight,
+            target,
+            linear_bias=linear_bias,
+            weight=weight,
+            ignore_index=ignore_index,
+            label_smoothing=label_smoothing,
+            z_loss=z_loss,
+            softcap=softcap,
+            reduction=reduction,
+            normalizer=normalizer,
+            chunk_size=chunk_size,
+            backend=backend,
+        )
+    if chunk_size is None:
+        chunk_size = rows
     ls = C.check_number(NAME, "label_smoothing", label_smoothing, low=0.0, high=1.0)
     k = C.check_number(NAME, "z_loss", z_loss, low=0.0)
     cap = None

@@ -32,15 +32,24 @@ def linear_cross_entropy(
     reduction="mean",
     normalizer=None,
     chunk_size=None,
+    options=None,
 ):
-    """``cross_entropy(softcap * tanh((x @ W.T + b) / softcap), y)``; ``chunk_size`` is
-    accepted for the same signature and ignored (the reference holds every logit)."""
+    """``cross_entropy(softcap * tanh((x @ W.T + b) / softcap), y)``; ``chunk_size`` and
+    ``options`` are accepted for the same signature and ignored (the reference holds every
+    logit). Probability targets ``(*, V)`` and K-dimensional layers ``(V, *out_features,
+    D)`` (logits ``(N, V, *out_features)``) too."""
     x = step("hidden states", "x, one row of features per token", as_array(input))
     w = step("linear weight", "W (classes x features)", as_array(linear_weight))
-    t = as_array(target, np.int64)
-    logits = x @ w.T
+    if hasattr(target, "is_floating_point"):
+        probs = target.is_floating_point()
+    else:
+        probs = np.asarray(target).dtype.kind == "f"
+    t = as_array(target) if probs else as_array(target, np.int64)
+    v, *out_features, d = w.shape
+    logits = np.einsum("...d,kd->...k", x, w.reshape(-1, d))  # (*, V * prod(out_features))
     if linear_bias is not None:
-        logits = logits + as_array(linear_bias)
+        logits = logits + as_array(linear_bias).reshape(-1)
+    logits = logits.reshape(*x.shape[:-1], v, *out_features)
     logits = step("logits", "a = x W^T" + (" + b" if linear_bias is not None else ""), logits)
     if softcap is not None:
         logits = step(
@@ -50,14 +59,20 @@ def linear_cross_entropy(
         )
     recorded = _steps.get()
     first = len(recorded) if recorded is not None else 0
+    if out_features:  # (N, V, *out_features): classes on dim 1, as cross_entropy's maps
+        scores, y, shape = logits, t, None
+    else:  # one row of classes per token
+        scores = logits.reshape(-1, v)
+        y = t.reshape(-1, v) if probs else t.reshape(-1)
+        shape = x.shape[:-1]
     loss = cross_entropy(
-        logits.reshape(-1, w.shape[0]),
-        t.reshape(-1),
+        scores,
+        y,
         weight=weight,
         ignore_index=-100 if ignore_index is None else ignore_index,
         label_smoothing=label_smoothing,
         z_loss=z_loss,
-        target_type="index",
+        target_type="probs" if probs else "index",
         reduction=reduction,
         normalizer=normalizer,
     )
@@ -68,4 +83,4 @@ def linear_cross_entropy(
             s = recorded[i]
             formula = s.formula.replace("(x)", "(a)").replace("= x -", "= a -")
             recorded[i] = Step(s.name, formula, s.value)
-    return loss.reshape(t.shape) if reduction == "none" else loss
+    return loss.reshape(shape) if reduction == "none" and shape is not None else loss
