@@ -628,3 +628,12 @@ def test_the_wheel_installs_into_a_fresh_venv_and_runs_outside_the_checkout(tmp_
         "weight=[1, 2]",
     )
     assert "result: 0.739773" in explained and "torch built-in 0.739773" in explained
+
+
+def test_a_misspelt_plot_option_gets_did_you_mean(tmp_path):
+    from losskit.plot import plot
+
+    with pytest.raises(
+        losskit.LossTypeError, match="no loss named here takes dleta.*did you mean delta"
+    ):
+        plot(["huber_loss"], {"dleta": [1.0]}, out=tmp_path / "x.png")

@@ -87,7 +87,16 @@ def plot(
     taken_by = {r.name: _option_names(r) for r in rows}
     unknown = sorted(k for k in options if not any(k in taken_by[r.name] for r in rows))
     if unknown:
-        C.fail("plot", f"no loss named here takes {', '.join(unknown)}.")
+        import difflib
+
+        known = sorted(set().union(*taken_by.values()) - {"reduction"})
+        close = difflib.get_close_matches(unknown[0], known, n=1)
+        C.fail(
+            "plot",
+            f"no loss named here takes {', '.join(unknown)}; they take {', '.join(known)}.",
+            f"did you mean {close[0]}?" if close else None,
+            cls=C.LossTypeError,
+        )
     fig, axes = plt.subplots(
         1, 2 if grad else 1, figsize=(12.8 if grad else 6.4, 4.8), dpi=dpi, squeeze=False
     )
