@@ -692,7 +692,7 @@ def positional_options(
             "pass the others as keyword arguments.",
             cls=LossTypeError,
         )
-    named = dict(zip(order, args))
+    named = dict(zip(order, args, strict=False))  # len(args) <= len(order), checked above
     legacy = {k: named.pop(k) for k in _DEPRECATED & set(named)}
     if any(v is not None for v in legacy.values()):
         r = legacy_reduction(legacy.get("size_average"), legacy.get("reduce"))
