@@ -36,7 +36,7 @@ LOSS_INFOS = [m for m in module_db if m.module_cls.__module__ == torch_losses.__
 # constructor `out_features=`, `options`, probability targets). Their samples are expected
 # to fail until then; a module named here whose samples all pass fails the test, so that
 # this set is emptied as they land.
-AWAITING_PART_A = {"KLDivLoss", "CTCLoss", "LinearCrossEntropyLoss"}
+AWAITING_PART_A: set[str] = set()  # part A's twins have landed
 
 
 # --------------------------------------------------------------------------- deviations
@@ -53,7 +53,11 @@ class Sample:
     desc: str
 
     def build(self, cls, **override):
-        return cls(*self.args, **{**self.kwargs, **override})
+        # a module with parameters (LinearCrossEntropyLoss's layer) starts from the same
+        # ones in torch and in losskit: each is initialised from one seed
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            return cls(*self.args, **{**self.kwargs, **override})
 
 
 def _value_and_grads(module, inputs):
@@ -109,8 +113,8 @@ def _weight_mass(s: Sample, inputs) -> torch.Tensor:
         return w[y].sum()
     if s.name == "MultiLabelSoftMarginLoss":  # per sample: the mean weight of its classes
         return torch.broadcast_to(w, x.shape).sum() / x.shape[-1]
-    if s.name == "CrossEntropyLoss":  # probability targets: sum_c w_c q_c per sample
-        dim = 0 if x.dim() == 1 else 1
+    if s.name in ("CrossEntropyLoss", "LinearCrossEntropyLoss"):  # sum_c w_c q_c per sample
+        dim = 0 if y.dim() == 1 else 1  # the classes of a probability target
         shape = [1] * x.dim()
         shape[dim] = -1
         return (w.view(shape) * y).sum()
@@ -162,11 +166,52 @@ def _negative_or_nan_target(s, inputs):
     return bool((~(y >= 0)).any())
 
 
+def _ctc_gradient(s, inputs):
+    return any(isinstance(t, torch.Tensor) and t.requires_grad for t in inputs)
+
+
+def _check_ctc_gradient(s: Sample, inputs) -> None:
+    """losskit's CTC gradient is the derivative with respect to log_probs, -g gamma; torch's
+    kernel returns g (p - gamma) on the counted frames (the gradient with respect to the
+    logits of a log_softmax): the values are torch's, the gradients differ by g p there,
+    ``g`` each sample's upstream gradient."""
+    lp, _, il, tl = inputs
+    ours = _value_and_grads(s.build(s.losskit_cls), inputs)
+    value, (grad,) = _value_and_grads(s.build(s.torch_cls), inputs)
+    frames = torch.arange(lp.shape[0])[:, None] < torch.as_tensor(il)[None, :]  # (T, N)
+    g = torch.ones(lp.shape[1], dtype=DTYPE)
+    if s.options.get("reduction", "mean") == "mean":  # torch's mean: over N of l_n / S_n
+        g = 1.0 / (torch.as_tensor(tl, dtype=DTYPE).clamp(min=1) * lp.shape[1])
+    promised = grad - lp.detach().exp() * (frames * g)[..., None]
+    _assert_same(ours, (value, [promised]), f"{s.name} {s.desc}")
+
+
+def _unnormalised_probabilities(s, inputs):
+    y = inputs[1]
+    if not y.is_floating_point():
+        return False
+    dim = 0 if y.dim() == 1 else 1
+    return bool(((y.sum(dim) - 1).abs() > 1e-6).any())
+
+
+def _check_unnormalised_probabilities(s: Sample, inputs) -> None:
+    """losskit raises; with value checks off it computes torch's formula, the weighted
+    mean over sum_c w_c q_c (losskit's rule)."""
+    _check_raises(s, inputs)
+    with losskit.set_checks(False):
+        if _weighted_mean(s, inputs):
+            _check_weighted_mean(s, inputs)
+            return
+        ours = _value_and_grads(s.build(s.losskit_cls), inputs)
+    theirs = _value_and_grads(s.build(s.torch_cls), inputs)
+    _assert_same(ours, theirs, f"{s.name} {s.desc}, value checks off")
+
+
 def _weighted_mean(s, inputs):
     if s.options.get("weight") is None or s.options.get("reduction", "mean") != "mean":
         return False
-    if s.name == "CrossEntropyLoss":  # with index targets torch divides by sum(w[y]) too
-        return inputs[1].is_floating_point()
+    if s.name in ("CrossEntropyLoss", "LinearCrossEntropyLoss"):
+        return inputs[1].is_floating_point()  # index targets: torch divides by sum(w[y]) too
     return True
 
 
@@ -201,6 +246,21 @@ DEVIATIONS = (
         ),
         _weighted_mean,
         _check_weighted_mean,
+    ),
+    Deviation(
+        "probability targets must sum to 1 over the classes (a value check): torch's "
+        "LinearCrossEntropyLoss samples draw uniform values in [0, 1] per class",
+        frozenset({"LinearCrossEntropyLoss"}),
+        _unnormalised_probabilities,
+        _check_unnormalised_probabilities,
+    ),
+    Deviation(
+        "the CTC gradient is the derivative with respect to log_probs (-gamma); torch's "
+        "kernel returns p - gamma, the gradient of the logits before a log_softmax (the two "
+        "agree through one; torch's samples differentiate at the log_softmax's output)",
+        frozenset({"CTCLoss"}),
+        _ctc_gradient,
+        _check_ctc_gradient,
     ),
 )
 
