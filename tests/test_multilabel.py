@@ -180,6 +180,21 @@ def test_poly1_ce_with_epsilon_zero_is_cross_entropy(options, weighted):
         torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-14)
 
 
+def test_poly1_ce_z_loss_is_cross_entropys():
+    x, y = _logits((6, 5), seed=17), _indices(seed=17)
+    w = torch.rand(5, dtype=torch.float64) + 0.2
+    for options in ({"z_loss": 0.1}, {"z_loss": 0.1, "weight": w, "ignore_index": 2}):
+        for reduction in ("none", "mean", "sum"):
+            got = F.poly1_cross_entropy(x, y, epsilon=0.0, reduction=reduction, **options)
+            want = F.cross_entropy(x, y, reduction=reduction, **options)
+            torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-14)
+    plain = F.poly1_cross_entropy(x, y, reduction="none")
+    lse2 = torch.logsumexp(x, 1) ** 2
+    torch.testing.assert_close(
+        F.poly1_cross_entropy(x, y, z_loss=0.5, reduction="none"), plain + 0.5 * lse2
+    )
+
+
 @pytest.mark.parametrize("epsilon", [1.0, -1.0, 3.0])
 @pytest.mark.parametrize("ls", [0.0, 0.1])
 def test_poly1_ce_is_ce_plus_epsilon_one_minus_pt(epsilon, ls):

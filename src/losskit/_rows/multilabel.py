@@ -94,7 +94,7 @@ ROWS = (
             {"epsilon": 0.0},
             {"epsilon": -1.0},
             {"label_smoothing": 0.1, "epsilon": 2.0},
-            {"ignore_index": 1},
+            {"ignore_index": 1, "z_loss": 1e-2},
         ),
         paper="https://arxiv.org/abs/2204.12511",
     ),

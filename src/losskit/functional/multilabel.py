@@ -261,6 +261,7 @@ def poly1_cross_entropy(
     weight=None,
     ignore_index=-100,
     label_smoothing=0.0,
+    z_loss=0.0,
     target_type="auto",
     reduction="mean",
     normalizer=None,
@@ -279,15 +280,17 @@ def poly1_cross_entropy(
     sample weight ``w_i`` is ``w[y_i]`` (``sum_c w_c q_{i,c}`` for probability targets,
     1 without a weight), so the poly term is weighted as the cross entropy and
     ``epsilon=0`` is :func:`cross_entropy` exactly. ``1 - p_t = sum_c q_c (1 - p_c)`` is
-    computed as ``-expm1(log p)``, accurate as ``p_t`` nears 1.
+    computed as ``-expm1(log p)``, accurate as ``p_t`` nears 1. ``z_loss`` adds
+    ``z logsumexp(x)^2`` per counted sample, not class weighted, as in
+    :func:`cross_entropy`. There is no Triton kernel (no ``backend``).
 
     Args:
         input: logits ``(N, C)``, ``(N, C, d1, ..., dk)`` or ``(C,)``.
         target: class indices ``(N, d1, ..., dk)`` or probabilities of the input's shape.
         epsilon: coefficient of the poly-1 term, ``>= -1`` (the paper's range). Default:
             ``1.0``.
-        weight, ignore_index, label_smoothing, target_type, reduction, normalizer: as
-            :func:`cross_entropy`.
+        weight, ignore_index, label_smoothing, z_loss, target_type, reduction,
+            normalizer: as :func:`cross_entropy`.
 
     Shape:
         as :func:`cross_entropy`.
@@ -305,8 +308,17 @@ def poly1_cross_entropy(
     name = "poly1_cross_entropy"
     eps = C.check_number(name, "epsilon", epsilon, low=-1.0)
     ls = C.check_number(name, "label_smoothing", label_smoothing, low=0.0, high=1.0)
+    z = C.check_number(name, "z_loss", z_loss, low=0.0)
     c, mask, ii, index = _prepare_classes(
-        name, input, target, weight, ignore_index, reduction, normalizer, target_type=target_type
+        name,
+        input,
+        target,
+        weight,
+        ignore_index,
+        reduction,
+        normalizer,
+        target_type=target_type,
+        homogeneous=not z,
     )
     cd, n = c.class_dim, c.num_classes
     if c.kind == "index":
@@ -333,6 +345,8 @@ def poly1_cross_entropy(
         one_minus_pt = (q * -torch.expm1(logp)).sum(cd)
     poly = one_minus_pt if w_i is None else w_i * one_minus_pt
     per = ce + eps * poly if eps else ce
+    if z:  # PaLM's z-loss, as in cross_entropy
+        per = per + z * torch.logsumexp(c.input, dim=cd).square()
     return _finish(per, den, mask, reduction, normalizer)
 
 

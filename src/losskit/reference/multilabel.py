@@ -134,6 +134,7 @@ def poly1_cross_entropy(
     weight=None,
     ignore_index=-100,
     label_smoothing=0.0,
+    z_loss=0.0,
     target_type="auto",
     reduction="mean",
     normalizer=None,
@@ -166,6 +167,10 @@ def poly1_cross_entropy(
         f"CE + epsilon w (1 - p_t) (epsilon={epsilon})",
         ce + epsilon * w_i * (1 - p_t),
     )
+    if z_loss:
+        m = x.max(-1)
+        lse = m + np.log(np.exp(x - m[..., None]).sum(-1))
+        per = step("z-loss added", f"loss + z logsumexp(x)^2 (z={z_loss})", per + z_loss * lse**2)
     return reduce(per, reduction, weight=w_i, mask=mask, normalizer=normalizer, weight_applied=True)
 
 
