@@ -5,12 +5,15 @@ each reporting errors under its own name."""
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as TF
 
 from .. import _checks as C
 from .. import kernels
 from .._reduction import compute_dtype, finish_sum, reduce, reduce_builtin
+from ._fused import eager, fused
 
 _WEIGHT_HINT = (
     "weight rescales each element's loss: give it the input's shape or one "
@@ -287,6 +290,15 @@ def sigmoid_focal(
     if torch_path is None:
         return result
     x, y, w, pw, mask = torch_path
+    if pw is None and gamma >= 1.0 and not y.requires_grad and x.device.type == "cpu" and eager():
+        # the closed-form gradient; reading whether a logit is infinite is no sync on CPU
+        infinite = None
+        if not bool(torch.isfinite(x.sum())):
+            x, infinite = _saturated(x, y)
+        plain = functools.partial(_focal_plain, alpha=alpha, gamma=gamma)
+        loss = fused(_SigmoidFocal(alpha, gamma), plain, x, y)
+        out = reduce(loss, reduction, weight=w, mask=mask, normalizer=normalizer)
+        return out if infinite is None else _infinite_where(out, infinite)
     x, infinite = _saturated(x, y)
     # -log p_t (with pos_weight on the positive term), computed stably by torch
     ce = TF.binary_cross_entropy_with_logits(x, y, pos_weight=pw, reduction="none")
@@ -297,6 +309,57 @@ def sigmoid_focal(
         loss = (alpha * y + (1.0 - alpha) * (1.0 - y)) * loss
     out = reduce(loss, reduction, weight=w, mask=mask, normalizer=normalizer)
     return _infinite_where(out, infinite)
+
+
+def _focal_plain(x, y, *, alpha, gamma):
+    """The sigmoid focal loss per element through autograd, finite logits (infinite ones
+    clamped by :func:`_saturated`): the definition the closed form is checked against,
+    and the one differentiated twice."""
+    loss = torch.exp(gamma * _log_one_minus_pt(x, y))
+    loss = loss * TF.binary_cross_entropy_with_logits(x, y, reduction="none")
+    if alpha is not None:
+        loss = (alpha * y + (1.0 - alpha) * (1.0 - y)) * loss
+    return loss
+
+
+class _SigmoidFocal:
+    """``alpha_t (1 - p_t)^gamma ce`` and its derivative, for finite logits (at
+    ``+-finfo.max`` too: ``p q = 0`` there) and ``gamma >= 1``, from one ``exp(-|x|)``,
+    one ``log1p`` and one reciprocal:
+    ``p = sigmoid(x)`` and ``q = sigmoid(-x)`` are each the exact one of
+    ``1 / (1 + e)`` and ``e / (1 + e)`` (selected by ``lerp`` on the sign, which is
+    exact at weights 0 and 1), ``ce = max(x, 0) - x y + log1p(e)``, ``1 - p_t = p + y (q
+    - p)``, and
+
+    ``d/dx = alpha_t (1 - p_t)^(gamma - 1) (gamma (1 - 2y) p q ce + (1 - p_t)(p - y))``."""
+
+    def __init__(self, alpha, gamma):
+        self.alpha, self.gamma = alpha, gamma
+
+    def forward(self, x, y):
+        gamma, alpha = self.gamma, self.alpha
+        e = x.abs().neg_().exp_()  # exp(-|x|)
+        big = torch.add(e, 1.0).reciprocal_()  # sigmoid(|x|)
+        small = e * big  # sigmoid(-|x|)
+        positive = x.sign().mul_(0.5).add_(0.5)  # 1, 0 (and 1/2 at 0, where both are 1/2)
+        p = torch.lerp(small, big, positive)
+        q = torch.lerp(big, small, positive)
+        ce = x.relu().addcmul_(x, y, value=-1.0).add_(e.log1p_())
+        omp = torch.lerp(p, q, y)  # 1 - p_t
+        mod = omp.square() if gamma == 2.0 else omp.pow(gamma)
+        power = omp if gamma == 2.0 else omp.pow(gamma - 1.0)  # (1 - p_t)^(gamma - 1)
+        # the derivative's bracket, in the buffers no longer needed
+        grad = big.copy_(y).mul_(-2.0).add_(1.0).mul_(p).mul_(q).mul_(ce).mul_(gamma)
+        grad.addcmul_(omp, p.sub_(y)).mul_(power)
+        loss = mod.mul_(ce)
+        if alpha is not None:
+            alpha_t = small.copy_(y).mul_(2.0 * alpha - 1.0).add_(1.0 - alpha)
+            loss.mul_(alpha_t)
+            grad.mul_(alpha_t)
+        return loss, grad
+
+    def backward(self, dx, grad, needs):
+        return grad * dx, None
 
 
 # --------------------------------------------------------------------------- for other families
