@@ -121,3 +121,128 @@ def test_fused_without_grad_and_retained_graph():
     (g2,) = torch.autograd.grad(out, x)
     assert torch.equal(g1, g2)
     torch.testing.assert_close(g1, torch.tanh(x - y) / x.numel())
+
+
+@pytest.fixture
+def plain_all(monkeypatch):
+    """The plain autograd path of every fast path (eager() false everywhere)."""
+    from losskit.functional import _sigmoid, detection
+
+    def run(fn, *args, **kw):
+        with monkeypatch.context() as m:
+            for mod in (_fused, regression, _sigmoid, detection):
+                m.setattr(mod, "eager", lambda: False)
+            return fn(*args, **kw)
+
+    return run
+
+
+def _compare(plain_all, fn, x, rest, dtype, **options):
+    x1, x2 = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    fast = fn(x1, *rest, reduction="none", **options)
+    slow = plain_all(fn, x2, *rest, reduction="none", **options)
+    tol = {torch.float32: 2e-5, torch.float64: 1e-12}[dtype]
+    # values: relative where they are not tiny (the plain path is the less exact one)
+    torch.testing.assert_close(fast, slow, rtol=tol, atol=tol * 1e-3)
+    w = torch.rand(fast.shape, dtype=dtype)
+    (g1,) = torch.autograd.grad((fast * w).sum(), x1)
+    (g2,) = torch.autograd.grad((slow * w).sum(), x2)
+    assert torch.isfinite(g1).all()
+    torch.testing.assert_close(g1, g2, rtol=tol, atol=tol * g2.abs().max().item())
+    return x1, x2
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("scale", [1.0, 10.0, 1e4])
+@pytest.mark.parametrize("gamma", [2.0, 0.5, 1.0, 3.7])
+def test_softmax_focal_fast_path_is_the_plain_path(plain_all, dtype, scale, gamma):
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(64, 7, generator=g, dtype=dtype) * scale
+    t = torch.randint(0, 7, (64,), generator=g)
+    _compare(plain_all, LF.softmax_focal_loss, x, (t,), dtype, gamma=gamma)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_softmax_focal_fast_path_on_maps_weights_and_ignored(plain_all, dtype):
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 5, 3, 4, generator=g, dtype=dtype)
+    t = torch.randint(0, 5, (2, 3, 4), generator=g)
+    t[0, 0, 0] = -100
+    x[0, :, 0, 0] = float("nan")  # an ignored pixel: inert
+    w = torch.rand(5, generator=g, dtype=dtype)
+    _compare(plain_all, LF.softmax_focal_loss, x, (t,), dtype, weight=w)
+    masked = torch.randn(4, 3, generator=g, dtype=dtype)
+    masked[0, 1] = float("-inf")  # a masked class that is not the target
+    _compare(plain_all, LF.softmax_focal_loss, masked, (torch.tensor([0, 1, 2, 0]),), dtype)
+
+
+def test_softmax_focal_top_class_keeps_relative_precision():
+    """p_t near 1: the loss is about (1 - p_t)^3; the fast path takes 1 - p_t from the
+    other classes' sum, exact in float32 where log_softmax's is not."""
+    x = torch.tensor([[12.0, -3.0, -4.0], [20.0, 0.0, 1.0]])
+    t = torch.tensor([0, 0])
+    want = LF.softmax_focal_loss(x.double(), t, reduction="none")
+    got = LF.softmax_focal_loss(x, t, reduction="none")
+    torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("scale", [1.0, 10.0, 100.0])
+@pytest.mark.parametrize(
+    "options", [{}, {"gamma": 1.0}, {"gamma": 3.5, "alpha": 0.7}, {"alpha": None}], ids=str
+)
+@pytest.mark.parametrize("soft", [False, True], ids=["hard", "soft"])
+def test_sigmoid_focal_fast_path_is_the_plain_path(plain_all, dtype, scale, options, soft):
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(50, 7, generator=g, dtype=dtype) * scale
+    y = torch.rand(50, 7, generator=g, dtype=dtype)
+    y = y if soft else (y < 0.3).to(dtype)
+    _compare(plain_all, LF.sigmoid_focal_loss, x, (y,), dtype, **options)
+
+
+def test_sigmoid_focal_infinite_logits_on_the_fast_path():
+    x = torch.tensor([float("inf"), float("-inf"), float("inf"), 0.5], requires_grad=True)
+    y = torch.tensor([1.0, 0.0, 0.0, 1.0])
+    none = LF.sigmoid_focal_loss(x, y, reduction="none")
+    assert none[:2].tolist() == [0.0, 0.0] and none[2].item() == float("inf")
+    (grad,) = torch.autograd.grad(LF.sigmoid_focal_loss(x[[0, 1, 3]], y[[0, 1, 3]]), x)
+    assert grad[:2].tolist() == [0.0, 0.0] and torch.isfinite(grad).all()
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_detection_gathered_anchors_are_the_where_form(plain_all, reduction):
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(2, 30, 4, generator=g, dtype=torch.float64)
+    y = torch.nn.functional.one_hot(torch.randint(0, 4, (2, 30), generator=g), 4).double()
+    state = torch.randint(-1, 2, (2, 30), generator=g)
+    x[state == -1] = float("nan")  # ignored anchors: never read
+    y[state == 0] = float("nan")  # background anchors: target taken as 0
+    x1, x2 = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    fast = LF.detection_focal_loss(x1, y, state, reduction=reduction)
+    slow = plain_all(LF.detection_focal_loss, x2, y, state, reduction=reduction)
+    torch.testing.assert_close(fast, slow, rtol=1e-12, atol=1e-15)
+    (g1,) = torch.autograd.grad(fast.sum(), x1)
+    (g2,) = torch.autograd.grad(slow.sum(), x2)
+    torch.testing.assert_close(g1, g2, rtol=1e-12, atol=1e-15)
+    assert torch.equal(g1[state == -1], torch.zeros_like(g1[state == -1]))
+
+
+@pytest.mark.parametrize(
+    "fn, args",
+    [
+        (LF.softmax_focal_loss, lambda: (torch.randn(4, 5), torch.tensor([0, 1, 4, 2]))),
+        (LF.sigmoid_focal_loss, lambda: (torch.randn(4, 5), (torch.rand(4, 5) < 0.4).float())),
+    ],
+    ids=["softmax_focal", "sigmoid_focal"],
+)
+def test_focal_second_derivatives_are_the_plain_paths(plain_all, fn, args):
+    x, y = args()
+    x = x.double()
+    y = y.double() if y.is_floating_point() else y
+    x1, x2 = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    (g1,) = torch.autograd.grad(fn(x1, y), x1, create_graph=True)
+    (g2,) = torch.autograd.grad(plain_all(fn, x2, y), x2, create_graph=True)
+    torch.testing.assert_close(g1, g2, rtol=1e-12, atol=0)
+    (h1,) = torch.autograd.grad(g1.square().sum(), x1)
+    (h2,) = torch.autograd.grad(g2.square().sum(), x2)
+    torch.testing.assert_close(h1, h2, rtol=1e-12, atol=1e-15)

@@ -6,6 +6,7 @@ import torch
 
 from .. import _checks as C
 from .._reduction import reduce
+from ._fused import eager
 from ._sigmoid import sigmoid_focal
 
 __all__ = ["detection_focal_loss"]
@@ -83,6 +84,10 @@ def detection_focal_loss(
             f"target must be one-hot classes of the input's shape "
             f"{tuple(input.shape)}, got {tuple(target.shape)}.",
         )
+    if input.device.type == "cpu" and eager():  # the counted anchors alone, gathered
+        return _counted_anchors(
+            name, input, target, anchor_state, alpha, gamma, reduction, normalizer
+        )
     # ignored anchors are inert: a NaN or inf in their logits or targets reaches nothing
     counted = state != -1
     per = sigmoid_focal(
@@ -102,3 +107,34 @@ def detection_focal_loss(
         return reduce(per, reduction, mask=mask, normalizer=normalizer)
     positives = (anchor_state == 1).sum().clamp_min(1)
     return reduce(per, "mean", mask=mask, normalizer=positives)
+
+
+def _counted_anchors(name, input, target, anchor_state, alpha, gamma, reduction, normalizer):
+    """The loss over the anchors that are not ignored, gathered (a copy of those rows:
+    ignored anchors are never read, so a NaN or inf there reaches nothing); background
+    rows of the target set to 0, as the Keras code does. Boolean indexing has a
+    data-dependent shape (a device sync on CUDA, no shape on meta tensors): plain eager on
+    CPU only; torch.compile, torch.func and other devices take the ``where`` form."""
+    counted = anchor_state != -1
+    x = input[counted]
+    y = target[counted]
+    y[anchor_state[counted] == 0] = 0.0
+    if reduction == "mean" and normalizer is None:
+        normalizer = (anchor_state == 1).sum().clamp_min(1)
+    per = sigmoid_focal(
+        name,
+        x,
+        y,
+        alpha=alpha,
+        gamma=gamma,
+        weight=None,
+        pos_weight=None,
+        ignore_index=None,
+        reduction=reduction,
+        normalizer=normalizer if reduction == "mean" else None,
+    )
+    if reduction != "none":
+        return per
+    out = per.new_zeros(input.shape)
+    out[counted] = per
+    return out
