@@ -637,3 +637,13 @@ def test_a_misspelt_plot_option_gets_did_you_mean(tmp_path):
         losskit.LossTypeError, match="no loss named here takes dleta.*did you mean delta"
     ):
         plot(["huber_loss"], {"dleta": [1.0]}, out=tmp_path / "x.png")
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
+def test_a_module_forward_takes_its_inputs_only(spec):
+    if not issubclass(spec.module, losskit.nn.Loss):
+        return
+    module, forward = make_module(spec, spec.sample((3, 4), seed=0), {})
+    with pytest.raises(losskit.LossTypeError, match="forward takes the inputs") as info:
+        module(*forward, "sum")
+    assert str(info.value).startswith(f"{spec.module_name}:")

@@ -646,12 +646,8 @@ def check_options(
     if hint is None:
         close = difflib.get_close_matches(unknown[0], valid, n=1)
         hint = f"did you mean {close[0]}?" if close else None
-    fail(
-        loss,
-        f"unknown option {', '.join(map(repr, unknown))}; valid options are {', '.join(valid)}.",
-        hint,
-        cls=LossTypeError,
-    )
+    takes = f"valid options are {', '.join(valid)}" if valid else "it takes no options"
+    fail(loss, f"unknown option {', '.join(map(repr, unknown))}; {takes}.", hint, cls=LossTypeError)
 
 
 def legacy_reduction(size_average: object, reduce: object) -> str:

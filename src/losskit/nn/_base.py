@@ -8,7 +8,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from .._checks import check_options, check_reduction, on_meta, positional_options
+from .._checks import check_options, check_reduction, fail, on_meta, positional_options
+from .._errors import LossTypeError
 
 __all__ = ["Loss"]
 
@@ -29,6 +30,7 @@ class Loss(nn.Module):
     functional: Callable[..., torch.Tensor]
     _defaults: dict[str, object] = {}
     _positional: tuple[str, ...] = ()
+    _inputs: tuple[str, ...] = ("input", "target")
 
     def __init_subclass__(
         cls,
@@ -43,6 +45,9 @@ class Loss(nn.Module):
         cls.functional = staticmethod(functional)
         cls._positional = tuple(positional)
         sig = inspect.signature(functional)
+        cls._inputs = tuple(
+            p.name for p in sig.parameters.values() if p.kind is p.POSITIONAL_OR_KEYWORD
+        )
         params = [p for p in sig.parameters.values() if p.kind is p.KEYWORD_ONLY]
         cls._defaults = {p.name: p.default for p in params}
         cls.__signature__ = inspect.Signature(
@@ -84,6 +89,16 @@ class Loss(nn.Module):
     ) -> torch.Tensor:
         if overrides:
             check_options(type(self).__name__, overrides, self._defaults)
+        if 2 + len(args) > len(self._inputs):
+            name = type(self).__name__
+            fail(
+                name,
+                f"forward takes the inputs ({', '.join(self._inputs)}), got "
+                f"{2 + len(args)} positional arguments.",
+                f"options go to the constructor, {name}(reduction='sum'), or by keyword "
+                "to forward.",
+                cls=LossTypeError,
+            )
         options = {**self.options(), **overrides}
         if getattr(input, "is_meta", False):  # shapes only: no value checks
             return on_meta(self.functional, (input, target, *args), options)
