@@ -101,6 +101,20 @@ def test_multilabel_margin_random_lists_and_any_integer_dtype():
     _same(LF.multilabel_margin_loss(x, y.int()), TF.multilabel_margin_loss(x, y), (x,))
 
 
+def test_multilabel_margin_many_classes_and_infinite_scores():
+    """Sorted scores, not the (N, C, C) pairs: 2000 classes; a listed score of +inf beats
+    every other (0, not 0 * inf), a -inf one loses to all (inf), as in torch."""
+    x = _randn(8, 2000)
+    y = torch.full((8, 2000), -1)
+    y[:, :50] = torch.randint(0, 2000, (8, 50), generator=_g(5))
+    _same(LF.multilabel_margin_loss(x, y), TF.multilabel_margin_loss(x, y), (x,))
+    inf = torch.tensor([[math.inf, 0.0, 1.0], [-math.inf, 0.0, 1.0]], dtype=D)
+    lists = torch.tensor([[0, -1, -1], [0, -1, -1]])
+    want = TF.multilabel_margin_loss(inf, lists, reduction="none")
+    torch.testing.assert_close(LF.multilabel_margin_loss(inf, lists, reduction="none"), want)
+    assert want[0] == 0 and torch.isinf(want[1])
+
+
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("weight", [None, "class", "element"])
 @pytest.mark.parametrize("shape", [(5, 4), (4,), (2, 3, 4)], ids=str)

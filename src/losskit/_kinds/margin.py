@@ -195,7 +195,7 @@ class _Triplets(_LastAxis, TargetKind):
 # --------------------------------------------------------------------------- classes
 class _LabelLists(_TwoClassMargin, _Rows2D, TargetKind):
     def typical_shape(self, size):
-        return (size // 32, 32)  # the (N, C, C) pairs of scores: kept small
+        return (size // 100, 100)
 
     def sample_target(self, shape, g, *, extreme, dtype):
         n_classes = shape[-1]
