@@ -132,9 +132,11 @@ def workloads() -> list[Cost]:
         exps = 3 if w.loss == "softmax_focal_loss" else 2  # per element, passes 1 and 2
         note = ""
         if w.shape[2:]:
+            block_c = 1 << max(c - 1, 0).bit_length()  # the launcher's tile (see README)
+            block_s = max(1, min(128, 4096 // block_c))
             note = (
-                f"one program per pixel: {rows / 1e6:.2f} M programs of {c}-class strided "
-                "scalar loads (see README)"
+                f"{math.ceil(rows / block_s) / 1e3:.1f} k programs of {block_s} pixels x "
+                f"{c} classes, loads coalesced along the pixels"
             )
         costs.append(
             Cost(w.name, shape, dtype, kernel, mufu=e * exps, elements=e,

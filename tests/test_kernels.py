@@ -193,6 +193,24 @@ def test_softmax_kernel_many_classes(fn, options, device):
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize(
+    "fn, options",
+    [SOFTMAX_CASES[i] for i in (1, 2, 6, 10)],
+    ids=["cross_entropy", "ce_weight_zloss", "symmetric", "focal_smoothing_weight"],
+)
+@pytest.mark.parametrize(
+    "shape",
+    # blocks of 128 pixels that straddle images (150 pixels each); more classes than a
+    # 4096-element tile holds at 128 pixels (8 pixels per program)
+    [(3, 19, 3, 50), (2, 300, 5, 3)],
+    ids=str,
+)
+def test_softmax_kernel_blocked_pixels(fn, options, shape, device):
+    x, t, options = _index_case(shape, device, torch.float32, options, seed=3)
+    _compare(fn, x, t, torch.float32, **options)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize(
     "fn, options", SOFTMAX_CASES[::2], ids=[f.__name__ for f, _ in SOFTMAX_CASES[::2]]
 )
 def test_softmax_kernel_extreme_logits(fn, options, device):

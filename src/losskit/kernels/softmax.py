@@ -2,14 +2,16 @@
 ignore_index, label smoothing, z-loss), softmax focal loss, and symmetric / reverse
 cross entropy.
 
-One program per row (a sample, or a pixel of a K-dim map): a first pass over the classes
-in blocks keeps an online maximum and sum of exponentials (and, for the focal loss, the
-same over the classes other than the target); a second pass writes the gradient of every
-class. The loss of the row, its gradient and the row's weight in the mean are all made
-in this one launch; log-sum-exp and every sum are float32, and each gradient is formed
-in float32 (the true class's ``p - 1`` included) before it is stored in the input's
-dtype. A K-dim input ``(N, C, d1, ..., dk)`` is read in place with stride ``S = d1 *
-... * dk`` along the classes (no permuted copy). Offsets are 64-bit.
+One program per row (a sample), or per block of up to 128 consecutive pixels of a K-dim
+map (tiles of classes x pixels, loads coalesced along the pixels, reductions over the
+classes): a first pass over the classes in blocks keeps an online maximum and sum of
+exponentials (and, for the focal loss, the same over the classes other than the target);
+a second pass writes the gradient of every class. The loss of the row, its gradient and
+the row's weight in the mean are all made in this one launch; log-sum-exp and every sum
+are float32, and each gradient is formed in float32 (the true class's ``p - 1``
+included) before it is stored in the input's dtype. A K-dim input ``(N, C, d1, ...,
+dk)`` is read in place with stride ``S = d1 * ... * dk`` along the classes (no permuted
+copy). Offsets are 64-bit.
 
 Gradients per row, with ``p = softmax(x)``, target ``t``, class weights ``w``:
 
@@ -52,9 +54,7 @@ def _log1p(u):
 
 
 @triton.jit
-def _focal_smooth_terms(
-    x, c, inb, t, lse, lp1, log1m_top, r_top, top, w_t, eps, gamma, C, w_ptr, HAS_W: tl.constexpr
-):
+def _focal_smooth_terms(x, c, inb, t, lse, lp1, log1m_top, r_top, top, w_t, eps, gamma, C, wc):
     """Focal loss with label smoothing, per class: ``p``, the coefficient ``q_c w_c``,
     ``F = -(1 - p)^g log p`` and ``h = p dF/dp = (1 - p)^g (g p log(p) / (1 - p) - 1)``.
     The row's top class takes ``log p``, ``log(1 - p)`` and ``log(p) / (1 - p)`` from the
@@ -72,10 +72,6 @@ def _focal_smooth_terms(
     r = tl.where(is_top, r_top, logp / one_minus)
     logp = tl.where(is_top, -lp1, logp)
     f = tl.exp(gamma * l1)
-    if HAS_W:
-        wc = tl.load(w_ptr + c, mask=inb, other=0.0).to(tl.float32)
-    else:
-        wc = 1.0
     coef = eps / C * wc + tl.where(c == t, (1.0 - eps) * w_t, 0.0)
     coef = tl.where(inb, coef, 0.0)
     p = tl.where(inb, p, 0.0)
@@ -91,6 +87,7 @@ def _softmax_loss_kernel(
     grad_ptr,
     loss_ptr,
     den_ptr,
+    R,
     C,
     S,
     ignore_index,
@@ -104,64 +101,73 @@ def _softmax_loss_kernel(
     HAS_W: tl.constexpr,
     SMOOTH: tl.constexpr,
     ZLOSS: tl.constexpr,
-    BLOCK: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+    BLOCK_S: tl.constexpr,
 ):
-    row = tl.program_id(0).to(tl.int64)
+    # BLOCK_S consecutive rows (samples, or pixels of a map: then consecutive addresses),
+    # the classes in blocks of BLOCK_C: tiles of (BLOCK_C, BLOCK_S), reduced over axis 0
+    row = tl.program_id(0).to(tl.int64) * BLOCK_S + tl.arange(0, BLOCK_S)
+    live = row < R
     n = row // S
     s = row % S
     base = n * C * S + s  # x[n, c, s] lives at base + c * S
-    t = tl.load(t_ptr + row).to(tl.int64)
-    counted = t != ignore_index
+    t = tl.load(t_ptr + row, mask=live, other=ignore_index).to(tl.int64)
+    counted = (t != ignore_index) & live
     # a class out of range (value checks off) is gathered as class 0, never out of bounds,
     # and its row's loss and gradient are NaN
     bad = counted & ((t < 0) | (t >= C))
     t = tl.where(counted & ~bad, t, 0)
-    x_t = tl.load(x_ptr + base + t * S).to(tl.float32)
+    x_t = tl.load(x_ptr + base + t * S, mask=live, other=0.0).to(tl.float32)
     if HAS_W:
-        w_t = tl.load(w_ptr + t).to(tl.float32)
+        w_t = tl.load(w_ptr + t, mask=live, other=0.0).to(tl.float32)
     else:
-        w_t = 1.0
-    cols = tl.arange(0, BLOCK)
+        w_t = tl.full([BLOCK_S], 1.0, tl.float32)
+    cols = tl.arange(0, BLOCK_C)
+    t2 = t[None, :]
+    live2 = live[None, :]
+    base2 = base[None, :]
 
     # pass 1: online max and sum of exp (and over the classes other than t, for focal)
-    m = float("-inf")
-    acc = 0.0
-    m2 = float("-inf")
-    acc2 = 0.0
-    wx = 0.0  # sum_c w_c x_c, for label smoothing
-    acc_o = 0.0  # focal with smoothing: sum of exp(x_c - m) over the classes but the top
-    top = 0  # ... and the top class
-    for start in range(0, C, BLOCK):
+    m = tl.full([BLOCK_S], float("-inf"), tl.float32)
+    acc = tl.zeros([BLOCK_S], tl.float32)
+    m2 = tl.full([BLOCK_S], float("-inf"), tl.float32)
+    acc2 = tl.zeros([BLOCK_S], tl.float32)
+    wx = tl.zeros([BLOCK_S], tl.float32)  # sum_c w_c x_c, for label smoothing
+    acc_o = tl.zeros([BLOCK_S], tl.float32)  # focal, smoothing: sum of exp(x_c - m) but the top
+    top = tl.zeros([BLOCK_S], tl.int64)  # ... and the top class
+    for start in range(0, C, BLOCK_C):
         c = start + cols
-        inb = c < C
-        x = tl.load(x_ptr + base + c.to(tl.int64) * S, mask=inb, other=float("-inf"))
+        c2 = c[:, None]
+        inb = (c2 < C) & live2
+        x = tl.load(x_ptr + base2 + c2.to(tl.int64) * S, mask=inb, other=float("-inf"))
         x = x.to(tl.float32)
-        m_new = tl.maximum(m, tl.max(x, axis=0))
+        bmax = tl.max(x, axis=0)
+        m_new = tl.maximum(m, bmax)
         m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)  # a block of masked classes
-        acc = acc * tl.exp(m - m_safe) + tl.sum(tl.where(inb, tl.exp(x - m_safe), 0.0), axis=0)
+        e = tl.where(inb, tl.exp(x - m_safe[None, :]), 0.0)
+        acc = acc * tl.exp(m - m_safe) + tl.sum(e, axis=0)
         if MODE == 1:
             if SMOOTH:
                 bi = tl.argmax(x, axis=0)
-                is_new = tl.max(x, axis=0) > m
-                e = tl.where(inb, tl.exp(x - m_safe), 0.0)
+                is_new = bmax > m
                 old_top = tl.where(m == float("-inf"), 0.0, tl.exp(m - m_safe))
-                block_others = tl.sum(tl.where(cols == bi, 0.0, e), axis=0)
+                block_others = tl.sum(tl.where(cols[:, None] == bi[None, :], 0.0, e), axis=0)
                 acc_o = acc_o * old_top + tl.where(is_new, old_top + block_others, tl.sum(e, 0))
-                top = tl.where(is_new, start + bi, top)
+                top = tl.where(is_new, start + bi.to(tl.int64), top)
         m = m_new
         if MODE == 1:
-            xo = tl.where(c == t, float("-inf"), x)
+            xo = tl.where(c2 == t2, float("-inf"), x)
             m2_new = tl.maximum(m2, tl.max(xo, axis=0))
             safe = tl.where(m2_new == float("-inf"), 0.0, m2_new)
             acc2 = acc2 * tl.exp(m2 - safe) + tl.sum(
-                tl.where(inb & (c != t), tl.exp(xo - safe), 0.0), axis=0
+                tl.where(inb & (c2 != t2), tl.exp(xo - safe[None, :]), 0.0), axis=0
             )
             m2 = m2_new
         if SMOOTH:
             if HAS_W:
-                wc = tl.load(w_ptr + c, mask=inb, other=0.0).to(tl.float32)
+                wc = tl.load(w_ptr + c, mask=c < C, other=0.0).to(tl.float32)[:, None]
             else:
-                wc = tl.where(inb, 1.0, 0.0)
+                wc = 1.0
             wx += tl.sum(tl.where(inb, wc * x, 0.0), axis=0)
     lse = m + tl.log(acc)
     log_pt = x_t - lse
@@ -178,9 +184,9 @@ def _softmax_loss_kernel(
             loss += eps / C * (w_sum * lse - wx)
         if ZLOSS:
             loss += z * lse * lse
-        f = 0.0
-        lse2 = 0.0
-        k = 0.0
+        f = tl.zeros([BLOCK_S], tl.float32)
+        lse2 = tl.zeros([BLOCK_S], tl.float32)
+        k = tl.zeros([BLOCK_S], tl.float32)
     elif MODE == 1:
         lse2 = m2 + tl.log(acc2)  # log(1 - p_t) + lse
         log_1mpt = lse2 - lse
@@ -193,60 +199,79 @@ def _softmax_loss_kernel(
             safe = tl.where(acc_o > 0, acc_o, 1.0)
             log1m_top = tl.where(acc_o > 0, tl.log(safe) - lp1, float("-inf"))
             r_top = tl.where(acc_o > 0, -lp1 * (1.0 + acc_o) / safe, -1.0)
-            loss = 0.0
-            k = 0.0  # sum_c coef_c h_c
-            for start in range(0, C, BLOCK):
+            loss = tl.zeros([BLOCK_S], tl.float32)
+            k = tl.zeros([BLOCK_S], tl.float32)  # sum_c coef_c h_c
+            for start in range(0, C, BLOCK_C):
                 c = start + cols
-                inb = c < C
-                x = tl.load(x_ptr + base + c.to(tl.int64) * S, mask=inb, other=0.0)
+                c2 = c[:, None]
+                inb = (c2 < C) & live2
+                x = tl.load(x_ptr + base2 + c2.to(tl.int64) * S, mask=inb, other=0.0)
+                if HAS_W:
+                    wc = tl.load(w_ptr + c, mask=c < C, other=0.0).to(tl.float32)[:, None]
+                else:
+                    wc = 1.0
                 _, coef, F, h = _focal_smooth_terms(
-                    x.to(tl.float32), c, inb, t, lse, lp1, log1m_top, r_top, top, w_t,
-                    eps, gamma, C, w_ptr, HAS_W,
+                    x.to(tl.float32), c2, inb, t2, lse[None, :], lp1[None, :],
+                    log1m_top[None, :], r_top[None, :], top[None, :], w_t[None, :],
+                    eps, gamma, C, wc,
                 )  # fmt: skip
                 loss += tl.sum(coef * F, axis=0)
                 k += tl.sum(coef * h, axis=0)
     else:
-        f = 0.0
-        lse2 = 0.0
-        k = 0.0
+        f = tl.zeros([BLOCK_S], tl.float32)
+        lse2 = tl.zeros([BLOCK_S], tl.float32)
+        k = tl.zeros([BLOCK_S], tl.float32)
         loss = alpha * w_t * (lse - x_t) - beta * log_zero * w_t * (1.0 - p_t)
 
     # pass 2: the gradient of every class, formed in float32, stored in the input dtype
-    for start in range(0, C, BLOCK):
+    lse_2 = lse[None, :]
+    w_t2 = w_t[None, :]
+    keep = counted[None, :]
+    nan = bad[None, :]
+    for start in range(0, C, BLOCK_C):
         c = start + cols
-        inb = c < C
-        offs = base + c.to(tl.int64) * S
+        c2 = c[:, None]
+        inb = (c2 < C) & live2
+        offs = base2 + c2.to(tl.int64) * S
         x = tl.load(x_ptr + offs, mask=inb, other=0.0).to(tl.float32)
-        p = tl.exp(x - lse)
-        is_t = c == t
+        p = tl.exp(x - lse_2)
+        is_t = c2 == t2
         if MODE == 0:
-            g = (1.0 - eps) * w_t * tl.where(is_t, p - 1.0, p)
+            g = (1.0 - eps) * w_t2 * tl.where(is_t, p - 1.0, p)
             if SMOOTH:
                 if HAS_W:
-                    wc = tl.load(w_ptr + c, mask=inb, other=0.0).to(tl.float32)
+                    wc = tl.load(w_ptr + c, mask=c < C, other=0.0).to(tl.float32)[:, None]
                 else:
                     wc = 1.0
                 g += eps / C * (w_sum * p - wc)
             if ZLOSS:
-                g += 2.0 * z * lse * p
+                g += 2.0 * z * lse_2 * p
         elif MODE == 1:
             if SMOOTH:
+                if HAS_W:
+                    wc = tl.load(w_ptr + c, mask=c < C, other=0.0).to(tl.float32)[:, None]
+                else:
+                    wc = 1.0
                 p, coef, _, h = _focal_smooth_terms(
-                    x, c, inb, t, lse, lp1, log1m_top, r_top, top, w_t,
-                    eps, gamma, C, w_ptr, HAS_W,
+                    x, c2, inb, t2, lse_2, lp1[None, :], log1m_top[None, :], r_top[None, :],
+                    top[None, :], w_t2, eps, gamma, C, wc,
                 )  # fmt: skip
-                g = coef * h - p * k
+                g = coef * h - p * k[None, :]
             else:
-                q = tl.exp(x - lse2)
-                g = tl.where(is_t, -w_t * (tl.exp(lse2 - lse) * f - k), w_t * (f * p - k * q))
+                q = tl.exp(x - lse2[None, :])
+                g = tl.where(
+                    is_t,
+                    -w_t2 * (tl.exp(lse2 - lse)[None, :] * f[None, :] - k[None, :]),
+                    w_t2 * (f[None, :] * p - k[None, :] * q),
+                )
         else:
-            g = alpha * w_t * tl.where(is_t, p - 1.0, p)
-            g += beta * log_zero * w_t * p_t * tl.where(is_t, 1.0 - p, -p)
-        g = tl.where(counted, tl.where(bad, float("nan"), g), 0.0)
+            g = alpha * w_t2 * tl.where(is_t, p - 1.0, p)
+            g += beta * log_zero * w_t2 * p_t[None, :] * tl.where(is_t, 1.0 - p, -p)
+        g = tl.where(keep, tl.where(nan, float("nan"), g), 0.0)
         tl.store(grad_ptr + offs, g.to(grad_ptr.dtype.element_ty), mask=inb)
 
-    tl.store(loss_ptr + row, tl.where(counted, tl.where(bad, float("nan"), loss), 0.0))
-    tl.store(den_ptr + row, tl.where(counted, w_t, 0.0))
+    tl.store(loss_ptr + row, tl.where(counted, tl.where(bad, float("nan"), loss), 0.0), mask=live)
+    tl.store(den_ptr + row, tl.where(counted, w_t, 0.0), mask=live)
 
 
 def launch(x, target, weight, grad, *, ignore_index, mode, eps, z, gamma, alpha, beta, log_zero):
@@ -261,8 +286,11 @@ def launch(x, target, weight, grad, *, ignore_index, mode, eps, z, gamma, alpha,
     den = torch.empty(rows, dtype=torch.float32, device=x.device)
     w_sum = weight.sum(dtype=torch.float32).reshape(1) if weight is not None else None
     if rows:
-        block = min(triton.next_power_of_2(c), 4096)
-        _softmax_loss_kernel[(rows,)](
+        block_c = min(triton.next_power_of_2(c), 4096)
+        # rows (spatial == 1): one per program; a map: up to 128 consecutive pixels per
+        # program, coalesced along the pixels, in tiles of at most 4096 elements
+        block_s = 1 if spatial == 1 else max(1, min(128, 4096 // block_c))
+        _softmax_loss_kernel[(triton.cdiv(rows, block_s),)](
             x,
             target,
             weight if weight is not None else x,
@@ -270,6 +298,7 @@ def launch(x, target, weight, grad, *, ignore_index, mode, eps, z, gamma, alpha,
             grad,
             loss,
             den,
+            rows,
             c,
             spatial,
             ignore_index,
@@ -283,7 +312,8 @@ def launch(x, target, weight, grad, *, ignore_index, mode, eps, z, gamma, alpha,
             HAS_W=weight is not None,
             SMOOTH=eps > 0,
             ZLOSS=z > 0,
-            BLOCK=block,
+            BLOCK_C=block_c,
+            BLOCK_S=block_s,
         )
     return loss, den
 
