@@ -375,10 +375,9 @@ import numpy as np  # noqa: E402
 @pytest.mark.parametrize("spec", _ignore_rows(index=True), ids=lambda s: s.name)
 def test_explain_marks_ignored_targets_in_every_class_index_loss(spec):
     inputs = spec.sample((3, 4), seed=0)
-    if spec.extra_inputs:
-        pytest.skip("extra inputs are explained through options; covered by linear below")
+    extra = {e.name: t for e, t in zip(spec.extra_inputs, inputs[2:], strict=True)}  # as options
     ignore = int(inputs[1].reshape(-1)[0])
-    e = losskit.explain(spec.name, inputs[0], inputs[1], ignore_index=ignore)
+    e = losskit.explain(spec.name, inputs[0], inputs[1], ignore_index=ignore, **extra)
     ignored = (inputs[1] == ignore).numpy()
     if not any(s.value.shape == ignored.shape for s in e.steps):
         pytest.skip("no step shows per-position values (sums over positions only)")

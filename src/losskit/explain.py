@@ -186,8 +186,9 @@ def _ignored(row: LossSpec, y: torch.Tensor, options: Mapping[str, object]) -> n
     return mask if mask.any() else None
 
 
-# A step uses the target when its name or formula names it (y, p_t, "target").
-_USES_TARGET = re.compile(r"\by\b|\[y\]|target|_t\b")
+# A step uses the target when its name or formula names it (y, p_t, "target"), or drops
+# the ignored elements (a target that only masks positions).
+_USES_TARGET = re.compile(r"\by\b|\[y\]|target|_t\b|ignored")
 
 
 def _mark_ignored(steps: list[Step], ignored: np.ndarray | None) -> list[int]:
