@@ -55,12 +55,6 @@ WEIGHT_TYPES = ("square", "simple", "uniform")
 
 
 # --------------------------------------------------------------------------- checks
-def _check_flag(loss: str, name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        C.fail(loss, f"{name} must be True or False, got {value!r}.", cls=C.LossTypeError)
-    return value
-
-
 def _check_choice(loss: str, name: str, value: object, choices: tuple[str, ...]) -> str:
     if value not in choices:
         valid = ", ".join(repr(c) for c in choices)
@@ -124,9 +118,7 @@ def _prepare(
         ("include_background", include_background),
         ("per_image", per_image),
     ):
-        _check_flag(loss, name, value)
-    if ignore_index is not None:
-        ignore_index = C.check_ignore_index(loss, ignore_index)
+        C.check_bool(loss, name, value)
     size = _check_group(loss, group, per_image)
     dtype = compute_dtype(input.dtype)
 
@@ -165,6 +157,9 @@ def _prepare(
 
     x = input.to(dtype).reshape(n, c, pixels)
     index = mode == "multiclass" and not target.is_floating_point()
+    if ignore_index is not None:  # class indices: an int; masks: a number
+        check = C.check_ignore_index if index else C.check_ignore_value
+        ignore_index = check(loss, ignore_index)
     if index:
         C.check_integer(loss, "target", target)
         want = (n, *input.shape[2:])
@@ -186,6 +181,8 @@ def _prepare(
         mask = None if ignore_index is None else (t != ignore_index).unsqueeze(1)
         classes = torch.arange(c, device=t.device).view(1, c, 1)
         g = (t.unsqueeze(1) == classes).to(dtype)
+        if mask is not None:  # ignore_index may be a class: its pixels leave G too
+            g = g * mask
     else:
         if mode == "multiclass" and tuple(target.shape) != tuple(input.shape):
             C.fail(
@@ -277,11 +274,17 @@ class _AllReduceSum(torch.autograd.Function):
 
 # --------------------------------------------------------------------------- scores
 def _ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
-    """``num / den``, and 1 where ``den == 0`` (every sum zero). The denominator is floored
-    at the smallest normal number, so that ``1 / den`` stays finite (a subnormal ``den``
-    would give an infinite gradient, and NaN times a zero target)."""
+    """``num / den``, and 1 where ``den == 0`` (every sum zero).
+
+    The denominator is floored so that the derivatives stay finite: at the smallest
+    normal number (a subnormal ``den`` gives an infinite ``1 / den``, and NaN times a zero
+    target), and where ``num == 0`` (an absent class that is barely predicted: the score
+    is 0 for any ``den > 0``) at its fourth root, so that the second derivative's ``1 /
+    den^2`` and ``num / den^3`` stay finite too. ``0 <= num <= den`` for every score here,
+    so the value is exact."""
     tiny = torch.finfo(den.dtype).tiny
-    score = num / den.clamp_min(tiny)
+    floor = torch.where(num == 0, den.new_tensor(tiny**0.25), den.new_tensor(tiny))
+    score = num / torch.maximum(den, floor)
     return torch.where(den > 0, score, torch.ones_like(score))
 
 
@@ -383,8 +386,8 @@ def dice_loss(
         reduction=reduction,
         normalizer=normalizer,
     )
-    _check_flag(name, "squared", squared)
-    _check_flag(name, "log_loss", log_loss)
+    C.check_bool(name, "squared", squared)
+    C.check_bool(name, "log_loss", log_loss)
     s = _number(name, "smooth", smooth)
     p, g = m.p, m.g
     i, pp, gg = _sums(
@@ -453,8 +456,8 @@ def jaccard_loss(
         reduction=reduction,
         normalizer=normalizer,
     )
-    _check_flag(name, "squared", squared)
-    _check_flag(name, "log_loss", log_loss)
+    C.check_bool(name, "squared", squared)
+    C.check_bool(name, "log_loss", log_loss)
     s = _number(name, "smooth", smooth)
     p, g = m.p, m.g
     i, pp, gg = _sums(
@@ -540,7 +543,7 @@ def tversky_loss(
         reduction=reduction,
         normalizer=normalizer,
     )
-    _check_flag(name, "log_loss", log_loss)
+    C.check_bool(name, "log_loss", log_loss)
     score = _tversky_index(name, m, alpha, beta, smooth, per_image, group, size)
     return _finish(_loss_of(score, log_loss), m, include_background, reduction, normalizer)
 
