@@ -562,8 +562,7 @@ def check_prob_rows(
 
 
 # --------------------------------------------------------------------------- call forms
-# Habits from other libraries, for the unknown-option error: the option a user types there
-# -> the hint that names losskit's argument. Each entry takes the loss's valid options.
+# Habits from other libraries, for the unknown-option error (HABITS below).
 _DEPRECATED = {"size_average", "reduce"}
 
 
@@ -584,49 +583,60 @@ def _from_logits_hint(loss: str) -> str:
     return f"{loss} takes no from_logits; categorical_cross_entropy does, as in Keras."
 
 
+_REDUCTION_HINT = (
+    "size_average and reduce are torch's deprecated forms of reduction: pass "
+    "reduction='mean', 'sum' or 'none'."
+)
+_SMP_MODE = (
+    "smp's mode= chooses the form: losskit has one function per form (binary/multilabel: "
+    "binary_cross_entropy_with_logits, sigmoid_focal_loss; multiclass: cross_entropy, "
+    "softmax_focal_loss)."
+)
+
+# The habits table: (option typed elsewhere, an option the loss must take for the entry to
+# apply or None, the hint naming losskit's argument; a callable hint gets the loss's name).
+# The first entry that applies wins.
+HABITS: tuple[tuple[str, str | None, object], ...] = (
+    ("size_average", None, _REDUCTION_HINT),  # torch's deprecated pair
+    ("reduce", None, _REDUCTION_HINT),
+    ("axis", "dim", "losskit calls Keras' axis dim: pass dim=."),  # Keras
+    (
+        "axis",
+        None,
+        "the classes are dimension 1 here (torch's layout): move them with "
+        "input.movedim(-1, 1), target.movedim(-1, 1).",
+    ),
+    ("from_logits", None, _from_logits_hint),  # Keras
+    ("sample_weight", "weight", "Keras' sample_weight is weight= here."),
+    ("y_true", None, "losskit takes (input, target) positionally, Keras (y_true, y_pred)."),
+    ("y_pred", None, "losskit takes (input, target) positionally, Keras (y_true, y_pred)."),
+    (
+        "alpha",
+        "weight",
+        "the softmax focal loss balances classes with weight= (one value per class, "
+        "(C,)), not a scalar alpha; sigmoid_focal_loss takes alpha.",
+    ),
+    ("class_weight", "weight", "class weights are weight= here (one value per class)."),
+    ("class_weights", "weight", "class weights are weight= here (one value per class)."),
+    ("mode", None, _SMP_MODE),  # smp
+    ("smooth_factor", "label_smoothing", "losskit calls smp's smooth_factor label_smoothing."),
+    ("smoothing", "label_smoothing", "losskit calls it label_smoothing."),
+    ("ignore_label", "ignore_index", "losskit calls it ignore_index."),
+    ("delta", "beta", "smooth_l1_loss's threshold is beta (huber_loss takes delta)."),
+    ("beta", "delta", "huber_loss's threshold is delta (smooth_l1_loss takes beta)."),
+    (
+        "gamma",
+        "label_smoothing",
+        "cross_entropy has no gamma: the focal form is softmax_focal_loss(gamma=).",
+    ),
+)
+
+
 def _habit(option: str, valid, loss: str = "") -> str | None:
-    v = set(valid)
-    if option in _DEPRECATED:
-        return (
-            "size_average and reduce are torch's deprecated forms of reduction: pass "
-            "reduction='mean', 'sum' or 'none'."
-        )
-    if option == "axis":
-        if "dim" in v:
-            return "losskit calls Keras' axis dim: pass dim=."
-        return (
-            "the classes are dimension 1 here (torch's layout): move them with "
-            "input.movedim(-1, 1), target.movedim(-1, 1)."
-        )
-    if option == "from_logits":
-        return _from_logits_hint(loss)
-    if option == "alpha" and "weight" in v and "gamma" in v:
-        return (
-            "the softmax focal loss balances classes with weight= (one value per "
-            "class, (C,)), not a scalar alpha; sigmoid_focal_loss takes alpha."
-        )
-    if option in ("class_weight", "class_weights") and "weight" in v:
-        return "class weights are weight= here (one value per class)."
-    if option == "sample_weight" and "weight" in v:
-        return "Keras' sample_weight is weight= here."
-    if option == "mode":
-        return (
-            "smp's mode= chooses the form: losskit has one function per form "
-            "(binary/multilabel: binary_cross_entropy_with_logits, sigmoid_focal_loss; "
-            "multiclass: cross_entropy, softmax_focal_loss)."
-        )
-    if option in ("smooth_factor", "smoothing") and "label_smoothing" in v:
-        return "losskit calls it label_smoothing."
-    if option in ("ignore_label", "ignore_value", "ignore_idx") and "ignore_index" in v:
-        return "losskit calls it ignore_index."
-    if option == "delta" and "beta" in v:
-        return "smooth_l1_loss's threshold is beta (huber_loss takes delta)."
-    if option == "beta" and "delta" in v:
-        return "huber_loss's threshold is delta (smooth_l1_loss takes beta)."
-    if option == "gamma" and "label_smoothing" in v:
-        return "cross_entropy has no gamma: the focal form is softmax_focal_loss(gamma=)."
-    if option in ("y_true", "y_pred"):
-        return "losskit takes (input, target) positionally, Keras (y_true, y_pred)."
+    """The hint of the first entry of :data:`HABITS` that applies."""
+    for typed, requires, hint in HABITS:
+        if typed == option and (requires is None or requires in valid):
+            return hint(loss) if callable(hint) else hint
     return None
 
 
