@@ -209,9 +209,101 @@ def _torchvision_ciou(x, y, eps=1e-7, **_):
     return (diou + alpha * v).mean()
 
 
+# ----------------------------------------------------------------------------- distillation
+def _hinton_kd(x, t, teacher, temperature=1.0, alpha=0.5, ignore_index=-100, **_):
+    """Hinton et al.'s distillation loss as it is usually written: ``alpha T^2
+    KL(softmax(teacher / T) || softmax(x / T))`` (batchmean) ``+ (1 - alpha) CE``."""
+    T = temperature
+    kd = TF.kl_div(
+        TF.log_softmax(x / T, dim=-1), TF.softmax(teacher / T, dim=-1), reduction="batchmean"
+    )
+    return alpha * T * T * kd + (1 - alpha) * TF.cross_entropy(x, t, ignore_index=ignore_index)
+
+
+def _trl_gjsd(x, t, teacher, beta=0.5, temperature=1.0, ignore_index=-100, **_):
+    """TRL's ``GKDTrainer.generalized_jsd_loss`` (Agarwal et al.) as published."""
+    s_log = TF.log_softmax(x / temperature, dim=-1)
+    t_log = TF.log_softmax(teacher / temperature, dim=-1)
+    b = torch.tensor(beta, dtype=s_log.dtype)
+    mix = torch.logsumexp(torch.stack([s_log + torch.log(1 - b), t_log + torch.log(b)]), dim=0)
+    kl_teacher = TF.kl_div(mix, t_log, reduction="none", log_target=True)
+    kl_student = TF.kl_div(mix, s_log, reduction="none", log_target=True)
+    jsd = beta * kl_teacher + (1 - beta) * kl_student
+    mask = t != ignore_index
+    return jsd[mask].sum() / mask.sum()
+
+
+def _total_variation(x, t, teacher, temperature=1.0, ignore_index=-100, **_):
+    p = TF.softmax(x / temperature, dim=-1)
+    q = TF.softmax(teacher / temperature, dim=-1)
+    tv = 0.5 * (p - q).abs().sum(-1)
+    return tv[t != ignore_index].mean()
+
+
+# ----------------------------------------------------------------------------- multi-label, poly
+def _timm_asymmetric(x, y, gamma_pos=0.0, gamma_neg=4.0, clip=0.05, eps=1e-8, **_):
+    """timm's ``AsymmetricLossMultiLabel.forward`` body, averaged over elements."""
+    xs_pos = torch.sigmoid(x)
+    xs_neg = 1 - xs_pos
+    if clip is not None and clip > 0:
+        xs_neg = (xs_neg + clip).clamp(max=1)
+    los_pos = y * torch.log(xs_pos.clamp(min=eps))
+    los_neg = (1 - y) * torch.log(xs_neg.clamp(min=eps))
+    loss = los_pos + los_neg
+    if gamma_neg > 0 or gamma_pos > 0:
+        pt = xs_pos * y + xs_neg * (1 - y)
+        one_sided_gamma = gamma_pos * y + gamma_neg * (1 - y)
+        loss = loss * torch.pow(1 - pt, one_sided_gamma)
+    return -loss.mean()
+
+
+def _poly1_focal(x, y, epsilon=1.0, alpha=0.25, gamma=2.0, **_):
+    """PolyLoss (Leng et al. 2022), the Poly-1 focal loss of its published code."""
+    p = torch.sigmoid(x)
+    ce = TF.binary_cross_entropy_with_logits(x, y, reduction="none")
+    pt = y * p + (1 - y) * (1 - p)
+    fl = ce * (1 - pt) ** gamma
+    if alpha >= 0:
+        fl = (alpha * y + (1 - alpha) * (1 - y)) * fl
+    return (fl + epsilon * (1 - pt) ** (gamma + 1)).mean()
+
+
+def _poly1_ce(x, t, epsilon=1.0, **_):
+    ce = TF.cross_entropy(x, t, reduction="none")
+    pt = TF.softmax(x, dim=1).gather(1, t.unsqueeze(1)).squeeze(1)
+    return (ce + epsilon * (1 - pt)).mean()
+
+
+def _gce(x, t, q=0.7, **_):
+    """Generalized cross entropy (Zhang and Sabuncu 2018): ``(1 - p_t^q) / q``."""
+    pt = TF.softmax(x, dim=1).gather(1, t.unsqueeze(1)).squeeze(1)
+    return ((1 - pt**q) / q).mean()
+
+
+# ----------------------------------------------------------------------------- torch.nn built-ins
+def _kl_div(x, y, log_target=False, **_):
+    return TF.kl_div(x, y, reduction="mean", log_target=log_target)
+
+
+def _margin_ranking(x1, y, x2, margin=0.0, **_):
+    return TF.margin_ranking_loss(x1, x2, y, margin=margin)
+
+
+def _cosine_embedding(x1, y, x2, margin=0.0, **_):
+    return TF.cosine_embedding_loss(x1, x2, y, margin=margin)
+
+
+def _triplet(a, p, n, margin=1.0, **_):
+    return TF.triplet_margin_loss(a, p, n, margin=margin)
+
+
+def _triplet_distance(a, p, n, margin=1.0, **_):
+    return TF.triplet_margin_with_distance_loss(a, p, n, margin=margin)
+
+
 def _builtin(fn: Callable, **fixed) -> Composition:
-    def call(x, y, **options):
-        return fn(x, y, **{**options, **fixed})
+    def call(x, y, *extra, **options):
+        return fn(x, y, *extra, **{**options, **fixed})
 
     return call
 
@@ -257,6 +349,56 @@ COMPOSITIONS: dict[str, list[tuple[str, Composition]]] = {
     "generalized_box_iou_loss": [("torchvision generalized_box_iou_loss body", _torchvision_giou)],
     "distance_box_iou_loss": [("torchvision distance_box_iou_loss body", _torchvision_diou)],
     "complete_box_iou_loss": [("torchvision complete_box_iou_loss body", _torchvision_ciou)],
+    "distillation_loss": [("Hinton KD: T^2 KL(batchmean) + CE", _hinton_kd)],
+    "generalized_jsd_loss": [("TRL generalized_jsd_loss body", _trl_gjsd)],
+    "total_variation_loss": [("0.5 |softmax - softmax|_1", _total_variation)],
+    "asymmetric_loss": [("timm AsymmetricLossMultiLabel body", _timm_asymmetric)],
+    "poly1_focal_loss": [("PolyLoss Poly-1 focal code", _poly1_focal)],
+    "poly1_cross_entropy": [("CE + eps (1 - p_t)", _poly1_ce)],
+    "generalized_cross_entropy": [("(1 - p_t^q) / q", _gce)],
+    "kl_div": [("torch F.kl_div", _kl_div)],
+    "poisson_nll_loss": [("torch F.poisson_nll_loss", _builtin(TF.poisson_nll_loss))],
+    "gaussian_nll_loss": [("torch F.gaussian_nll_loss", _builtin(TF.gaussian_nll_loss))],
+    "ctc_loss": [("torch F.ctc_loss", _builtin(TF.ctc_loss))],
+    "margin_ranking_loss": [("torch F.margin_ranking_loss", _margin_ranking)],
+    "hinge_embedding_loss": [("torch F.hinge_embedding_loss", _builtin(TF.hinge_embedding_loss))],
+    "soft_margin_loss": [("torch F.soft_margin_loss", _builtin(TF.soft_margin_loss))],
+    "multilabel_margin_loss": [
+        ("torch F.multilabel_margin_loss", _builtin(TF.multilabel_margin_loss))
+    ],
+    "multilabel_soft_margin_loss": [
+        ("torch F.multilabel_soft_margin_loss", _builtin(TF.multilabel_soft_margin_loss))
+    ],
+    "cosine_embedding_loss": [("torch F.cosine_embedding_loss", _cosine_embedding)],
+    "multi_margin_loss": [("torch F.multi_margin_loss", _builtin(TF.multi_margin_loss))],
+    "triplet_margin_loss": [("torch F.triplet_margin_loss", _triplet)],
+    "triplet_margin_with_distance_loss": [
+        ("torch F.triplet_margin_with_distance_loss", _triplet_distance)
+    ],
+}
+
+
+def _background_zero(args):
+    # the RetinaNet code is given labels that are zero on background anchors
+    x, y, state = args
+    return [x, torch.where(state.unsqueeze(-1) == 1, y, torch.zeros_like(y)), state]
+
+
+def _hard_targets(args):
+    # multi-label targets of 0 and 1 (timm's form differs from the paper's on soft ones)
+    return [args[0], (args[1] > 0.5).to(args[1].dtype), *args[2:]]
+
+
+#: inputs as the composition's code expects them (both sides get the same)
+PREPARE: dict[str, Callable[[list], list]] = {
+    "detection_focal_loss": _background_zero,
+    "asymmetric_loss": _hard_targets,
+}
+
+#: compositions whose gradient is another quantity (the values agree)
+GRADIENT_DIFFERS: dict[str, str] = {
+    "ctc_loss": "torch's CTC kernel returns the gradient with respect to the logits of a "
+    "log_softmax, losskit the derivative with respect to log_probs",
 }
 
 NO_COMPOSITION: dict[str, str] = {

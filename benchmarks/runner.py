@@ -254,6 +254,8 @@ def cpu_workloads(size: int = 1 << 20, names=None) -> tuple[list[CpuWorkload], l
         if names and spec.name not in names:
             continue
         shape = spec.target_kind.typical_shape(size)
+        if shape is None and spec.name in COMPOSITIONS:  # a kind without one: rows of 256
+            shape = (size // 256, 256)
         if spec.name not in COMPOSITIONS or shape is None:
             reason = NO_COMPOSITION.get(spec.name, "no composition yet")
             skipped.append(f"{spec.name}: {reason}")
@@ -268,12 +270,10 @@ def cpu_workloads(size: int = 1 << 20, names=None) -> tuple[list[CpuWorkload], l
 
 
 def _cpu_inputs(spec, shape):
+    from .compositions import PREPARE
+
     args = list(spec.sample(shape, torch.float32, seed=0))
-    if spec.name == "detection_focal_loss":
-        # the RetinaNet code is given labels that are zero on background anchors
-        state = args[2].unsqueeze(-1)
-        args[1] = torch.where(state == 1, args[1], torch.zeros_like(args[1]))
-    return args
+    return PREPARE[spec.name](args) if spec.name in PREPARE else args
 
 
 def peak_step_bytes(step: Callable[[], None]) -> int:
