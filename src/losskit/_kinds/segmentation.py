@@ -66,10 +66,7 @@ from . import TargetKind
 
 __all__ = ["SegmentationTarget", "SEG_INDEX", "SEG_MASKS", "SEG_BINARY", "PLOT_LABEL"]
 
-PLOT_LABEL = (
-    "p, predicted probability of each pixel's true class (toy mask: a foreground and a "
-    "background pixel)"
-)
+PLOT_LABEL = "p, predicted probability of each pixel's class (2-pixel toy mask)"
 
 
 @dataclass(frozen=True)
