@@ -52,12 +52,13 @@ def _width(targets: Tensor) -> int:
 
 
 def _fix_gradient(raw, grad, lp, il, nll):
-    """torch's kernel gradient ``g (p - gamma)`` made the derivative with respect to
-    ``log_probs``: ``-g gamma`` (the ``g p`` term removed on the counted frames), and 0 for
-    a sample whose loss is infinite (torch: NaN)."""
+    """torch's kernel gradient ``g (p - gamma)`` (computed with ``zero_infinity``: 0 for a
+    sample whose loss is infinite, where it would be NaN) made the derivative with respect
+    to ``log_probs``: ``-g gamma``, the ``g p`` term removed on the counted frames of the
+    finite samples. In place on ``raw``, one pass."""
     frames = torch.arange(lp.shape[0], device=lp.device)[:, None] < il.to(lp.device)[None, :]
-    fixed = raw - lp.exp() * (grad * frames)[..., None]
-    return torch.where(torch.isinf(nll)[None, :, None], 0.0, fixed)
+    scale = torch.where(frames & torch.isfinite(nll)[None, :], grad, 0.0)  # (T, N)
+    return raw.addcmul_(lp.exp(), scale.unsqueeze(-1), value=-1.0)
 
 
 @torch.library.custom_op("losskit::ctc_forward", mutates_args=())
@@ -101,7 +102,8 @@ def _(grad, lp, targets, il, tl, nll, alpha, blank):
 
 
 def _backward(grad, lp, targets, il, tl, nll, alpha, blank):
-    raw = torch.ops.aten._ctc_loss_backward(grad, lp, targets, il, tl, nll, alpha, blank, False)
+    # zero_infinity here only zeroes an infinite sample's gradient (torch's would be NaN)
+    raw = torch.ops.aten._ctc_loss_backward(grad, lp, targets, il, tl, nll, alpha, blank, True)
     return _fix_gradient(raw, grad, lp, il, nll)
 
 
