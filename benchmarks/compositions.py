@@ -301,6 +301,73 @@ def _triplet_distance(a, p, n, margin=1.0, **_):
     return TF.triplet_margin_with_distance_loss(a, p, n, margin=margin)
 
 
+# ----------------------------------------------------------------------------- segmentation
+def _monai(cls_name, **options):
+    """A MONAI loss on logits and index maps, as a user calls it (softmax, one-hot
+    targets, per image, no smoothing: losskit's defaults)."""
+    loss = None
+
+    def call(x, t, **_):
+        nonlocal loss
+        if loss is None:
+            import monai.losses
+
+            cls = getattr(monai.losses, cls_name)
+            loss = cls(softmax=True, to_onehot_y=True, smooth_nr=0.0, smooth_dr=0.0, **options)
+        return loss(x, t.unsqueeze(1))
+
+    return call
+
+
+def _monai_focal_tversky(x, t, alpha=0.5, beta=0.5, gamma=0.75, **_):
+    """Abraham and Khan's focal Tversky loss, ``mean((1 - TI)^gamma)``, on MONAI's
+    Tversky loss per image and class."""
+    import monai.losses
+
+    per = monai.losses.TverskyLoss(
+        softmax=True,
+        to_onehot_y=True,
+        smooth_nr=0.0,
+        smooth_dr=0.0,
+        alpha=alpha,
+        beta=beta,
+        reduction="none",
+    )(x, t.unsqueeze(1))
+    return per.pow(gamma).mean()
+
+
+def _lovasz_grad(gt_sorted):
+    gts = gt_sorted.sum()
+    intersection = gts - gt_sorted.cumsum(0)
+    union = gts + (1 - gt_sorted).cumsum(0)
+    jaccard = 1.0 - intersection / union
+    if len(gt_sorted) > 1:
+        jaccard[1:] = jaccard[1:] - jaccard[:-1]
+    return jaccard
+
+
+def _berman_lovasz_softmax(x, t, **_):
+    """Berman et al.'s ``lovasz_softmax`` (``lovasz_losses.py``; classes='present',
+    per_image=False), in torch."""
+    probas = TF.softmax(x, dim=1).movedim(1, -1).reshape(-1, x.shape[1])
+    labels = t.reshape(-1)
+    losses = []
+    for c in range(x.shape[1]):
+        fg = (labels == c).to(probas.dtype)
+        if fg.sum() == 0:
+            continue
+        errors = (fg - probas[:, c]).abs()
+        errors_sorted, perm = torch.sort(errors, 0, descending=True)
+        losses.append(torch.dot(errors_sorted, _lovasz_grad(fg[perm])))
+    return torch.stack(losses).mean()
+
+
+def _kornia_lovasz_hinge(x, y, **_):
+    import kornia
+
+    return kornia.losses.lovasz_hinge_loss(x.unsqueeze(1), y.long())
+
+
 def _builtin(fn: Callable, **fixed) -> Composition:
     def call(x, y, *extra, **options):
         return fn(x, y, *extra, **{**options, **fixed})
@@ -375,6 +442,13 @@ COMPOSITIONS: dict[str, list[tuple[str, Composition]]] = {
     "triplet_margin_with_distance_loss": [
         ("torch F.triplet_margin_with_distance_loss", _triplet_distance)
     ],
+    "dice_loss": [("MONAI DiceLoss", _monai("DiceLoss"))],
+    "jaccard_loss": [("MONAI DiceLoss(jaccard=True)", _monai("DiceLoss", jaccard=True))],
+    "tversky_loss": [("MONAI TverskyLoss", _monai("TverskyLoss"))],
+    "focal_tversky_loss": [("MONAI TverskyLoss per image, ^gamma", _monai_focal_tversky)],
+    "generalized_dice_loss": [("MONAI GeneralizedDiceLoss", _monai("GeneralizedDiceLoss"))],
+    "lovasz_softmax_loss": [("Berman lovasz_softmax in torch", _berman_lovasz_softmax)],
+    "lovasz_hinge_loss": [("kornia lovasz_hinge_loss", _kornia_lovasz_hinge)],
 }
 
 
@@ -399,6 +473,13 @@ PREPARE: dict[str, Callable[[list], list]] = {
 GRADIENT_DIFFERS: dict[str, str] = {
     "ctc_loss": "torch's CTC kernel returns the gradient with respect to the logits of a "
     "log_softmax, losskit the derivative with respect to log_probs",
+    "dice_loss": [("MONAI DiceLoss", _monai("DiceLoss"))],
+    "jaccard_loss": [("MONAI DiceLoss(jaccard=True)", _monai("DiceLoss", jaccard=True))],
+    "tversky_loss": [("MONAI TverskyLoss", _monai("TverskyLoss"))],
+    "focal_tversky_loss": [("MONAI TverskyLoss per image, ^gamma", _monai_focal_tversky)],
+    "generalized_dice_loss": [("MONAI GeneralizedDiceLoss", _monai("GeneralizedDiceLoss"))],
+    "lovasz_softmax_loss": [("Berman lovasz_softmax in torch", _berman_lovasz_softmax)],
+    "lovasz_hinge_loss": [("kornia lovasz_hinge_loss", _kornia_lovasz_hinge)],
 }
 
 NO_COMPOSITION: dict[str, str] = {
