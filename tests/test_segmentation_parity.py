@@ -67,9 +67,11 @@ def monai():
 
 @pytest.mark.parametrize("batch", [False, True], ids=["per_image", "batch"])
 @pytest.mark.parametrize("include_background", [True, False], ids=["bg", "no_bg"])
-@pytest.mark.parametrize("squared", [False, True], ids=["linear", "squared"])
-@pytest.mark.parametrize("jaccard", [False, True], ids=["dice", "jaccard"])
-@pytest.mark.parametrize("smooth", [1e-5, 0.7])
+@pytest.mark.parametrize(
+    "squared, jaccard, smooth",
+    [(False, False, 1e-5), (True, False, 0.7), (False, True, 0.7), (True, True, 1e-5)],
+    ids=["dice", "squared", "jaccard", "squared_jaccard"],
+)
 def test_monai_dice_loss(monai, batch, include_background, squared, jaccard, smooth):
     x, y = _batch(every_class=False)
     y[1] = 0  # image 1: background only
