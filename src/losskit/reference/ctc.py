@@ -26,12 +26,18 @@ def _logaddexp(*terms):
     return out
 
 
-def _nll(lp, labels, frames, blank):
-    """``-log p(labels)`` of one sample's log-probabilities ``lp (T, C)`` over ``frames``."""
+def _nll(lp, labels, frames, blank, n):
+    """``-log p(labels)`` of one sample's log-probabilities ``lp (T, C)`` over ``frames``,
+    recording the extended labels and the forward variables (as probabilities)."""
     ext = [blank]
     for label in labels:
         ext += [int(label), blank]
     ext = np.array(ext)
+    step(
+        f"extended labels, sample {n}",
+        "blank, y_1, blank, y_2, ..., y_S, blank (an alignment walks these states)",
+        ext,
+    )
     if frames == 0:
         return 0.0 if len(labels) == 0 else np.inf
     alpha = np.full(len(ext), -np.inf)
@@ -41,6 +47,7 @@ def _nll(lp, labels, frames, blank):
     # a label may follow the label two back (skipping a blank) unless it repeats it
     skip = np.zeros(len(ext), dtype=bool)
     skip[2:] = (ext[2:] != blank) & (ext[2:] != ext[:-2])
+    lattice = [alpha]
     for t in range(1, frames):
         prev1 = np.full_like(alpha, -np.inf)
         prev1[1:] = alpha[:-1]
@@ -48,6 +55,13 @@ def _nll(lp, labels, frames, blank):
         prev2[2:] = alpha[:-2]
         prev2 = np.where(skip, prev2, -np.inf)
         alpha = _logaddexp(alpha, prev1, prev2) + lp[t, ext]
+        lattice.append(alpha)
+    step(
+        f"forward variables, sample {n}",
+        "alpha_t(s) = (alpha_{t-1}(s) + alpha_{t-1}(s-1) [+ alpha_{t-1}(s-2) past a blank "
+        "between two different labels]) p_t(state s); one row per frame",
+        np.exp(np.array(lattice)),
+    )
     tail = alpha[-1] if len(ext) == 1 else np.logaddexp(alpha[-1], alpha[-2])
     return -tail
 
@@ -74,12 +88,12 @@ def ctc_loss(
     losses = []
     for n in range(lp.shape[1]):
         labels = y[n, : tl[n]] if y.ndim == 2 else y[offsets[n] : offsets[n + 1]]
-        losses.append(_nll(lp[:, n, :], labels, int(il[n]), blank))
+        losses.append(_nll(lp[:, n, :], labels, int(il[n]), blank, n))
     with np.errstate(invalid="ignore"):
         nll = step(
             "negative log-likelihood",
-            "-log sum over the alignments of prod_t p(t, label of the alignment at t), "
-            "by the forward algorithm",
+            "-log(alpha_T(last label) + alpha_T(final blank)): -log of the sum over the "
+            "alignments of prod_t p(t, state of the alignment at t)",
             np.array(losses, dtype=np.float64),
         )
     if zero_infinity:
