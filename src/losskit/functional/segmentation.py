@@ -424,9 +424,7 @@ def jaccard_loss(
     zero scores 1.
 
     Args:
-        input, target, mode, from_logits, per_image, squared, smooth, log_loss, weight,
-        ignore_index, include_background, group, reduction, normalizer: as
-        :func:`dice_loss`.
+        others: the options of :func:`dice_loss`, with its defaults.
 
     Shape:
         as :func:`dice_loss`.
@@ -511,9 +509,7 @@ def tversky_loss(
     Args:
         alpha: weight of the false positives, ``>= 0``. Default: ``0.5``.
         beta: weight of the false negatives, ``>= 0``. Default: ``0.5``.
-        input, target, mode, from_logits, per_image, smooth, log_loss, weight,
-        ignore_index, include_background, group, reduction, normalizer: as
-        :func:`dice_loss`.
+        others: the options of :func:`dice_loss`, with its defaults.
 
     Shape:
         as :func:`dice_loss`.
@@ -590,8 +586,7 @@ def focal_tversky_loss(
     Args:
         gamma: the exponent, ``>= 0``. Default: ``0.75``.
         alpha, beta: as :func:`tversky_loss`. Default: ``0.5`` each.
-        input, target, mode, from_logits, per_image, smooth, weight, ignore_index,
-        include_background, group, reduction, normalizer: as :func:`dice_loss`.
+        others: the options of :func:`dice_loss`, with its defaults.
 
     Shape:
         as :func:`dice_loss`.
@@ -657,8 +652,7 @@ def generalized_dice_loss(
 
     Args:
         weight_type: ``"square"`` | ``"simple"`` | ``"uniform"``. Default: ``"square"``.
-        input, target, mode, from_logits, per_image, smooth, ignore_index,
-        include_background, group, reduction, normalizer: as :func:`dice_loss`.
+        others: the options of :func:`dice_loss`, with its defaults.
 
     Shape:
         input ``(N, C, *)``, target ``(N, *)`` or ``(N, C, *)``; output scalar, or
