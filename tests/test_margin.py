@@ -328,6 +328,40 @@ def test_triplet_with_default_distance_is_triplet_margin_loss():
         )
 
 
+@pytest.mark.parametrize(
+    "name, args, shape",
+    [
+        ("margin_ranking_loss", lambda: (_randn(4, 3), _randn(4, 3, seed=1), _signs(4, 3)), (4, 3)),
+        ("hinge_embedding_loss", lambda: (_randn(4, 3).abs(), _signs(4, 3)), (4, 3)),
+        ("soft_margin_loss", lambda: (_randn(4, 3), _signs(4, 3)), (4, 3)),
+        ("cosine_embedding_loss", lambda: (_randn(4, 3), _randn(4, 3, seed=1), _signs(4)), (4,)),
+        (
+            "multilabel_margin_loss",
+            lambda: (_randn(4, 3), torch.tensor([[0, -1, -1], [1, 2, -1], [2, -1, 0], [0, 1, 2]])),
+            (4,),
+        ),
+        (
+            "triplet_margin_loss",
+            lambda: (_randn(4, 3), _randn(4, 3, seed=1), _randn(4, 3, seed=2)),
+            (4,),
+        ),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_losskits_weight_where_torch_has_none(name, args, shape):
+    """A weight per element (per pair, sample or triplet): "none" is w l, "sum" its sum,
+    "mean" sum(w l) / sum(w); a weight of ones is the unweighted loss."""
+    fn, inputs = getattr(LF, name), args()
+    w = torch.rand(shape, generator=_g(7), dtype=D) + 0.5
+    none = fn(*inputs, reduction="none")
+    _close(fn(*inputs, weight=w, reduction="none"), w * none)
+    _close(fn(*inputs, weight=w, reduction="sum"), (w * none).sum())
+    _close(fn(*inputs, weight=w), (w * none).sum() / w.sum())
+    _close(fn(*inputs, weight=torch.ones(shape, dtype=D)), fn(*inputs))
+    with pytest.raises(losskit.LossInputError, match="weight of shape \\(5,\\)"):
+        fn(*inputs, weight=torch.ones(5, dtype=D))
+
+
 def test_weighted_means_are_sum_w_l_over_sum_w():
     x = _randn(6, 4)
     y = torch.tensor([0, 1, 2, 3, 3, 3])

@@ -65,6 +65,16 @@ class _LastAxis:
         return shape[-1]
 
 
+class _PerSampleWeight:
+    """A weight of ``reduction="none"``'s shape (``weight_kind="sample"``): per pair,
+    triplet or sample."""
+
+    def sample_weight(self, shape, dtype=torch.float64, seed=1):
+        g = torch.Generator().manual_seed(seed)
+        shape = self.none_shape(self.input_shape(shape))
+        return (torch.rand(shape, generator=g, dtype=torch.float64) + 0.25).to(dtype)
+
+
 class _Rows2D(_LastAxis):
     """Inputs ``(N, C)`` or ``(C,)`` only."""
 
@@ -143,7 +153,7 @@ class _Ranked(_SecondInput):
         return x1, torch.ones_like(r), (torch.zeros_like(r),), x1, "x1"
 
 
-class _CosinePairs(_LastAxis, _SecondInput):
+class _CosinePairs(_PerSampleWeight, _LastAxis, _SecondInput):
     def input_shape(self, shape):
         return _rows_shape(shape)
 
@@ -168,7 +178,7 @@ class _CosinePairs(_LastAxis, _SecondInput):
         return x1, -torch.ones_like(c), (x2,), leaf, "cosine similarity"
 
 
-class _Triplets(_LastAxis, TargetKind):
+class _Triplets(_PerSampleWeight, _LastAxis, TargetKind):
     def shape_from(self, dims, last):
         return (*dims, last)
 
@@ -193,7 +203,7 @@ class _Triplets(_LastAxis, TargetKind):
 
 
 # --------------------------------------------------------------------------- classes
-class _LabelLists(_TwoClassMargin, _Rows2D, TargetKind):
+class _LabelLists(_PerSampleWeight, _TwoClassMargin, _Rows2D, TargetKind):
     def typical_shape(self, size):
         return (size // 100, 100)
 
@@ -242,19 +252,17 @@ class _MultiLabels(_LastAxis, TargetKind):
         return x.unsqueeze(-1), torch.ones(p.shape[0], 1, dtype=p.dtype), (), x, "logit"
 
 
-SIGN_LABELS = _SignLabels("sign_labels", "labels 1 and -1 of the input's shape", weight_kind=None)
+SIGN_LABELS = _SignLabels("sign_labels", "labels 1 and -1 of the input's shape")
 SIMILARITY = _Similarity(
     "similarity",
     "labels 1 (similar pair) and -1 (dissimilar pair) of the input's shape; the input holds "
     "the pairs' distances",
-    weight_kind=None,
     plot_axis="residual",
 )
 RANKED = _Ranked(
     "ranked_pairs",
     "labels 1 (input1 should rank higher) and -1 of input1's shape; input2, the other "
     "scores, of that shape",
-    weight_kind=None,
     plot_axis="residual",
     extra_inputs=(ExtraInput("input2", integer=False, per_sample=True),),
 )
@@ -262,14 +270,14 @@ COSINE_PAIRS = _CosinePairs(
     "cosine_pairs",
     "labels 1 (similar) and -1 (dissimilar), one per pair, (N,) for vectors input1 (N, D); "
     "input2, the other vectors, (N, D)",
-    weight_kind=None,
+    weight_kind="sample",
     plot_axis="residual",
     extra_inputs=(ExtraInput("input2", integer=False, per_sample=True),),
 )
 TRIPLETS = _Triplets(
     "triplets",
     "positive embeddings of the anchor's shape (*, D); negative embeddings of that shape",
-    weight_kind=None,
+    weight_kind="sample",
     plot_axis="residual",
     extra_inputs=(ExtraInput("negative", integer=False, per_sample=True),),
 )
@@ -277,7 +285,7 @@ LABEL_LISTS = _LabelLists(
     "label_lists",
     "class indices of the input's shape, (N, C) or (C,): each row lists its classes, then "
     "-1 padding",
-    weight_kind=None,
+    weight_kind="sample",
     plot_axis="residual",
     integer=True,
 )

@@ -64,12 +64,17 @@ def cosine_distance(u, v):
 
 
 def _torch(fn, *, second_input=False, weight_mean_differs=False):
-    """torch's ``fn`` on a registry call; ``None`` for losskit's ``normalizer`` and for a
-    weighted mean (torch divides it by N)."""
+    """torch's ``fn`` on a registry call; ``None`` for losskit's ``normalizer``, for a
+    weight torch lacks, and for a weighted mean (torch divides it by N)."""
+    takes_weight = "weight" in inspect.signature(fn).parameters
 
     def builtin(input, target, *extra, reduction="mean", normalizer=None, **options):
         if normalizer is not None:
             return None
+        if options.get("weight") is not None and not takes_weight:
+            return None
+        if not takes_weight:
+            options.pop("weight", None)
         if weight_mean_differs and options.get("weight") is not None and reduction == "mean":
             return None
         args = (input, extra[0], target) if second_input else (input, target, *extra)

@@ -108,6 +108,21 @@ def _check_signs(name: str, y: torch.Tensor, pairs: str = "pair") -> None:
     )
 
 
+def _weight(name: str, weight, shape, what: str):
+    """``weight`` (``None``, or checked by :func:`check_call`) broadcastable to the loss's
+    shape: one value per element, or per pair or triplet."""
+    if weight is not None:
+        C.check_broadcastable_to(
+            name,
+            "weight",
+            weight,
+            torch.Size(shape),
+            f"weight is per {what}: give it the shape {tuple(shape)}, or one that broadcasts "
+            "to it.",
+        )
+    return weight
+
+
 def _check_margin_positive(name: str, margin: object) -> float:
     return C.check_number(name, "margin", margin, low=0.0, low_open=True)
 
@@ -129,7 +144,9 @@ def _batch_rows(name: str, x: torch.Tensor, what: str = "classes") -> tuple[torc
 
 
 # --------------------------------------------------------------------------- pairs
-def margin_ranking_loss(input1, input2, target, *, margin=0.0, reduction="mean", normalizer=None):
+def margin_ranking_loss(
+    input1, input2, target, *, margin=0.0, weight=None, reduction="mean", normalizer=None
+):
     r"""Margin ranking loss, as ``torch.nn.functional.margin_ranking_loss``.
 
     .. math::
@@ -144,6 +161,8 @@ def margin_ranking_loss(input1, input2, target, *, margin=0.0, reduction="mean",
         input2: scores of ``input1``'s shape.
         target: labels 1 and -1 of ``input1``'s shape (checked; any real or integer dtype).
         margin: the margin, any finite number. Default: ``0``.
+        weight: per-element weight, broadcastable to ``input1``'s shape (losskit's; the
+            mean is ``sum(w l) / sum(w)``). Default: ``None``.
         reduction: ``"none"`` | ``"mean"`` | ``"sum"``. Default: ``"mean"``.
         normalizer: with ``"mean"``, divide the sum by this instead of the count.
 
@@ -163,19 +182,22 @@ def margin_ranking_loss(input1, input2, target, *, margin=0.0, reduction="mean",
     name = "margin_ranking_loss"
     C.check_call(
         name, input1, target, reduction=reduction, normalizer=normalizer,
-        input_name="input1", input2=input2,
+        input_name="input1", input2=input2, weight=weight,
     )  # fmt: skip
     _floating_input(name, "input2", input2)
     margin = C.check_number(name, "margin", margin)
     _same_shape(name, {"input1": input1, "input2": input2, "target": target})
+    _weight(name, weight, input1.shape, "element")
     dtype = _dtype(input1, input2)
     y = target.to(dtype)
     _check_signs(name, y)
     loss = (-y * (input1.to(dtype) - input2.to(dtype)) + margin).clamp_min(0.0)
-    return reduce(loss, reduction, normalizer=normalizer)
+    return reduce(loss, reduction, weight=weight, normalizer=normalizer)
 
 
-def hinge_embedding_loss(input, target, *, margin=1.0, reduction="mean", normalizer=None):
+def hinge_embedding_loss(
+    input, target, *, margin=1.0, weight=None, reduction="mean", normalizer=None
+):
     r"""Hinge embedding loss, as ``torch.nn.functional.hinge_embedding_loss``.
 
     .. math::
@@ -190,6 +212,8 @@ def hinge_embedding_loss(input, target, *, margin=1.0, reduction="mean", normali
         input: distances, any shape (torch's 0-dim input too).
         target: labels 1 and -1 of the input's shape (checked).
         margin: the margin, any finite number. Default: ``1.0``.
+        weight: per-element weight, broadcastable to the input's shape (losskit's; the
+            mean is ``sum(w l) / sum(w)``). Default: ``None``.
         reduction: ``"none"`` | ``"mean"`` | ``"sum"``. Default: ``"mean"``.
         normalizer: with ``"mean"``, divide the sum by this instead of the count.
 
@@ -203,19 +227,20 @@ def hinge_embedding_loss(input, target, *, margin=1.0, reduction="mean", normali
         tensor([0.3000, 0.7000, 0.0000])
     """
     name = "hinge_embedding_loss"
-    C.check_call(name, input, target, reduction=reduction, normalizer=normalizer)
+    C.check_call(name, input, target, reduction=reduction, normalizer=normalizer, weight=weight)
     margin = C.check_number(name, "margin", margin)
     C.check_same_shape(name, input, target)
+    _weight(name, weight, input.shape, "element")
     dtype = _dtype(input)
     x, y = input.to(dtype), target.to(dtype)
     _check_signs(name, y)
     # torch's two terms: the hinge where y != 1, the distance where y != -1
     zero = torch.zeros((), dtype=dtype, device=x.device)
     loss = torch.where(y != 1, (margin - x).clamp_min(0.0), zero) + torch.where(y != -1, x, zero)
-    return reduce(loss, reduction, normalizer=normalizer)
+    return reduce(loss, reduction, weight=weight, normalizer=normalizer)
 
 
-def soft_margin_loss(input, target, *, reduction="mean", normalizer=None):
+def soft_margin_loss(input, target, *, weight=None, reduction="mean", normalizer=None):
     r"""Soft margin loss (two-class logistic loss), as ``torch.nn.functional.soft_margin_loss``.
 
     .. math::
@@ -228,6 +253,8 @@ def soft_margin_loss(input, target, *, reduction="mean", normalizer=None):
     Args:
         input: scores (logits), any shape.
         target: labels 1 and -1 of the input's shape (checked).
+        weight: per-element weight, broadcastable to the input's shape (losskit's; the
+            mean is ``sum(w l) / sum(w)``). Default: ``None``.
         reduction: ``"none"`` | ``"mean"`` | ``"sum"``. Default: ``"mean"``.
         normalizer: with ``"mean"``, divide the sum by this instead of the count.
 
@@ -240,17 +267,20 @@ def soft_margin_loss(input, target, *, reduction="mean", normalizer=None):
         tensor(0.7201)
     """
     name = "soft_margin_loss"
-    C.check_call(name, input, target, reduction=reduction, normalizer=normalizer)
+    C.check_call(name, input, target, reduction=reduction, normalizer=normalizer, weight=weight)
     C.check_same_shape(name, input, target)
+    _weight(name, weight, input.shape, "element")
     dtype = _dtype(input)
     y = target.to(dtype)
     _check_signs(name, y, "element")
     # log(1 + exp(-z)) = -log_sigmoid(z)
     loss = -TF.logsigmoid(y * input.to(dtype))
-    return reduce(loss, reduction, normalizer=normalizer)
+    return reduce(loss, reduction, weight=weight, normalizer=normalizer)
 
 
-def cosine_embedding_loss(input1, input2, target, *, margin=0.0, reduction="mean", normalizer=None):
+def cosine_embedding_loss(
+    input1, input2, target, *, margin=0.0, weight=None, reduction="mean", normalizer=None
+):
     r"""Cosine embedding loss, as ``torch.nn.functional.cosine_embedding_loss``.
 
     .. math::
@@ -273,6 +303,8 @@ def cosine_embedding_loss(input1, input2, target, *, margin=0.0, reduction="mean
         target: labels 1 (similar) and -1 (dissimilar), ``(N,)`` or ``()`` (checked).
         margin: for dissimilar pairs, any finite number (torch suggests 0 to 0.5).
             Default: ``0``.
+        weight: per-pair weight, broadcastable to the target's shape (losskit's; the mean
+            is ``sum(w l) / sum(w)``). Default: ``None``.
         reduction: ``"none"`` | ``"mean"`` | ``"sum"``. Default: ``"mean"``.
         normalizer: with ``"mean"``, divide the sum by this instead of the count.
 
@@ -290,7 +322,7 @@ def cosine_embedding_loss(input1, input2, target, *, margin=0.0, reduction="mean
     name = "cosine_embedding_loss"
     C.check_call(
         name, input1, target, reduction=reduction, normalizer=normalizer,
-        input_name="input1", input2=input2,
+        input_name="input1", input2=input2, weight=weight,
     )  # fmt: skip
     _floating_input(name, "input2", input2)
     margin = C.check_number(name, "margin", margin)
@@ -308,6 +340,7 @@ def cosine_embedding_loss(input1, input2, target, *, margin=0.0, reduction="mean
             f"pairs of input1 shape {tuple(input1.shape)}: expected {tuple(input1.shape[:-1])}.",
             "one label per pair of vectors (the vectors lie along the last dimension).",
         )
+    _weight(name, weight, target.shape, "pair")
     dtype = _dtype(input1, input2)
     a, b, y = input1.to(dtype), input2.to(dtype), target.to(dtype)
     _check_signs(name, y)
@@ -321,7 +354,7 @@ def cosine_embedding_loss(input1, input2, target, *, margin=0.0, reduction="mean
     loss = torch.where(y == 1, 1.0 - cos, zero) + torch.where(
         y == -1, (cos - margin).clamp_min(0.0), zero
     )
-    return reduce(loss, reduction, normalizer=normalizer)
+    return reduce(loss, reduction, weight=weight, normalizer=normalizer)
 
 
 # --------------------------------------------------------------------------- classes
@@ -421,7 +454,7 @@ def _check_class_lists(name: str, y: torch.Tensor, n_classes: int) -> None:
     )
 
 
-def multilabel_margin_loss(input, target, *, reduction="mean", normalizer=None):
+def multilabel_margin_loss(input, target, *, weight=None, reduction="mean", normalizer=None):
     r"""Multi-label margin loss, as ``torch.nn.functional.multilabel_margin_loss``.
 
     .. math::
@@ -441,6 +474,8 @@ def multilabel_margin_loss(input, target, *, reduction="mean", normalizer=None):
         target: class indices ``0..C-1`` padded with ``-1``, the input's shape, any
             integer dtype (checked; a multi-hot 0/1 target is a different format: use
             :func:`multilabel_soft_margin_loss` for it, or convert it).
+        weight: per-sample weight, broadcastable to ``(N,)`` (losskit's; the mean is
+            ``sum(w l) / sum(w)``). Default: ``None``.
         reduction: ``"none"`` | ``"mean"`` | ``"sum"``. Default: ``"mean"``.
         normalizer: with ``"mean"``, divide the sum by this instead of N.
 
@@ -455,7 +490,7 @@ def multilabel_margin_loss(input, target, *, reduction="mean", normalizer=None):
         tensor(0.8500)
     """
     name = "multilabel_margin_loss"
-    C.check_call(name, input, target, reduction=reduction, normalizer=normalizer)
+    C.check_call(name, input, target, reduction=reduction, normalizer=normalizer, weight=weight)
     if target.is_floating_point():
         C.fail(
             name,
@@ -466,6 +501,7 @@ def multilabel_margin_loss(input, target, *, reduction="mean", normalizer=None):
         )
     C.check_integer(name, "target", target, "class indices padded with -1")
     C.check_same_shape(name, input, target)
+    _weight(name, weight, input.shape[:-1], "sample")
     x, n_classes = _batch_rows(name, input.to(_dtype(input)))
     y = target.reshape(x.shape).long()
     _check_class_lists(name, y, n_classes)
@@ -490,7 +526,7 @@ def multilabel_margin_loss(input, target, *, reduction="mean", normalizer=None):
     per_sample = terms.sum(dim=1) / n_classes
     if input.dim() < 2:
         per_sample = per_sample.reshape(())
-    return reduce(per_sample, reduction, normalizer=normalizer)
+    return reduce(per_sample, reduction, weight=weight, normalizer=normalizer)
 
 
 def multi_margin_loss(
@@ -557,10 +593,10 @@ def multi_margin_loss(
 
 
 # --------------------------------------------------------------------------- triplets
-def _triplet_inputs(name, anchor, positive, negative, reduction, normalizer):
+def _triplet_inputs(name, anchor, positive, negative, weight, reduction, normalizer):
     C.check_call(
         name, anchor, positive, reduction=reduction, normalizer=normalizer,
-        input_name="anchor", negative=negative,
+        input_name="anchor", negative=negative, weight=weight,
     )  # fmt: skip
     _floating_input(name, "positive", positive)
     _floating_input(name, "negative", negative)
@@ -572,6 +608,7 @@ def _triplet_inputs(name, anchor, positive, negative, reduction, normalizer):
         "anchor, positive and negative hold one embedding each per triplet, along the last "
         "dimension (torch would broadcast them).",
     )
+    _weight(name, weight, anchor.shape[:-1], "triplet")
     dtype = _dtype(anchor, positive, negative)
     return anchor.to(dtype), positive.to(dtype), negative.to(dtype)
 
@@ -583,11 +620,11 @@ def _pairwise_distance(a, b, p, eps):
     return torch.linalg.vector_norm(a - b + eps, ord=p, dim=-1)
 
 
-def _triplet(d_pos, d_neg, d_swap, margin, reduction, normalizer):
+def _triplet(d_pos, d_neg, d_swap, margin, weight, reduction, normalizer):
     if d_swap is not None:  # Balntas et al. 2016: the harder of the two negatives
         d_neg = torch.minimum(d_neg, d_swap)
     loss = (margin + d_pos - d_neg).clamp_min(0.0)
-    return reduce(loss, reduction, normalizer=normalizer)
+    return reduce(loss, reduction, weight=weight, normalizer=normalizer)
 
 
 def triplet_margin_loss(
@@ -599,6 +636,7 @@ def triplet_margin_loss(
     p=2.0,
     eps=1e-6,
     swap=False,
+    weight=None,
     reduction="mean",
     normalizer=None,
 ):
@@ -622,6 +660,8 @@ def triplet_margin_loss(
             ``distance_function`` to :func:`triplet_margin_with_distance_loss`). Default: ``2``.
         eps: added to each difference, ``>= 0``. Default: ``1e-6``.
         swap: use the distance swap. Default: ``False``.
+        weight: per-triplet weight, broadcastable to ``(*)`` (losskit's; the mean is
+            ``sum(w l) / sum(w)``). Default: ``None``.
         reduction: ``"none"`` | ``"mean"`` | ``"sum"``. Default: ``"mean"``.
         normalizer: with ``"mean"``, divide the sum by this instead of the count.
 
@@ -641,7 +681,7 @@ def triplet_margin_loss(
         convolutional neural networks", BMVC 2016.
     """
     name = "triplet_margin_loss"
-    a, pos, neg = _triplet_inputs(name, anchor, positive, negative, reduction, normalizer)
+    a, pos, neg = _triplet_inputs(name, anchor, positive, negative, weight, reduction, normalizer)
     margin = _check_margin_positive(name, margin)
     p = C.check_number(name, "p", p, low=0.0, low_open=True)
     eps = C.check_number(name, "eps", eps, low=0.0)
@@ -650,7 +690,7 @@ def triplet_margin_loss(
     d_pos = _pairwise_distance(a, pos, p, eps)
     d_neg = _pairwise_distance(a, neg, p, eps)
     d_swap = _pairwise_distance(pos, neg, p, eps) if swap else None
-    return _triplet(d_pos, d_neg, d_swap, margin, reduction, normalizer)
+    return _triplet(d_pos, d_neg, d_swap, margin, weight, reduction, normalizer)
 
 
 def _distance(name, fn, u, v, want) -> torch.Tensor:
@@ -680,6 +720,7 @@ def triplet_margin_with_distance_loss(
     distance_function: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     margin=1.0,
     swap=False,
+    weight=None,
     reduction="mean",
     normalizer=None,
 ):
@@ -703,6 +744,8 @@ def triplet_margin_with_distance_loss(
             ``None`` (``pairwise_distance``).
         margin: ``> 0``. Default: ``1.0``.
         swap: use the distance swap. Default: ``False``.
+        weight: per-triplet weight, broadcastable to ``(*)`` (losskit's; the mean is
+            ``sum(w l) / sum(w)``). Default: ``None``.
         reduction: ``"none"`` | ``"mean"`` | ``"sum"``. Default: ``"mean"``.
         normalizer: with ``"mean"``, divide the sum by this instead of the count.
 
@@ -719,7 +762,7 @@ def triplet_margin_with_distance_loss(
         tensor(0.5000)
     """
     name = "triplet_margin_with_distance_loss"
-    a, pos, neg = _triplet_inputs(name, anchor, positive, negative, reduction, normalizer)
+    a, pos, neg = _triplet_inputs(name, anchor, positive, negative, weight, reduction, normalizer)
     margin = _check_margin_positive(name, margin)
     if not isinstance(swap, bool):
         C.fail(name, f"swap must be True or False, got {swap!r}.", cls=C.LossTypeError)
@@ -738,4 +781,4 @@ def triplet_margin_with_distance_loss(
     d_pos = _distance(name, fn, a, pos, want)
     d_neg = _distance(name, fn, a, neg, want)
     d_swap = _distance(name, fn, pos, neg, want) if swap else None
-    return _triplet(d_pos, d_neg, d_swap, margin, reduction, normalizer)
+    return _triplet(d_pos, d_neg, d_swap, margin, weight, reduction, normalizer)

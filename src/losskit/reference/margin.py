@@ -28,7 +28,9 @@ def _labels(target):
     return step("labels", "y (1 or -1)", as_array(target))
 
 
-def margin_ranking_loss(input1, input2, target, *, margin=0.0, reduction="mean", normalizer=None):
+def margin_ranking_loss(
+    input1, input2, target, *, margin=0.0, weight=None, reduction="mean", normalizer=None
+):
     x1 = step("first scores", "x1", as_array(input1))
     x2 = step("second scores", "x2", as_array(input2))
     y = _labels(target)
@@ -37,10 +39,12 @@ def margin_ranking_loss(input1, input2, target, *, margin=0.0, reduction="mean",
         "ranking hinge", f"max(0, -y (x1 - x2) + margin) (margin={margin:g})",
         np.maximum(-y * diff + margin, 0.0),
     )  # fmt: skip
-    return reduce(loss, reduction, normalizer=normalizer)
+    return reduce(loss, reduction, weight=weight, normalizer=normalizer)
 
 
-def hinge_embedding_loss(input, target, *, margin=1.0, reduction="mean", normalizer=None):
+def hinge_embedding_loss(
+    input, target, *, margin=1.0, weight=None, reduction="mean", normalizer=None
+):
     x = step("distances", "x", as_array(input))
     y = _labels(target)
     hinge = step(
@@ -49,7 +53,7 @@ def hinge_embedding_loss(input, target, *, margin=1.0, reduction="mean", normali
     )  # fmt: skip
     pull = step("distance of similar pairs", "x where y = 1", np.where(y != -1, x, 0.0))
     loss = step("hinge embedding loss", "the two terms added", hinge + pull)
-    return reduce(loss, reduction, normalizer=normalizer)
+    return reduce(loss, reduction, weight=weight, normalizer=normalizer)
 
 
 def _softplus(z):
@@ -57,15 +61,17 @@ def _softplus(z):
     return np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z)))
 
 
-def soft_margin_loss(input, target, *, reduction="mean", normalizer=None):
+def soft_margin_loss(input, target, *, weight=None, reduction="mean", normalizer=None):
     x = step("scores", "x", as_array(input))
     y = _labels(target)
     yx = step("signed margin", "y x", y * x)
     loss = step("soft margin", "log(1 + exp(-y x))", _softplus(-yx))
-    return reduce(loss, reduction, normalizer=normalizer)
+    return reduce(loss, reduction, weight=weight, normalizer=normalizer)
 
 
-def cosine_embedding_loss(input1, input2, target, *, margin=0.0, reduction="mean", normalizer=None):
+def cosine_embedding_loss(
+    input1, input2, target, *, margin=0.0, weight=None, reduction="mean", normalizer=None
+):
     a = step("first vectors", "x1", as_array(input1))
     b = step("second vectors", "x2", as_array(input2))
     y = _labels(target)
@@ -78,7 +84,7 @@ def cosine_embedding_loss(input1, input2, target, *, margin=0.0, reduction="mean
         f"1 - cos where y = 1; max(0, cos - margin) where y = -1 (margin={margin:g})",
         np.where(y == 1, 1.0 - cos, 0.0) + np.where(y == -1, np.maximum(cos - margin, 0.0), 0.0),
     )
-    return reduce(loss, reduction, normalizer=normalizer)
+    return reduce(loss, reduction, weight=weight, normalizer=normalizer)
 
 
 def _sigmoid_log(z):
@@ -118,7 +124,7 @@ def _rows(input):
     return x.reshape(1, -1) if x.ndim < 2 else x
 
 
-def multilabel_margin_loss(input, target, *, reduction="mean", normalizer=None):
+def multilabel_margin_loss(input, target, *, weight=None, reduction="mean", normalizer=None):
     x = step("scores", "x", _rows(input))
     y = np.asarray(as_array(target), dtype=np.int64).reshape(x.shape)
     n, n_classes = x.shape
@@ -140,7 +146,7 @@ def multilabel_margin_loss(input, target, *, reduction="mean", normalizer=None):
     )
     if np.ndim(input) < 2:
         per_sample = per_sample.reshape(())
-    return reduce(per_sample, reduction, normalizer=normalizer)
+    return reduce(per_sample, reduction, weight=weight, normalizer=normalizer)
 
 
 def multi_margin_loss(
@@ -175,14 +181,14 @@ def _distance(u, v, p, eps, what):
     return step(f"distance {what}", f"||u - v + eps||_p (p={p:g}, eps={eps:g})", d)
 
 
-def _triplet(d_pos, d_neg, d_swap, margin, reduction, normalizer):
+def _triplet(d_pos, d_neg, d_swap, margin, weight, reduction, normalizer):
     if d_swap is not None:
         d_neg = step("harder negative distance", "min(d(a, n), d(p, n))", np.minimum(d_neg, d_swap))
     loss = step(
         "triplet hinge", f"max(0, d(a, p) - d(a, n) + margin) (margin={margin:g})",
         np.maximum(margin + d_pos - d_neg, 0.0),
     )  # fmt: skip
-    return reduce(loss, reduction, normalizer=normalizer)
+    return reduce(loss, reduction, weight=weight, normalizer=normalizer)
 
 
 def _triplet_inputs(anchor, positive, negative):
@@ -201,6 +207,7 @@ def triplet_margin_loss(
     p=2.0,
     eps=1e-6,
     swap=False,
+    weight=None,
     reduction="mean",
     normalizer=None,
 ):
@@ -208,7 +215,7 @@ def triplet_margin_loss(
     d_pos = _distance(a, pos, p, eps, "anchor-positive")
     d_neg = _distance(a, neg, p, eps, "anchor-negative")
     d_swap = _distance(pos, neg, p, eps, "positive-negative") if swap else None
-    return _triplet(d_pos, d_neg, d_swap, margin, reduction, normalizer)
+    return _triplet(d_pos, d_neg, d_swap, margin, weight, reduction, normalizer)
 
 
 def _user_distance(fn, u, v, what):
@@ -227,6 +234,7 @@ def triplet_margin_with_distance_loss(
     distance_function=None,
     margin=1.0,
     swap=False,
+    weight=None,
     reduction="mean",
     normalizer=None,
 ):
@@ -243,4 +251,4 @@ def triplet_margin_with_distance_loss(
     d_pos = dist(a, pos, "anchor-positive")
     d_neg = dist(a, neg, "anchor-negative")
     d_swap = dist(pos, neg, "positive-negative") if swap else None
-    return _triplet(d_pos, d_neg, d_swap, margin, reduction, normalizer)
+    return _triplet(d_pos, d_neg, d_swap, margin, weight, reduction, normalizer)
