@@ -209,6 +209,10 @@ def _saturated(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     :func:`_infinite_where`. An infinite logit gets a zero gradient (the clamp's), as on
     the kernel path.
     """
+    if x.device.type == "cpu" and eager() and bool(torch.isfinite(x.sum())):
+        # no infinite logit (reading that is no device sync on CPU): nothing to clamp, and
+        # the four passes over the logits below are skipped
+        return x, None
     big = torch.finfo(x.dtype).max
     infinite = torch.isinf(x) & (y != (x > 0))
     return x.clamp(-big, big), infinite
@@ -216,7 +220,9 @@ def _saturated(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Te
 
 def _infinite_where(out: torch.Tensor, infinite: torch.Tensor) -> torch.Tensor:
     """``out`` with ``+inf`` where :func:`_saturated` found an infinite loss: per element
-    for ``reduction="none"``, the whole result for a mean or a sum."""
+    for ``reduction="none"``, the whole result for a mean or a sum (``None``: none)."""
+    if infinite is None:
+        return out
     if out.shape != infinite.shape:
         infinite = infinite.any()
     # added, not selected: the gradient of every other element passes unchanged
@@ -291,14 +297,12 @@ def sigmoid_focal(
         return result
     x, y, w, pw, mask = torch_path
     if pw is None and gamma >= 1.0 and not y.requires_grad and x.device.type == "cpu" and eager():
-        # the closed-form gradient; reading whether a logit is infinite is no sync on CPU
-        infinite = None
-        if not bool(torch.isfinite(x.sum())):
-            x, infinite = _saturated(x, y)
+        # the closed-form gradient
+        x, infinite = _saturated(x, y)
         plain = functools.partial(_focal_plain, alpha=alpha, gamma=gamma)
         loss = fused(_SigmoidFocal(alpha, gamma), plain, x, y)
         out = reduce(loss, reduction, weight=w, mask=mask, normalizer=normalizer)
-        return out if infinite is None else _infinite_where(out, infinite)
+        return _infinite_where(out, infinite)
     x, infinite = _saturated(x, y)
     # -log p_t (with pos_weight on the positive term), computed stably by torch
     ce = TF.binary_cross_entropy_with_logits(x, y, pos_weight=pw, reduction="none")
