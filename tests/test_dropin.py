@@ -312,7 +312,6 @@ def test_a_complex_normalizer_is_a_type_error(spec):
 META_XFAIL = {
     "binary_cross_entropy": "functional/binary.py enters torch.autocast(device_type='meta'), "
     "which torch refuses; it should skip autocast off CPU/CUDA",
-    "ctc_loss": "torch's aten::_ctc_loss has no meta kernel (torch 2.13)",
 }
 
 

@@ -114,8 +114,8 @@ class _CTC(torch.autograd.Function):
     @staticmethod
     def forward(lp, targets, il, tl, blank):
         with torch.no_grad():
-            if torch.compiler.is_compiling():
-                return _ctc_forward_op(lp, targets, il, tl, blank)
+            if torch.compiler.is_compiling() or lp.is_meta:  # shapes only: the operators'
+                return _ctc_forward_op(lp, targets, il, tl, blank)  # fake kernels
             return torch._ctc_loss(lp, targets, il, tl, blank, False)
 
     @staticmethod
@@ -131,7 +131,7 @@ class _CTC(torch.autograd.Function):
         check_first_order(NAME, SECOND_ORDER_HINT)
         lp, targets, il, tl, nll, alpha = ctx.saved_tensors
         with torch.no_grad():
-            if torch.compiler.is_compiling():
+            if torch.compiler.is_compiling() or lp.is_meta:
                 g = _ctc_backward_op(grad, lp, targets, il, tl, nll, alpha, ctx.blank)
             else:
                 g = _backward(grad.contiguous(), lp, targets, il, tl, nll, alpha, ctx.blank)
