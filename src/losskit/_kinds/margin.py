@@ -137,9 +137,6 @@ class _SecondInput(TargetKind):
 
 
 class _Ranked(_SecondInput):
-    def typical_shape(self, size):
-        return None  # the CPU benchmark's runner passes (input, target) only
-
     def sample_target(self, shape, g, *, extreme, dtype):
         return _signs(shape, g), (_reals(shape, g, extreme).to(dtype),)
 
@@ -160,9 +157,6 @@ class _CosinePairs(_PerSampleWeight, _LastAxis, _SecondInput):
     def shape_from(self, dims, last):
         return (*dims[:1], last)
 
-    def typical_shape(self, size):
-        return None
-
     def sample_target(self, shape, g, *, extreme, dtype):
         return _signs(shape[:-1], g), (_reals(shape, g, extreme).to(dtype),)
 
@@ -181,9 +175,6 @@ class _CosinePairs(_PerSampleWeight, _LastAxis, _SecondInput):
 class _Triplets(_PerSampleWeight, _LastAxis, TargetKind):
     def shape_from(self, dims, last):
         return (*dims, last)
-
-    def typical_shape(self, size):
-        return None
 
     def sample_target(self, shape, g, *, extreme, dtype):
         positive = _reals(shape, g, extreme)
