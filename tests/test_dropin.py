@@ -645,3 +645,12 @@ def test_a_module_forward_takes_its_inputs_only(spec):
     with pytest.raises(losskit.LossTypeError, match="forward takes the inputs") as info:
         module(*forward, "sum")
     assert str(info.value).startswith(f"{spec.module_name}:")
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
+def test_the_public_function_introspects_as_its_implementation(spec):
+    public = getattr(losskit.F, _public_name(spec))
+    fn = inspect.unwrap(public)
+    assert inspect.signature(public) == inspect.signature(fn) and public.__doc__ == fn.__doc__
+    assert public.__kwdefaults__ == fn.__kwdefaults__
+    assert all(getattr(losskit.F, a) is public for a in spec.aliases)

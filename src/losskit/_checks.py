@@ -774,4 +774,5 @@ def call_forms(fn):
             _LOSS.reset(token)
 
     call.positional_inputs = tuple(inputs)
+    call.__kwdefaults__ = fn.__kwdefaults__  # introspection sees the options' defaults
     return call

@@ -49,6 +49,10 @@ __all__ = [
 # losskit._checks.call_forms); the family modules keep the keyword-only implementations.
 from .._checks import call_forms as _call_forms  # noqa: E402
 
+_public: dict = {}  # one public form per function: an alias stays the same object
 for _name in __all__:
-    globals()[_name] = _call_forms(globals()[_name])
-del _name
+    _fn = globals()[_name]
+    if _fn not in _public:
+        _public[_fn] = _call_forms(_fn)
+    globals()[_name] = _public[_fn]
+del _name, _fn, _public
