@@ -226,6 +226,25 @@ def test_triplet_margin_with_distance_matches_torch(swap, distance, reduction):
     _same(ours, theirs, (a, pos, neg))
 
 
+def test_equal_anchor_and_positive_with_eps_zero_have_finite_second_derivatives():
+    a = torch.tensor([[1.0, 2.0, 3.0], [0.0, 1.0, 0.0]], dtype=D, requires_grad=True)
+    pos = a.detach().clone().requires_grad_(True)
+    neg = (a.detach() + 1.0).requires_grad_(True)
+    out = LF.triplet_margin_loss(a, pos, neg, eps=0.0, margin=2.0)
+    _close(out, TF.triplet_margin_loss(a, pos, neg, eps=0.0, margin=2.0))
+    grads = torch.autograd.grad(out, (a, pos, neg), create_graph=True)
+    want = torch.autograd.grad(
+        TF.triplet_margin_loss(a, pos, neg, eps=0.0, margin=2.0), (a, pos, neg)
+    )
+    for g, w in zip(grads, want, strict=True):
+        _close(g, w)  # torch's gradient: 0 from the zero distance
+    second = torch.autograd.grad(sum(g.sum() for g in grads), (a, pos, neg), allow_unused=True)
+    assert all(h is None or torch.isfinite(h).all() for h in second)
+    assert torch.autograd.gradgradcheck(
+        lambda *t: LF.triplet_margin_loss(*t, eps=0.0, margin=2.0), (a, pos + 0.3, neg)
+    )
+
+
 def test_pairwise_distance_adds_eps_to_the_difference():
     """torch's pairwise_distance is ||a - b + eps||: equal vectors are eps sqrt(D) apart."""
     a = torch.ones(1, 4, dtype=D)

@@ -616,8 +616,18 @@ def _triplet_inputs(name, anchor, positive, negative, weight, reduction, normali
 def _pairwise_distance(a, b, p, eps):
     """``torch.nn.functional.pairwise_distance``: ``||a - b + eps||_p`` over the last
     dimension (torch adds ``eps`` to the difference, so equal vectors are ``eps D^(1/p)``
-    apart and the norm's gradient is defined)."""
-    return torch.linalg.vector_norm(a - b + eps, ord=p, dim=-1)
+    apart and the norm's gradient is defined).
+
+    With ``eps=0`` and ``p=2`` a zero difference (``a == b``) is masked: its gradient and
+    second derivative are 0 (torch's norm gives the gradient 0 and a NaN second
+    derivative there)."""
+    diff = a - b + eps
+    if eps == 0 and p == 2:
+        sq = (diff * diff).sum(dim=-1)
+        zero = sq == 0
+        root = torch.sqrt(torch.where(zero, torch.ones_like(sq), sq))
+        return torch.where(zero, torch.zeros_like(sq), root)
+    return torch.linalg.vector_norm(diff, ord=p, dim=-1)
 
 
 def _triplet(d_pos, d_neg, d_swap, margin, weight, reduction, normalizer):
