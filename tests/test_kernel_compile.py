@@ -101,6 +101,9 @@ def test_check_rows_fails_on_hot_spills_smem_and_errors():
     assert "748 B local memory" in spill and "sm_90a" in spill
     (stack,) = CC.check_rows([_row(stack=64)])
     assert "64 B stack" in stack
+    (ordered,) = CC.check_rows([_row(ptx_ordered=3)])
+    assert "3 ordered atomics or fences" in ordered
+    assert CC.check_rows([_row(hot=False, ptx_ordered=3)]) == []
     (smem,) = CC.check_rows([_row(target="sm_80", hot=False, smem=170_000)])
     assert "shared memory > 166912" in smem
     assert CC.check_rows([_row(smem=200_000)]) == []  # within Hopper's 227 KiB
@@ -114,9 +117,12 @@ def test_count_work():
         "\tex2.approx.f32 \t%r1, %r2;\n\tex2.approx.ftz.f32 %r3, %r4;\n"
         "\tdiv.full.f32 %r5, %r6, %r7;\n\t@%p1 atom.global.gpu.acq_rel.add.f32 %r8, [%rd1], %r9;\n"
         "\t@%p2 red.global.add.f32 [%rd2], %r10;\n\tmov.b32 %r11, 0;\n"
+        "\tfence.proxy.async.shared::cta;\n\tmembar.gl;\n"
     )
     counts = CC.count_work(ttir, ptx)
-    assert counts["ptx_instr"] == 6
+    assert counts["ptx_instr"] == 8
+    # the acq_rel atom and the GPU-wide membar; not the red (relaxed) nor the proxy fence
+    assert counts["ptx_ordered"] == 2
     assert (counts["ttir_exp"], counts["ttir_log"], counts["ttir_div"]) == (1, 1, 1)
     assert (counts["ptx_ex2"], counts["ptx_div"], counts["ptx_atom"], counts["ptx_lg2"]) == (
         2,

@@ -14,7 +14,8 @@ Two launches, each over a grid of ``(BLOCK_M rows) x (BLOCK_V classes)`` tiles:
   float32 (``G = scale p - T - S``, see :mod:`losskit.functional._rowstats`; times
   ``1 - tanh^2`` under a softcap), and adds ``G W`` into the input's gradient and
   ``G^T x`` into the weight's gradient, ``BLOCK_D`` features at a time, with float32
-  atomic adds (so the sums are float32, as the torch path's are, and the order of the
+  atomic adds, relaxed (no ordering is needed: nothing reads an accumulator before the
+  launch ends; the sums are float32, as the torch path's are, and the order of the
   additions, hence the last bits, may vary between runs on a GPU).
 
 Extra memory: the float32 gradient accumulators (``4 N D`` and ``4 V D`` bytes; the
@@ -208,7 +209,7 @@ def _linear_ce_backward_kernel(
         g = g * (1.0 - t * t)
     g = tl.where(ok, g, 0.0)
     if GRAD_B:
-        tl.atomic_add(gb_ptr + cols, tl.sum(g, 0), mask=col_ok)
+        tl.atomic_add(gb_ptr + cols, tl.sum(g, 0), mask=col_ok, sem="relaxed")
     gd = g.to(x_ptr.dtype.element_ty)  # the tensor cores' operand: the input's dtype
     if DOT_F32:
         gd = gd.to(tl.float32)
@@ -226,7 +227,10 @@ def _linear_ce_backward_kernel(
                 wt = wt.to(tl.float32)
             gx = tl.dot(gd, wt, input_precision="ieee")
             tl.atomic_add(
-                gx_ptr + rows[:, None] * D + k[None, :], gx, mask=row_ok[:, None] & k_ok[None, :]
+                gx_ptr + rows[:, None] * D + k[None, :],
+                gx,
+                mask=row_ok[:, None] & k_ok[None, :],
+                sem="relaxed",
             )
         if GRAD_W:
             xt = tl.load(
@@ -238,7 +242,10 @@ def _linear_ce_backward_kernel(
                 xt = xt.to(tl.float32)
             gw = tl.dot(tl.trans(gd), xt, input_precision="ieee")
             tl.atomic_add(
-                gw_ptr + cols[:, None] * D + k[None, :], gw, mask=col_ok[:, None] & k_ok[None, :]
+                gw_ptr + cols[:, None] * D + k[None, :],
+                gw,
+                mask=col_ok[:, None] & k_ok[None, :],
+                sem="relaxed",
             )
 
 
