@@ -51,14 +51,22 @@ def _width(targets: Tensor) -> int:
     return 2 * (targets.shape[-1] if targets.dim() == 2 else targets.shape[0]) + 1
 
 
+_BLOCK = 1 << 18  # elements of p = exp(log_probs) held at a time by the gradient's fix
+
+
 def _fix_gradient(raw, grad, lp, il, nll):
-    """torch's kernel gradient ``g (p - gamma)`` (computed with ``zero_infinity``: 0 for a
-    sample whose loss is infinite, where it would be NaN) made the derivative with respect
-    to ``log_probs``: ``-g gamma``, the ``g p`` term removed on the counted frames of the
-    finite samples. In place on ``raw``, one pass."""
+    """torch's kernel gradient ``g (p - gamma)`` made the derivative with respect to
+    ``log_probs``: ``-g gamma``, the ``g p`` term removed on the counted frames of the
+    samples whose loss is finite (an infinite one's is 0; torch's would be NaN). In place
+    on ``raw``, one pass, ``p`` made block by block of frames."""
+    finite = torch.isfinite(nll)  # an infinite sample's gradient: 0 from the kernel
     frames = torch.arange(lp.shape[0], device=lp.device)[:, None] < il.to(lp.device)[None, :]
-    scale = torch.where(frames & torch.isfinite(nll)[None, :], grad, 0.0)  # (T, N)
-    return raw.addcmul_(lp.exp(), scale.unsqueeze(-1), value=-1.0)
+    scale = torch.where(frames & finite[None, :], grad, 0.0).unsqueeze(-1)
+    step = max(1, _BLOCK // max(1, lp[0].numel()))  # frames per block: p one block at a time
+    for t0 in range(0, lp.shape[0], step):
+        t1 = t0 + step
+        raw[t0:t1].addcmul_(lp[t0:t1].exp(), scale[t0:t1], value=-1.0)
+    return raw
 
 
 @torch.library.custom_op("losskit::ctc_forward", mutates_args=())
