@@ -45,6 +45,7 @@ from .._reduction import compute_dtype, reduce
 __all__ = [
     "dice_loss",
     "jaccard_loss",
+    "iou_loss",
     "tversky_loss",
     "focal_tversky_loss",
     "generalized_dice_loss",
@@ -700,3 +701,6 @@ def generalized_dice_loss(
         w = torch.where(absent, top.expand_as(w), w)
     score = _ratio(2.0 * (w * i).sum(-1) + s, (w * (pp + gg)).sum(-1) + s)
     return reduce(1.0 - score, reduction, normalizer=normalizer)
+
+
+iou_loss = jaccard_loss

@@ -12,6 +12,7 @@ from ._steps import as_array, step
 __all__ = [
     "dice_loss",
     "jaccard_loss",
+    "iou_loss",
     "tversky_loss",
     "focal_tversky_loss",
     "generalized_dice_loss",
@@ -267,3 +268,6 @@ def generalized_dice_loss(
     )
     loss = step("loss of each image" if per_image else "loss", "1 - score", 1.0 - score)
     return reduce(loss, reduction, normalizer=normalizer)
+
+
+iou_loss = jaccard_loss
