@@ -462,17 +462,18 @@ class _SoftmaxFocal:
         others = e.scatter_(cd, tt, 0.0).sum(cd, keepdim=True)
         e.scatter_(cd, tt, e_t)
         total = others + e_t
-        top = e_t == 1.0  # the target is a largest logit: total = 1 + others
-        log_total = torch.where(top, torch.log1p(others), torch.log(total))
-        logp = (x.gather(cd, tt) - m - log_total).clamp_min(torch.finfo(x.dtype).min)
-        p = logp.exp()
-        log1m = torch.where(top, torch.log(others) - log_total, torch.log1p(-p))
+        # log(total) = log1p(others + (e_t - 1)): exact where the target is a largest
+        # logit (e_t - 1 = 0), where total - 1 = others can be far below eps
+        log_total = torch.log1p(e_t.sub(1.0).add_(others))
+        logp = (x.gather(cd, tt) - m).sub_(log_total).clamp_min_(torch.finfo(x.dtype).min)
+        log1m = others.log().sub_(log_total)  # log(1 - p_t): others / total, no cancellation
         q = log1m.exp()
-        focal = q.square() if gamma == 2.0 else torch.exp(gamma * log1m)
-        loss = -focal * logp
-        positive = q > 0
-        r = torch.where(positive, -logp / torch.where(positive, q, 1.0), 1.0)
-        a = -focal * (1.0 + gamma * p * r)
+        focal = q.square() if gamma == 2.0 else log1m.mul_(gamma).exp_()
+        loss = focal * logp.neg()
+        p = logp.exp()
+        # r = -log p_t / (1 - p_t); where 1 - p_t underflows to 0, so does the focal term
+        r = logp.div_(q.clamp_min_(torch.finfo(x.dtype).tiny)).neg_()
+        a = r.mul_(p).mul_(gamma).add_(1.0).mul_(focal).neg_()
         return loss.squeeze(cd), (e, total, a, tt)
 
     def backward(self, state, grad, needs):
@@ -691,5 +692,6 @@ def categorical_cross_entropy(
         logp = torch.log(p.clamp(eps, 1.0 - eps))
     if ls:
         q = q * (1.0 - ls) + ls / x.shape[dim]
-    per = -q_log_p(q, logp).sum(dim)
+    # clipped probabilities have a finite log: 0 log p is 0 without the select
+    per = -(q_log_p(q, logp) if from_logits else q * logp).sum(dim)
     return reduce(per, reduction, normalizer=normalizer)
