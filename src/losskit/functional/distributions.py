@@ -25,6 +25,7 @@ import torch
 
 from .. import _checks as C
 from .._reduction import compute_dtype, reduce
+from ._fused import fused
 
 __all__ = ["kl_div", "poisson_nll_loss", "gaussian_nll_loss"]
 
@@ -86,6 +87,35 @@ def _check_nonnegative(name, arg, t, hint):
     C.fail(
         name, f"{arg} must hold values >= 0, {found} ({n_bad} of {v.numel()} values outside).", hint
     )
+
+
+def _kl_plain(x, y):
+    """``q (log q - x)``, and 0 where ``q = 0`` whatever the input (0 log 0 = 0)."""
+    counted = y > 0
+    q = torch.where(counted, y, 1.0)
+    return torch.where(counted, q * (torch.log(q) - x), 0.0)
+
+
+class _KL:
+    """The pointwise KL divergence and its closed-form gradient (one autograd node):
+    ``d/dx = -q``, ``d/dq = log q + 1 - x``, both 0 where ``q = 0``."""
+
+    @staticmethod
+    def forward(x, y):
+        counted = y > 0
+        log_q = torch.where(counted, y, 1.0).log_()
+        loss = (log_q - x).mul_(y).masked_fill_(~counted, 0.0)
+        return loss, (counted, log_q, x, y)
+
+    @staticmethod
+    def backward(state, grad, needs):
+        counted, log_q, x, y = state
+        gx = gy = None
+        if needs[0]:
+            gx = y.masked_fill(~counted, 0.0).mul_(grad).neg_()
+        if needs[1]:
+            gy = (log_q - x).add_(1.0).mul_(grad).masked_fill_(~counted, 0.0)
+        return gx, gy
 
 
 def _check_not_nan(name, arg, t, hint):
@@ -177,9 +207,7 @@ def kl_div(
             target,
             "target holds probabilities; for log-probabilities pass log_target=True.",
         )
-        counted = y > 0  # 0 log 0 = 0, whatever the input
-        q = torch.where(counted, y, 1.0)
-        loss = torch.where(counted, q * (torch.log(q) - x), 0.0)
+        loss = fused(_KL, _kl_plain, x, y)
     if batchmean:
         total = reduce(loss, "sum")
         n = x.shape[0] if x.dim() else 1
