@@ -223,3 +223,11 @@ def test_module_takes_torch_forms():
         m(lp, y1, il, (1, 1, 1)), torch.nn.CTCLoss(0, "sum", True)(lp, y1, il, (1, 1, 1))
     )
     assert type(losskit.get("CTCLoss")) is losskit.nn.CTCLoss
+
+
+def test_functional_takes_torch_positional_order():
+    logits, y, il, tl = _batch(t=6, n=2, c=4, s=2)
+    lp = logits.log_softmax(2)
+    torch.testing.assert_close(
+        LF.ctc_loss(lp, y, il, tl, 0, "sum", True), TF.ctc_loss(lp, y, il, tl, 0, "sum", True)
+    )

@@ -283,3 +283,25 @@ def test_gaussian_nll_module_and_empty_batch():
     out = LF.gaussian_nll_loss(e, e.detach(), torch.ones(0, 3, dtype=D))
     assert out.item() == 0.0  # torch: NaN
     out.backward()
+
+
+def test_functionals_take_torch_positional_order():
+    g = torch.Generator().manual_seed(6)
+    x = torch.randn(3, 4, generator=g, dtype=D)
+    y = torch.randn(3, 4, generator=g, dtype=D)
+    v = torch.rand(3, 4, generator=g, dtype=D) + 0.1
+    counts = y.abs().round()
+    torch.testing.assert_close(
+        LF.gaussian_nll_loss(x, y, v, True, 1e-6, "sum"),
+        TF.gaussian_nll_loss(x, y, v, True, 1e-6, "sum"),
+    )
+    torch.testing.assert_close(
+        LF.poisson_nll_loss(x, counts, True, True, None, 1e-8, None, "sum"),
+        TF.poisson_nll_loss(x, counts, True, True, None, 1e-8, None, "sum"),
+    )
+    lp, q = x.log_softmax(1), v.softmax(1)
+    torch.testing.assert_close(
+        LF.kl_div(lp, q, None, None, "sum"), _torch_kl(lp, q, None, None, "sum")
+    )
+    with pytest.raises(losskit.LossTypeError, match="pass reduction='mean' by keyword"):
+        LF.kl_div(lp, q, True)  # torch's deprecated size_average slot holds a value
