@@ -280,6 +280,7 @@ def test_registry_row_is_complete(spec):
     assert spec.summary and spec.when_to_use and spec.examples
     assert spec.family in FAMILIES
     assert spec.plot_axis in PLOT_AXES
+    assert spec.paper is None or spec.paper.startswith("https://")  # a link on its page
     # the public functions, or the registry's adapters around them (``__wrapped__``)
     assert getattr(losskit.functional, spec.name) is inspect.unwrap(spec.functional)
     assert getattr(losskit.reference, spec.name) is inspect.unwrap(spec.reference)

@@ -64,6 +64,7 @@ class LossSpec:
     given. ``minimum`` is the least value of the loss per sample (and of a mean): 0
     unless the row says otherwise (cosine similarity's -1; ``-inf`` for a loss with no
     lower bound, as the Poisson loss without its ``log(y!)`` term).
+    ``paper`` is the URL of the paper that defines the loss (a link on its docs page).
     ``detached`` names what the loss's definition holds constant in its gradient (CIoU's
     ``alpha``, as in the paper and torchvision): that gradient is not the derivative of
     the value, so the numerical gradient checks do not apply to the row.

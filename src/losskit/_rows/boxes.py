@@ -43,7 +43,7 @@ ROWS = (
         "1 - IoU of each predicted box with its target box",
         "box regression scored by overlap; no gradient once boxes are disjoint",
         (_HALF, [0.0, 0.0, 2.0, 2.0], [1.0, 0.0, 3.0, 2.0]),
-        "Yu et al., UnitBox, 2016",
+        "https://arxiv.org/abs/1608.01471",
     ),
     _row(
         "generalized_box_iou_loss",
@@ -51,7 +51,7 @@ ROWS = (
         "1 - IoU + (C - U) / C, C the enclosing box's area",
         "box regression (DETR, FCOS): a gradient for disjoint boxes too",
         (_APART, [0.0, 0.0, 1.0, 1.0], [2.0, 0.0, 3.0, 1.0]),
-        "Rezatofighi et al., Generalized Intersection over Union, CVPR 2019",
+        "https://arxiv.org/abs/1902.09630",
     ),
     _row(
         "distance_box_iou_loss",
@@ -59,7 +59,7 @@ ROWS = (
         "1 - IoU + squared centre distance / squared enclosing diagonal",
         "box regression that pulls centres together directly; converges faster than GIoU",
         (_APART, [0.0, 0.0, 1.0, 1.0], [2.0, 0.0, 3.0, 1.0]),
-        "Zheng et al., Distance-IoU Loss, AAAI 2020",
+        "https://arxiv.org/abs/1911.08287",
     ),
     _row(
         "complete_box_iou_loss",
@@ -67,7 +67,7 @@ ROWS = (
         "distance IoU loss + alpha v, v the aspect-ratio mismatch (alpha without gradient)",
         "box regression that also matches aspect ratios (YOLO-style detectors)",
         (_SHAPE, [0.0, 0.0, 1.0, 2.0], [0.0, 0.0, 2.0, 2.0]),
-        "Zheng et al., Distance-IoU Loss, AAAI 2020",
+        "https://arxiv.org/abs/1911.08287",
         detached="alpha = v / (1 - IoU + v + eps), held constant as in the paper and torchvision",
     ),
 )
