@@ -159,7 +159,9 @@ def test_wheel_carries_py_typed_and_license_and_the_metadata_version(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "losskit/py.typed" in names
     assert any(n.endswith("licenses/LICENSE") for n in names)
-    assert "losskit/_kinds/__init__.py" in names and not any(n.startswith("benchmarks/") for n in names)
+    assert "losskit/_kinds/__init__.py" in names and not any(
+        n.startswith("benchmarks/") for n in names
+    )
     assert losskit.__version__ == importlib.metadata.version("losskit")
     assert wheel.name.startswith(f"losskit-{losskit.__version__}-")
     out = subprocess.run(
