@@ -31,6 +31,15 @@ class Classes:
 
     mask: torch.Tensor | None = None  # counted targets (index targets with ignore_index)
     _input: torch.Tensor | None = None
+    _all_counted: bool | None = None
+
+    @property
+    def all_counted(self) -> bool:
+        """No target is ignored, as read where value checks read values (a device sync);
+        ``False`` (unknown) elsewhere, and then the mask is applied."""
+        if self._all_counted is None:
+            self._all_counted = self.mask is None or (C.checks_enabled() and bool(self.mask.all()))
+        return self._all_counted
 
     @property
     def input(self) -> torch.Tensor:
@@ -40,9 +49,8 @@ class Classes:
         reaches neither the value nor the gradient."""
         if self._input is None:
             x = self.raw.to(compute_dtype(self.raw.dtype))
-            # a copy of the logits only when some target is ignored (reading that is a
-            # sync: only where value checks read values anyway)
-            if self.mask is not None and not (C.checks_enabled() and bool(self.mask.all())):
+            # a copy of the logits only when some target is ignored
+            if not self.all_counted:
                 x = x.masked_fill(~self.mask.unsqueeze(self.class_dim), 0.0)
             self._input = x
         return self._input

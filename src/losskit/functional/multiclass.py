@@ -81,7 +81,9 @@ def _counted_weight(c: Classes, mask) -> torch.Tensor | int:
     without a class weight)."""
     weight = _sample_weight(c, mask)
     if weight is None:
-        return mask.sum() if mask is not None else c.raw.numel() // c.num_classes
+        if mask is None or c.all_counted:  # a number on the host: no tensor division
+            return c.raw.numel() // c.num_classes
+        return mask.sum()
     return weight.sum() if mask is None else torch.where(mask, weight, 0).sum()
 
 
