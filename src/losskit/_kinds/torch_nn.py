@@ -187,12 +187,9 @@ class _Ctc(TargetKind):
         y = torch.randint(1, c, (n, s_max), generator=g) if c > 1 else torch.zeros(n, s_max)
         return y.long(), (il, tl)
 
-    def plot_grid(self):
-        p = torch.linspace(0.0, 1.0, 803, dtype=torch.float64)[1:-1]
-        return p, "p_t, probability of the label at its one frame"
-
     def plot_inputs(self, input_kind, p):
-        # one frame, one label: the loss is -log p(label)
+        # one frame, one label (the true class): the loss is -log p_t, beside the
+        # classification losses
         first = input_kind.true_entry(p).clone().requires_grad_(True)
         lp = torch.stack([input_kind.other_entry(p), first], dim=-1).unsqueeze(0)  # (1, n, 2)
         n = p.shape[0]
