@@ -157,9 +157,9 @@ class _LargestOutsideTheKernel(_LargestTensor):
 
 
 def test_memory_is_one_chunk_of_logits():
-    """512 x 1024 logits in chunks of 64 rows, D = 8: nothing larger than one chunk's
-    (64, 1024) logits, the inputs and their gradients is allocated, in either pass."""
-    n, d, v, rows = 512, 8, 1024, 64
+    """128 x 256 logits in chunks of 16 rows, D = 8: nothing larger than one chunk's
+    (16, 256) logits, the inputs and their gradients is allocated, in either pass."""
+    n, d, v, rows = 128, 8, 256, 16
     x, w, b, y = _leaves(_problem(n, d, v, seed=36), torch.float32, "cpu")
     for reduction in ("mean", "none"):
         with _LargestOutsideTheKernel() as probe:
@@ -172,7 +172,7 @@ def test_memory_is_one_chunk_of_logits():
 
 @pytest.mark.parametrize("reduction", ["mean", "none"])
 def test_create_graph_raises_and_torch_func_works(reduction):
-    x, w, b, y = _leaves(_problem(N, D, V, seed=37), torch.float32, "cpu")
+    x, w, b, y = _leaves(_problem(40, 16, 50, seed=37), torch.float32, "cpu")
     loss = _chunked(x, w, y, b, reduction=reduction).sum()
     with pytest.raises(losskit.LossInputError, match="second derivatives are not supported"):
         torch.autograd.grad(loss, x, create_graph=True)
