@@ -309,10 +309,7 @@ def test_a_complex_normalizer_is_a_type_error(spec):
             spec.functional(*inputs, normalizer=bad)
 
 
-META_XFAIL = {
-    "binary_cross_entropy": "functional/binary.py enters torch.autocast(device_type='meta'), "
-    "which torch refuses; it should skip autocast off CPU/CUDA",
-}
+META_XFAIL: dict[str, str] = {}
 
 
 META_PARAMS = [

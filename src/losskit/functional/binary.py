@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as TF
 
@@ -10,6 +12,15 @@ from .._reduction import reduce_builtin
 from ._sigmoid import bce_with_logits, prepare_binary, sigmoid_focal, upcast
 
 __all__ = ["binary_cross_entropy", "binary_cross_entropy_with_logits", "sigmoid_focal_loss"]
+
+
+def _no_autocast(device_type: str):
+    """Autocast off on ``device_type``; nothing to turn off on a device without autocast
+    (meta tensors)."""
+    available = getattr(torch.amp, "is_autocast_available", lambda d: d in ("cpu", "cuda"))
+    if available(device_type):
+        return torch.autocast(device_type=device_type, enabled=False)
+    return contextlib.nullcontext()
 
 
 def binary_cross_entropy(input, target, *, weight=None, reduction="mean", normalizer=None):
@@ -56,7 +67,7 @@ def binary_cross_entropy(input, target, *, weight=None, reduction="mean", normal
     C.check_in_unit_interval(name, "target", y)
 
     def builtin(red):
-        with torch.autocast(device_type=x.device.type, enabled=False):
+        with _no_autocast(x.device.type):
             try:
                 return TF.binary_cross_entropy(x, y, reduction=red)
             except RuntimeError as err:  # torch's own range check, with value checks off
