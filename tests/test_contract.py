@@ -281,8 +281,9 @@ def test_registry_row_is_complete(spec):
     assert spec.family in FAMILIES
     assert spec.plot_axis in PLOT_AXES
     assert spec.paper is None or spec.paper.startswith("https://")  # a link on its page
-    # the public functions, or the registry's adapters around them (``__wrapped__``)
-    assert getattr(losskit.functional, spec.name) is inspect.unwrap(spec.functional)
+    # the public functions (behind the call-forms wrapper of losskit.functional), or the
+    # registry's adapters around them: the same implementation underneath
+    assert inspect.unwrap(getattr(losskit.functional, spec.name)) is inspect.unwrap(spec.functional)
     assert getattr(losskit.reference, spec.name) is inspect.unwrap(spec.reference)
     assert spec.functional.__doc__ and "Example" in spec.functional.__doc__
     assert losskit.spec(spec.name) is spec

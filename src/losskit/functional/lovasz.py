@@ -25,7 +25,7 @@ import torch
 from .. import _checks as C
 from .._reduction import compute_dtype, reduce
 
-__all__ = ["lovasz_softmax_loss", "lovasz_hinge_loss"]
+__all__ = ["lovasz_softmax_loss", "lovasz_hinge_loss", "lovasz_softmax", "lovasz_hinge"]
 
 
 def _jaccard_gradient(gt_sorted: torch.Tensor) -> torch.Tensor:
@@ -325,3 +325,8 @@ def _check_binary_labels(loss: str, target: torch.Tensor, ignore: float | None) 
         f"({n_bad} of {t.numel()} values).",
         hint,
     )
+
+
+# Berman's names (aliases of the registry rows)
+lovasz_softmax = lovasz_softmax_loss
+lovasz_hinge = lovasz_hinge_loss

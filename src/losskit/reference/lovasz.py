@@ -10,7 +10,7 @@ import numpy as np
 from ._reduce import reduce
 from ._steps import as_array, step
 
-__all__ = ["lovasz_softmax_loss", "lovasz_hinge_loss"]
+__all__ = ["lovasz_softmax_loss", "lovasz_hinge_loss", "lovasz_softmax", "lovasz_hinge"]
 
 
 def _lovasz(errors, gt, where):
@@ -104,3 +104,8 @@ def lovasz_hinge_loss(
         losses.append(_lovasz(e, labels.astype(np.float64), where))
     loss = np.asarray(losses) if per_image else np.asarray(losses[0])
     return reduce(loss, reduction, normalizer=normalizer)
+
+
+# Berman's names (aliases of the registry rows)
+lovasz_softmax = lovasz_softmax_loss
+lovasz_hinge = lovasz_hinge_loss
