@@ -50,8 +50,6 @@ def _safe_divide(num: torch.Tensor, den: torch.Tensor | float) -> torch.Tensor:
     return num / torch.where((den == 0) & (num == 0), torch.ones_like(den), den)
 
 
-
-
 def _normalised(w: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
     """``w / sum(w)`` over ``dims``, exact where ``sum(w)`` would overflow or underflow.
 
@@ -160,7 +158,7 @@ def finish_sum(
         return total
     if normalizer is not None:
         if isinstance(normalizer, torch.Tensor):  # 0 only where nothing is counted
-            counted = (total != 0) | (count != 0) if isinstance(count, torch.Tensor) else count
+            counted = (total != 0) | (count != 0) if isinstance(count, torch.Tensor) else count != 0
             C.check_mean_denominator(normalizer, counted, normalizer)
         return _safe_divide(total, normalizer)
     if isinstance(count, torch.Tensor):
