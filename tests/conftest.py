@@ -4,6 +4,7 @@ row, so every test builds its inputs the same way."""
 from __future__ import annotations
 
 import os
+import re
 
 import torch
 
@@ -87,3 +88,15 @@ def spec_variants(specs=None):
         for s in specs or SPECS
         for i, v in enumerate(variants(s))
     ]
+
+
+def pytest_collection_modifyitems(config, items):
+    """Test ids are the same in every process: pytest-xdist's workers (``make test``)
+    refuse to run when they collect different ids, as an object's address in an id
+    (``<function f at 0x...>``) makes them."""
+    unstable = [item.nodeid for item in items if re.search(r" at 0x[0-9a-f]+", item.nodeid)]
+    if unstable:
+        raise pytest.UsageError(
+            f"{len(unstable)} test ids hold an object's address, e.g. {unstable[0]}: "
+            "give the parameters ids"
+        )

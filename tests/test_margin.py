@@ -215,7 +215,9 @@ def _l1(u, v):
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize(
-    "distance", [None, _l1, lambda u, v: 1.0 - TF.cosine_similarity(u, v)], ids=str
+    "distance",
+    [None, _l1, lambda u, v: 1.0 - TF.cosine_similarity(u, v)],
+    ids=["euclidean", "l1", "cosine"],  # stable ids: pytest-xdist's workers must agree
 )
 @pytest.mark.parametrize("swap", [False, True])
 def test_triplet_margin_with_distance_matches_torch(swap, distance, reduction):
