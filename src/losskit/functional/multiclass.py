@@ -87,6 +87,19 @@ def _counted_weight(c: Classes, mask) -> torch.Tensor | int:
     return weight.sum() if mask is None else torch.where(mask, weight, 0).sum()
 
 
+def _torch_mean_is_ours(c: Classes, reduction, normalizer) -> bool:
+    """torch's ``"mean"`` of index targets is losskit's here: no class weight (torch's
+    weighted mean differs at weights' scale), no normalizer, nothing ignored, not empty
+    (torch's NaN)."""
+    return (
+        reduction == "mean"
+        and normalizer is None
+        and c.weight is None
+        and c.target.numel() > 0
+        and c.all_counted
+    )
+
+
 def _finish_sum(total, reduction, c, mask, normalizer):
     """Finish a summed loss (class weight applied) over the counted weight."""
     return finish_sum(total, _counted_weight(c, mask), reduction, normalizer)
@@ -245,11 +258,13 @@ def _cross_entropy(
         return _softmax_kernel(c, ii, reduction, normalizer, label_smoothing=ls, z_loss=z)
     if c.kind == "index" and not z and reduction != "none":
         # torch's fused sum, over the denominator of counted targets: the same value as
-        # reducing the per-sample loss, with one pass less
+        # reducing the per-sample loss, with one pass less (torch's own mean where it is
+        # that: no class weight, nothing ignored, not empty)
+        red = "mean" if _torch_mean_is_ours(c, reduction, normalizer) else "sum"
         total = TF.cross_entropy(
-            c.input, c.target, weight=c.weight, ignore_index=ii, reduction="sum", label_smoothing=ls
+            c.input, c.target, weight=c.weight, ignore_index=ii, reduction=red, label_smoothing=ls
         )
-        return _finish_sum(total, reduction, c, mask, normalizer)
+        return total if red == "mean" else _finish_sum(total, reduction, c, mask, normalizer)
     per = _ce_per_sample(c, mask, ls, ii)
     if z:
         per = per + _z_term(c, z)
@@ -296,8 +311,9 @@ def nll_loss(input, target, *, weight=None, ignore_index=-100, reduction="mean",
         allow_probs=False,
     )
     if reduction != "none":
-        total = TF.nll_loss(c.input, c.target, weight=c.weight, ignore_index=ii, reduction="sum")
-        return _finish_sum(total, reduction, c, mask, normalizer)
+        red = "mean" if _torch_mean_is_ours(c, reduction, normalizer) else "sum"
+        total = TF.nll_loss(c.input, c.target, weight=c.weight, ignore_index=ii, reduction=red)
+        return total if red == "mean" else _finish_sum(total, reduction, c, mask, normalizer)
     per = TF.nll_loss(c.input, c.target, weight=c.weight, ignore_index=ii, reduction="none")
     return _finish(per, reduction, c, mask, normalizer)
 
