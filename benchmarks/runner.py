@@ -475,7 +475,8 @@ def cpu_markdown(rows: list[dict[str, object]], skipped: list[str], env: dict) -
             ratio += f", {_x(r['second_time_ratio'])}"
         lines.append(
             f"| `{r['loss']}` | {r['shape']} | {r['losskit_median_ms']:.3f} / "
-            f"{r['losskit_min_ms']:.3f} | {r['losskit_peak_mb']:.1f} | {r['composition']} | "
+            f"{r['losskit_min_ms']:.3f} | {r['losskit_peak_mb']:.1f} | "
+            f"{r['composition'].replace('|', chr(92) + '|')} | "
             f"{r['composition_median_ms']:.3f} / {r['composition_min_ms']:.3f} | "
             f"{r['composition_peak_mb']:.1f} | {ratio} | {_x(r['memory_ratio'])} | "
             f"{r['value_rel_diff']:.1g} |"
