@@ -377,5 +377,29 @@ def test_every_autograd_function_has_setup_context():
         name
         for name, fn in found.items()
         if fn.setup_context is torch.autograd.Function.setup_context
+        and not getattr(fn, "EAGER_ONLY", False)
     ]
     assert not missing, missing
+
+
+def test_eager_only_functions_are_not_applied_under_torch_func(monkeypatch):
+    """A Function declared ``EAGER_ONLY`` (the closed-form gradients of the torch path)
+    is never applied inside a torch.func transform or torch.compile: there the plain
+    autograd path runs, so grad and vmap work without its setup_context."""
+    from losskit.functional import _fused
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("_Fused.apply under a transform")
+
+    rows = [s for s in SPECS if s.name in ("log_cosh_loss", "pseudo_huber_loss", "kl_div")]
+    assert len(rows) == 3
+    for spec in rows:
+        x, *rest = spec.sample((3, 4))
+        leaf = x.clone().requires_grad_()
+        (want,) = torch.autograd.grad(spec.functional(leaf, *rest), leaf)
+        monkeypatch.setattr(_fused._Fused, "apply", refuse)
+        with pytest.raises(AssertionError, match="under a transform"):  # eager applies it
+            spec.functional(x.clone().requires_grad_(), *rest)
+        got = torch.func.grad(lambda t, spec=spec, rest=rest: spec.functional(t, *rest))(x)
+        monkeypatch.undo()
+        torch.testing.assert_close(got, want)

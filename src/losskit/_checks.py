@@ -60,12 +60,13 @@ class set_checks:  # noqa: N801 - used like a function, as torch.set_grad_enable
         return f"set_checks({_state['enabled']})"
 
 
-def _is_compiling() -> bool:
+def is_compiling() -> bool:
+    """Inside ``torch.compile``'s tracing."""
     compiler = getattr(torch, "compiler", None)
     return bool(compiler is not None and compiler.is_compiling())
 
 
-def _in_functorch_transform() -> bool:
+def in_functorch_transform() -> bool:
     """Inside ``torch.func.vmap``/``grad``/``jacrev``...: data-dependent Python reads
     (``bool(t)``, ``.item()``) are not allowed there (vmap), so value checks are skipped."""
     try:
@@ -77,7 +78,7 @@ def _in_functorch_transform() -> bool:
 def checks_enabled() -> bool:
     """True when value checks run: switched on, and not inside ``torch.compile`` tracing
     or a ``torch.func`` transform."""
-    return _state["enabled"] and not _is_compiling() and not _in_functorch_transform()
+    return _state["enabled"] and not is_compiling() and not in_functorch_transform()
 
 
 # --------------------------------------------------------------------------- messages
@@ -765,7 +766,7 @@ def call_forms(fn):
             args, kw = slow(args, kw)
         if args and getattr(args[0], "is_meta", False):
             return on_meta(fn, args, kw)
-        if _is_compiling():  # no value checks there, so no name to give them
+        if is_compiling():  # no value checks there, so no name to give them
             return fn(*args, **kw)
         token = _LOSS.set(name)  # the name a reduction's value check reports
         try:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import torch
 
-from . import InputKind, TargetKind, OnePerSample
+from . import InputKind, OnePerSample, TargetKind
 
 __all__ = ["BOXES", "BOX_PAIRS"]
 
@@ -54,7 +54,9 @@ class _BoxPairs(OnePerSample, TargetKind):
     def typical_shape(self, size):
         return (size // 4, 4)
 
-    def sample(self, input_kind, shape, dtype=torch.float64, *, seed=0, extreme=False, device="cpu"):
+    def sample(
+        self, input_kind, shape, dtype=torch.float64, *, seed=0, extreme=False, device="cpu"
+    ):
         shape = self.input_shape(shape)
         g = torch.Generator().manual_seed(seed)
         x = input_kind.sample(shape, g, extreme=extreme)

@@ -4,12 +4,22 @@ module here and one line below."""
 
 from __future__ import annotations
 
-from . import ctc, distributions  # torch.nn's CTC, KL divergence and likelihoods
-from . import segmentation  # segmentation overlap losses (Dice, Jaccard, Tversky)
-from . import margin  # torch.nn's margin and embedding losses
-from . import lovasz  # Lovász losses (Berman et al. 2018)
-from . import multilabel  # multi-label and noise-robust classification
-from . import binary, boxes, detection, distillation, keras, linear, multiclass, regression
+from . import (  # torch.nn's CTC, KL divergence and likelihoods
+    binary,
+    boxes,
+    ctc,
+    detection,
+    distillation,
+    distributions,
+    keras,
+    linear,
+    lovasz,  # Lovász losses (Berman et al. 2018)
+    margin,  # torch.nn's margin and embedding losses
+    multiclass,
+    multilabel,  # multi-label and noise-robust classification
+    regression,
+    segmentation,  # segmentation overlap losses (Dice, Jaccard, Tversky)
+)
 
 # The families a row may name (``LossSpec.family``); a new family adds its name here.
 FAMILIES = (

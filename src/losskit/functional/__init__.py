@@ -4,17 +4,28 @@ Each family module lists its own public names (``__all__``); this package re-exp
 them all, and a test checks them against the registry.
 """
 
-from . import ctc, distributions  # torch.nn's CTC, KL divergence and likelihoods
-from . import segmentation  # segmentation overlap losses (Dice, Jaccard, Tversky)
-from . import margin
-from . import lovasz  # Lovász losses (Berman et al. 2018)
-from . import multilabel  # multi-label and noise-robust classification
-from . import binary, boxes, detection, distillation, keras, linear, metrics, multiclass, regression
+from . import (  # torch.nn's CTC, KL divergence and likelihoods
+    binary,
+    boxes,
+    ctc,
+    detection,
+    distillation,
+    distributions,
+    keras,
+    linear,
+    lovasz,  # Lovász losses (Berman et al. 2018)
+    margin,
+    metrics,
+    multiclass,
+    multilabel,  # multi-label and noise-robust classification
+    regression,
+    segmentation,  # segmentation overlap losses (Dice, Jaccard, Tversky)
+)
 from .binary import *  # noqa: F403
 from .boxes import *  # noqa: F403
+from .ctc import *  # noqa: F403
 from .detection import *  # noqa: F403
 from .distillation import *  # noqa: F403
-from .ctc import *  # noqa: F403
 from .distributions import *  # noqa: F403
 from .keras import *  # noqa: F403
 from .linear import *  # noqa: F403

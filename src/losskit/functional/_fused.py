@@ -18,23 +18,25 @@ from collections.abc import Callable
 
 import torch
 
+from .. import _checks as C
+
 
 def eager() -> bool:
     """Whether the hand-written gradients may run: plain eager autograd, no compiler
     tracing and no torch.func transform."""
-    compiler = getattr(torch, "compiler", None)
-    if compiler is not None and compiler.is_compiling():
-        return False
-    try:
-        return torch._C._functorch.peek_interpreter_stack() is None
-    except AttributeError:  # pragma: no cover - a torch without functorch's C API
-        return True
+    return not C.is_compiling() and not C.in_functorch_transform()
 
 
 class _Fused(torch.autograd.Function):
     """``rule.forward(*inputs) -> (output, state)``; ``rule.backward(state, grad,
     needs) -> grads`` (one per input, ``None`` where not needed); ``plain(*inputs)`` is
-    the autograd definition, used for double backward."""
+    the autograd definition, used for double backward.
+
+    Applied only in plain eager autograd (:func:`fused` runs ``plain`` under
+    ``torch.compile`` and ``torch.func``), so it needs no ``setup_context``: its
+    ``state`` (any structure of tensors) stays on ``ctx``, where the forward made it."""
+
+    EAGER_ONLY = True  # never applied inside a torch.func transform (see fused)
 
     @staticmethod
     def forward(ctx, rule, plain, *inputs):

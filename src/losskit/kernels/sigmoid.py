@@ -23,8 +23,8 @@ import torch
 import triton
 import triton.language as tl
 
-from .._checks import _in_functorch_transform as in_transform
 from .._checks import current_loss
+from .._checks import in_functorch_transform as in_transform
 from ..functional._rowstats import check_first_order, vmap_by_loop
 
 _BLOCK = 1024

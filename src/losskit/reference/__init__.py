@@ -12,17 +12,26 @@ Example:
     (1.0, ['prediction', 'target', 'residual', 'absolute error', 'sum', 'count', 'mean'])
 """
 
-from . import ctc, distributions  # torch.nn's CTC, KL divergence and likelihoods
-from . import segmentation  # segmentation overlap losses (Dice, Jaccard, Tversky)
-from . import margin
-from . import lovasz  # Lovász losses (Berman et al. 2018)
-from . import multilabel  # multi-label and noise-robust classification
-from . import binary, boxes, distillation, keras, linear, multiclass, regression
+from . import (  # torch.nn's CTC, KL divergence and likelihoods
+    binary,
+    boxes,
+    ctc,
+    distillation,
+    distributions,
+    keras,
+    linear,
+    lovasz,  # Lovász losses (Berman et al. 2018)
+    margin,
+    multiclass,
+    multilabel,  # multi-label and noise-robust classification
+    regression,
+    segmentation,  # segmentation overlap losses (Dice, Jaccard, Tversky)
+)
 from ._steps import Step, record
 from .binary import *  # noqa: F403
 from .boxes import *  # noqa: F403
-from .distillation import *  # noqa: F403
 from .ctc import *  # noqa: F403
+from .distillation import *  # noqa: F403
 from .distributions import *  # noqa: F403
 from .keras import *  # noqa: F403
 from .linear import *  # noqa: F403
