@@ -14,6 +14,7 @@ import torch
 
 from .. import _checks as C
 from .._reduction import compute_dtype, mean_weight
+from ._fused import eager
 
 TARGET_TYPES = ("auto", "index", "probs")
 
@@ -35,10 +36,14 @@ class Classes:
 
     @property
     def all_counted(self) -> bool:
-        """No target is ignored, as read where value checks read values (a device sync);
-        ``False`` (unknown) elsewhere, and then the mask is applied."""
+        """No target is ignored, as read where value checks read values (a device sync),
+        or on CPU in eager mode (no sync there); ``False`` (unknown) elsewhere, and then the
+        mask is applied."""
         if self._all_counted is None:
-            self._all_counted = self.mask is None or (C.checks_enabled() and bool(self.mask.all()))
+            readable = self.mask is not None and (
+                C.checks_enabled() or (self.mask.device.type == "cpu" and eager())
+            )
+            self._all_counted = self.mask is None or (readable and bool(self.mask.all()))
         return self._all_counted
 
     @property
