@@ -452,7 +452,8 @@ def cpu_markdown(rows: list[dict[str, object]], skipped: list[str], env: dict) -
     and command."""
     v = env["versions"]
     lines = [
-        f"Measured with `{CPU_COMMAND}` on {env['device_name']} ({env['threads']} threads"
+        f"Measured with `{env.get('command', CPU_COMMAND)}` on {env['device_name']} "
+        f"({env['threads']} threads"
         f"{', CPU time of the thread' if env.get('clock') == 'thread' else ''}), "
         f"torch {v['torch']}, losskit {v['losskit']}, Python {v['python']}, {env['date']}: "
         "float32, forward + backward of the mean, the composition's value within "
@@ -597,6 +598,16 @@ def main(argv: list[str] | None = None) -> None:
         rows, skipped = run_cpu(size, budget, args.rows, clock=clock)
         env = environment("cpu")
         env["clock"] = args.clock
+        env["command"] = "python -m benchmarks --suite cpu" + "".join(
+            f" {flag}"
+            for flag, on in (
+                ("--clock thread", args.clock == "thread"),
+                (f"--threads {args.threads}", args.threads and args.clock != "thread"),
+                (f"--budget {args.budget:g}", args.budget != 3.0),
+                ("--write-readme", args.write_readme),
+            )
+            if on
+        )
         table = cpu_markdown(rows, skipped, env)
         if args.write_readme:
             readme = Path(__file__).resolve().parents[1] / "README.md"
