@@ -223,11 +223,17 @@ def test_half_precision_close_to_float32(spec, variant, dtype):
     y = args[1]
     half_args = _with(args, wrt, half)
     full_args = _with(args, wrt, full)
-    if y.is_floating_point():  # the target too: the same values in both precisions
+    if y.is_floating_point():  # the target too: the same values in both precisions ...
         half_args[1] = y.to(dtype)
         full_args[1] = half_args[1].float()
     got = spec.functional(*half_args, **options)
-    want = spec.functional(*full_args, **options)
+    try:
+        want = spec.functional(*full_args, **options)
+    except losskit.LossInputError:
+        # ... unless rounding made them invalid at float32's precision (probability rows
+        # that sum to 1 only within the half dtype's): then the float32 target itself
+        full_args[1] = y
+        want = spec.functional(*full_args, **options)
     assert got.dtype == torch.float32
     assert_close(got, want, dtype)
     got.backward()
