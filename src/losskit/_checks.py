@@ -474,6 +474,16 @@ def format_values(values: Iterable[int | float], limit: int = 5) -> str:
 
 
 # --------------------------------------------------------------------------- classes
+def _low_high(t: torch.Tensor) -> tuple[int, int]:
+    """The least and the largest value of an integer tensor, read on the host (on CPU two
+    cheap reads; on a device one synchronisation)."""
+    lo, hi = torch.aminmax(t)
+    if t.device.type == "cpu":
+        return int(lo), int(hi)
+    lo, hi = torch.stack((lo, hi)).tolist()
+    return lo, hi
+
+
 def check_class_indices(
     loss: str,
     t: torch.Tensor,
@@ -490,10 +500,14 @@ def check_class_indices(
     if not checks_enabled() or t.numel() == 0:
         return
     with torch.no_grad():
-        counted = t if ignore_index is None else torch.where(t == ignore_index, 0, t)
-        lo, hi = torch.aminmax(counted)  # one pass, one synchronisation when all is well
-        if bool((lo >= 0) & (hi < num_classes)):
+        # one pass and one read when every target is a class (no ignore_index among them)
+        lo, hi = _low_high(t)
+        if lo >= 0 and hi < num_classes:
             return
+        if ignore_index is not None:
+            lo, hi = _low_high(torch.where(t == ignore_index, 0, t))
+            if lo >= 0 and hi < num_classes:
+                return
         bad = (t < 0) | (t >= num_classes)
         if ignore_index is not None:
             bad &= t != ignore_index
