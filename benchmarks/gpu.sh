@@ -43,7 +43,7 @@ step 90 "GPU tests" python3 -m pytest -q -m gpu -p no:cacheprovider -o addopts="
 step 200 "kernel benchmarks" python3 -m benchmarks --suite gpu --out "$bench"
 cp "$bench/results.json" "$bench/results.md" "$out/" 2>/dev/null
 step 120 "linear benchmark" \
-  python3 -m benchmarks.linear --device cuda --rounds 2 --json "$out/linear.json"
+  python3 -m benchmarks.linear --device cuda --rounds 2 --repeats 10 --json "$out/linear.json"
 step 10 "roofline" sh -c "python3 -m benchmarks.roofline --results '$out/results.json' \
   --linear '$out/linear.json' --resources '$out/kernel_resources_hot.json' >'$out/roofline.md'"
 [ -f "$out/roofline.md" ] && tee -a "$log" <"$out/roofline.md"
