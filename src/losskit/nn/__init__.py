@@ -19,8 +19,11 @@ _BY_HAND = {"LinearCrossEntropyLoss": LinearCrossEntropyLoss}
 
 
 def _module_doc(row) -> str:
-    fn = inspect.unwrap(row.functional).__name__
-    inputs = ", ".join(["input", "target", *(e.name for e in row.extra_inputs)])
+    public = inspect.unwrap(row.functional)
+    fn = public.__name__
+    # the public function's inputs, in its order (what forward takes, as in Loss)
+    params = inspect.signature(public).parameters.values()
+    inputs = ", ".join(p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD)
     return (
         f"Module form of :func:`losskit.functional.{fn}`: {row.summary}\n\n"
         f"Hyperparameters are the function's keyword arguments; ``forward({inputs}, "
