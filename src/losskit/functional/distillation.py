@@ -20,6 +20,7 @@ gradient when it requires one. A frozen teacher's logits usually do not (compute
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 import torch.nn.functional as TF
@@ -27,6 +28,7 @@ import torch.nn.functional as TF
 from .. import _checks as C
 from .._reduction import compute_dtype, reduce
 from ._classes import prepare_classes
+from ._fused import fused
 
 __all__ = ["distillation_loss", "generalized_jsd_loss", "total_variation_loss"]
 
@@ -53,10 +55,13 @@ def _check_logits(name, input, reduction, normalizer):
     return class_dim
 
 
-def _prepare(name, input, teacher, target, temperature, ignore_index, reduction, normalizer):
-    """Validate a call; returns the student's and the teacher's tempered
-    log-probabilities, the class dimension, the mask of counted positions (``None``: all)
-    and the class indices (ignored ones set to 0), in the compute dtype."""
+def _prepare(
+    name, input, teacher, target, temperature, ignore_index, reduction, normalizer, fill=True
+):
+    """Validate a call; returns the student's and the teacher's logits (ignored positions
+    set to 0 unless ``fill=False``: a closed form then masks its gradient itself), the
+    class dimension, the mask of counted positions (``None``: all) and the class indices
+    (ignored ones set to 0), in the compute dtype."""
     t = C.check_number(name, "temperature", temperature, low=0.0, low_open=True)
     mask = index = None
     if target is None:
@@ -87,12 +92,17 @@ def _prepare(name, input, teacher, target, temperature, ignore_index, reduction,
         )
     dtype = torch.promote_types(compute_dtype(input.dtype), compute_dtype(teacher.dtype))
     x, z = input.to(dtype), teacher.to(dtype)
-    if mask is not None:  # ignored positions are inert: a NaN or inf there reaches nothing
+    if fill and mask is not None:  # ignored positions are inert: a NaN or inf reaches nothing
         rows = ~mask.unsqueeze(class_dim)
         x, z = x.masked_fill(rows, 0.0), z.masked_fill(rows, 0.0)
-    log_p = TF.log_softmax(x / t if t != 1.0 else x, dim=class_dim)
-    log_q = TF.log_softmax(z / t if t != 1.0 else z, dim=class_dim)
-    return x, log_p, log_q, class_dim, mask, index, t
+    return x, z, class_dim, mask, index, t
+
+
+def _log_probs(x, z, t, dim):
+    """The student's and the teacher's tempered log-probabilities."""
+    log_p = TF.log_softmax(x / t if t != 1.0 else x, dim=dim)
+    log_q = TF.log_softmax(z / t if t != 1.0 else z, dim=dim)
+    return log_p, log_q
 
 
 def _kl(log_a, log_b, dim):
@@ -182,9 +192,10 @@ def distillation_loss(
     """
     name = "distillation_loss"
     a = C.check_number(name, "alpha", alpha, low=0.0, high=1.0)
-    x, log_p, log_q, cd, mask, index, t = _prepare(
+    x, z, cd, mask, index, t = _prepare(
         name, input, teacher, target, temperature, ignore_index, reduction, normalizer
     )
+    log_p, log_q = _log_probs(x, z, t, cd)
     kd = (t * t) * _kl(log_q, log_p, cd)
     if target is None:
         per = kd
@@ -248,9 +259,10 @@ def generalized_jsd_loss(
     """
     name = "generalized_jsd_loss"
     b = C.check_number(name, "beta", beta, low=0.0, high=1.0)
-    _, log_p, log_q, cd, mask, _, _ = _prepare(
+    x, z, cd, mask, _, t = _prepare(
         name, input, teacher, target, temperature, ignore_index, reduction, normalizer
     )
+    log_p, log_q = _log_probs(x, z, t, cd)
     if b == 0.0:
         per = _kl(log_q, log_p, cd)  # forward: KL(teacher || student)
     elif b == 1.0:
@@ -304,8 +316,59 @@ def total_variation_loss(
         Distillation", ACL 2023, https://arxiv.org/abs/2307.15190
     """
     name = "total_variation_loss"
-    _, log_p, log_q, cd, mask, _, _ = _prepare(
-        name, input, teacher, target, temperature, ignore_index, reduction, normalizer
+    x, z, cd, mask, _, t = _prepare(
+        name, input, teacher, target, temperature, ignore_index, reduction, normalizer, False
     )
-    per = 0.5 * (log_p.exp() - log_q.exp()).abs().sum(cd)
+    rows = None if mask is None else ~mask.unsqueeze(cd)
+    plain = partial(_total_variation_plain, t=t, dim=cd, rows=rows)
+    per = fused(_TotalVariation(t, cd, rows), plain, x, z)
     return reduce(per, reduction, mask=mask, normalizer=normalizer)
+
+
+def _fill(x, z, rows):
+    """Ignored positions' logits set to 0 (inert: a NaN or inf there reaches nothing)."""
+    if rows is None:
+        return x, z
+    return x.masked_fill(rows, 0.0), z.masked_fill(rows, 0.0)
+
+
+def _total_variation_plain(x, z, *, t, dim, rows):
+    """The total variation per position through autograd: the definition the closed form
+    is checked against, and the one differentiated twice."""
+    log_p, log_q = _log_probs(*_fill(x, z, rows), t, dim)
+    return 0.5 * (log_p.exp() - log_q.exp()).abs().sum(dim)
+
+
+class _TotalVariation:
+    """``1/2 sum_c |p_c - q_c|`` and its derivative from the two softmaxes: with ``s =
+    sign(p - q)`` (0 at a tie),
+    ``d/dx_j = p_j (s_j - sum_c p_c s_c) / (2T)`` and
+    ``d/dz_j = -q_j (s_j - sum_c q_c s_c) / (2T)``. The logits of ignored positions
+    (``rows``) are left as they are (one pass over the gradient zeroes them instead of two
+    over the inputs): the value there is masked by the reduction, the gradient here."""
+
+    def __init__(self, t, dim, rows):
+        self.t, self.dim, self.rows = t, dim, rows
+
+    def forward(self, x, z):
+        t, dim = self.t, self.dim
+        p = torch.softmax(x / t if t != 1.0 else x, dim=dim)
+        q = torch.softmax(z / t if t != 1.0 else z, dim=dim)
+        d = p - q
+        s = d.sign()
+        per = d.mul_(s).sum(dim).mul_(0.5)
+        return per, (p, q, s)
+
+    def backward(self, state, grad, needs):
+        p, q, s = state
+        g = grad.unsqueeze(self.dim) * (0.5 / self.t)
+        out = []
+        for n, r, sign in ((needs[0], p, 1.0), (needs[1], q, -1.0)):
+            if not n:
+                out.append(None)
+                continue
+            rs = r * s
+            gr = rs.sub_(r * rs.sum(self.dim, keepdim=True))
+            gr.mul_(g if sign > 0 else -g)
+            out.append(gr if self.rows is None else gr.masked_fill_(self.rows, 0.0))
+        return tuple(out)
