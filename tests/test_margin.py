@@ -496,3 +496,25 @@ def test_multilabel_soft_margin_errors():
         LF.multilabel_soft_margin_loss(x, torch.tensor([[1.0, -1.0, 1.0], [1.0, 1.0, -1.0]]))
     with pytest.raises(losskit.LossInputError, match="weight of shape \\(2,\\)"):
         LF.multilabel_soft_margin_loss(x, torch.ones(2, 3), weight=torch.ones(2))
+
+
+def test_a_learned_distance_is_a_submodule():
+    """As in torch: a distance_function that is a module is registered, so its parameters
+    are the loss module's (an optimizer sees them) and follow .to()."""
+
+    class Learned(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = torch.nn.Linear(4, 4)
+
+        def forward(self, a, b):
+            return (self.proj(a) - self.proj(b)).norm(dim=-1)
+
+    dist = Learned()
+    ours = losskit.nn.TripletMarginWithDistanceLoss(distance_function=dist)
+    theirs = torch.nn.TripletMarginWithDistanceLoss(distance_function=dist)
+    assert [id(p) for p in ours.parameters()] == [id(p) for p in theirs.parameters()] != []
+    a, p, n = (torch.randn(5, 4, generator=torch.Generator().manual_seed(i)) for i in range(3))
+    torch.testing.assert_close(ours(a, p, n), theirs(a, p, n))
+    ours.double()
+    assert dist.proj.weight.dtype == torch.float64

@@ -72,6 +72,9 @@ class Loss(nn.Module):
             if isinstance(value, torch.Tensor):
                 self.register_buffer(name, value)
                 self._buffers_named.append(name)
+            elif isinstance(value, torch.nn.Module):  # a learned distance: its parameters
+                self.add_module(name, value)  # follow .to() and .parameters(), as in torch
+                self._buffers_named.append(name)
             else:
                 self._options[name] = value
         # A bad reduction is caught at construction; the other hyperparameters are checked
@@ -110,6 +113,8 @@ class Loss(nn.Module):
             default = self._defaults[name]
             if isinstance(value, torch.Tensor):
                 parts.append(f"{name}=tensor{tuple(value.shape)}")
+            elif isinstance(value, torch.nn.Module):
+                continue  # printed as a submodule
             elif value != default:
                 parts.append(f"{name}={value!r}")
         return ", ".join(parts)
