@@ -335,13 +335,19 @@ class _SigmoidFocal:
     exact at weights 0 and 1), ``ce = max(x, 0) - x y + log1p(e)``, ``1 - p_t = p + y (q
     - p)``, and
 
-    ``d/dx = alpha_t (1 - p_t)^(gamma - 1) (gamma (1 - 2y) p q ce + (1 - p_t)(p - y))``."""
+    ``d/dx = alpha_t (1 - p_t)^(gamma - 1) (gamma (1 - 2y) p q ce + (1 - p_t)(p - y))``.
 
-    def __init__(self, alpha, gamma):
-        self.alpha, self.gamma = alpha, gamma
+    ``epsilon`` (the poly-1 focal loss's; 0: none) adds ``epsilon (1 - p_t)^(gamma + 1)``,
+    not alpha weighted, whose derivative is ``epsilon (gamma + 1) (1 - p_t)^gamma (1 - 2y)
+    p q``."""
+
+    def __init__(self, alpha, gamma, epsilon=0.0):
+        self.alpha, self.gamma, self.epsilon = alpha, gamma, epsilon
 
     def forward(self, x, y):
         gamma, alpha = self.gamma, self.alpha
+        if self.epsilon:
+            return self._forward_poly1(x, y)
         e = x.abs().neg_().exp_()  # exp(-|x|)
         big = torch.add(e, 1.0).reciprocal_()  # sigmoid(|x|)
         small = e * big  # sigmoid(-|x|)
@@ -362,6 +368,36 @@ class _SigmoidFocal:
             grad.mul_(alpha_t)
         return loss, grad
 
+    def _forward_poly1(self, x, y):
+        gamma, alpha, eps = self.gamma, self.alpha, self.epsilon
+        e = x.abs().neg_().exp_()  # exp(-|x|)
+        big = torch.add(e, 1.0).reciprocal_()  # sigmoid(|x|)
+        small = e * big  # sigmoid(-|x|)
+        positive = x.sign().mul_(0.5).add_(0.5)
+        p = torch.lerp(small, big, positive)
+        q = torch.lerp(big, small, positive)
+        ce = x.relu().addcmul_(x, y, value=-1.0).add_(e.log1p_())
+        omp = torch.lerp(p, q, y)  # 1 - p_t
+        mod = omp.square() if gamma == 2.0 else omp.pow(gamma)
+        power = omp if gamma == 2.0 else omp.pow(gamma - 1.0)  # (1 - p_t)^(gamma - 1)
+        pq = big.copy_(y).mul_(-2.0).add_(1.0).mul_(p).mul_(q)  # (1 - 2y) p q
+        alpha_t = None
+        if alpha is not None:
+            alpha_t = small.copy_(y).mul_(2.0 * alpha - 1.0).add_(1.0 - alpha)
+        # d/dx = (1 - p_t)^(gamma - 1) ((1 - 2y) p q (gamma alpha_t ce + eps (gamma + 1)
+        # (1 - p_t)) + alpha_t (1 - p_t) (p - y))
+        inner = torch.mul(ce, gamma, out=positive)
+        if alpha_t is not None:
+            inner.mul_(alpha_t)
+        grad = pq.mul_(inner.add_(omp, alpha=eps * (gamma + 1.0)))
+        focal = p.sub_(y).mul_(omp)
+        if alpha_t is not None:
+            focal.mul_(alpha_t)
+            ce.mul_(alpha_t)
+        grad.add_(focal).mul_(power)
+        loss = mod.mul_(ce.add_(omp, alpha=eps))  # (1 - p_t)^gamma (alpha_t ce + eps (1 - p_t))
+        return loss, grad
+
     def backward(self, dx, grad, needs):
         return grad * dx, None
 
@@ -372,8 +408,8 @@ def prepare_sigmoid(name, input, target, *, weight, ignore_index, reduction, nor
     poly-1 focal losses) under ``name``; returns the torch path's ``(x, y, w, mask,
     saturated)``: the compute dtype, ignored targets set to 0 and their logits to 0
     (inert), infinite logits clamped to ``+-finfo.max`` (finite arithmetic, a zero
-    gradient there) and marked in ``saturated``, for the loss to restore an infinite limit
-    with :func:`infinite_where`."""
+    gradient there) and marked in ``saturated`` (``None`` where no logit is infinite), for
+    the loss to restore an infinite limit with :func:`infinite_where`."""
     _, (x, y, w, _, mask) = _prologue(
         name,
         input,
@@ -385,9 +421,12 @@ def prepare_sigmoid(name, input, target, *, weight, ignore_index, reduction, nor
         normalizer=normalizer,
         backend="torch",
     )
+    if x.device.type == "cpu" and eager() and bool(torch.isfinite(x.sum())):
+        return x, y, w, mask, None  # no infinite logit (no device sync on CPU): no clamp
     big = torch.finfo(x.dtype).max
     return x.clamp(-big, big), y, w, mask, torch.isinf(x)
 
 
 log_one_minus_pt = _log_one_minus_pt
+sigmoid_focal_rule = _SigmoidFocal  # with epsilon: the poly-1 focal loss's closed form
 infinite_where = _infinite_where

@@ -11,14 +11,17 @@ logits, so logits of +-1e4 give finite values and gradients.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as TF
 
 from .. import _checks as C
 from .._reduction import finish_sum, reduce
 from ._classes import prepare_classes
+from ._fused import eager, fused
 from ._math import q_log_p
-from ._sigmoid import infinite_where, log_one_minus_pt, prepare_sigmoid
+from ._sigmoid import infinite_where, log_one_minus_pt, prepare_sigmoid, sigmoid_focal_rule
 
 __all__ = [
     "asymmetric_loss",
@@ -119,6 +122,8 @@ def asymmetric_loss(
     neg = log_1m if factor is None else factor * log_1m
     loss = -(y * pos + (1.0 - y) * neg)
     out = reduce(loss, reduction, weight=w, mask=mask, normalizer=normalizer)
+    if saturated is None:
+        return out
     # an infinite logit (computed as +-finfo.max) against its target: the limit is +inf
     # for a positive at -inf, and for a negative at +inf without the clip (1 - p_m = 0)
     infinite = saturated & (((x < 0) & (y > 0)) | ((x > 0) & (y < 1) & (m == 0.0)))
@@ -189,22 +194,35 @@ def poly1_focal_loss(
         reduction=reduction,
         normalizer=normalizer,
     )
-    log_1m_pt = log_one_minus_pt(x, y)  # log(1 - p_t), in log space
-    loss = TF.binary_cross_entropy_with_logits(x, y, reduction="none")  # -log p_t
-    if g:
-        loss = torch.exp(g * log_1m_pt) * loss
-    a_t = None if alpha is None else alpha * y + (1.0 - alpha) * (1.0 - y)
-    if a_t is not None:
-        loss = a_t * loss
-    if eps:
-        loss = loss + eps * torch.exp((g + 1.0) * log_1m_pt)
+    if g >= 1.0 and not y.requires_grad and x.device.type == "cpu" and eager():
+        # the sigmoid focal loss's closed form, with the poly-1 term (one autograd node)
+        plain = functools.partial(_poly1_focal_plain, alpha=alpha, gamma=g, epsilon=eps)
+        loss = fused(sigmoid_focal_rule(alpha, g, eps), plain, x, y)
+    else:
+        loss = _poly1_focal_plain(x, y, alpha=alpha, gamma=g, epsilon=eps)
     out = reduce(loss, reduction, weight=w, mask=mask, normalizer=normalizer)
+    if saturated is None:
+        return out
     # an infinite logit (computed as +-finfo.max) against its target: -log p_t -> +inf
     # (the poly term stays within |epsilon|), unless alpha_t takes the focal term away
     infinite = saturated & (y != (x > 0).to(y.dtype))
-    if a_t is not None:
-        infinite = infinite & (a_t > 0)
+    if alpha is not None:
+        infinite = infinite & ((alpha * y + (1.0 - alpha) * (1.0 - y)) > 0)
     return infinite_where(out, infinite)
+
+
+def _poly1_focal_plain(x, y, *, alpha, gamma, epsilon):
+    """The poly-1 focal loss per element through autograd, finite logits: the definition
+    the closed form is checked against, and the one differentiated twice."""
+    log_1m_pt = log_one_minus_pt(x, y)  # log(1 - p_t), in log space
+    loss = TF.binary_cross_entropy_with_logits(x, y, reduction="none")  # -log p_t
+    if gamma:
+        loss = torch.exp(gamma * log_1m_pt) * loss
+    if alpha is not None:
+        loss = (alpha * y + (1.0 - alpha) * (1.0 - y)) * loss
+    if epsilon:
+        loss = loss + epsilon * torch.exp((gamma + 1.0) * log_1m_pt)
+    return loss
 
 
 # --------------------------------------------------------------------------- softmax
