@@ -271,6 +271,50 @@ def _index_weight(c, index, mask):
     return w_y, (w_y if mask is None else torch.where(mask, w_y, 0)).sum()
 
 
+class _TargetProbability:
+    """A per-sample loss of the target class's log-probability alone, ``l(log p_y)``, with
+    its closed-form gradient ``dl/dx = f(p_y) (p - onehot(y))`` (``f = -dl/dlog p_y``),
+    from one ``softmax``: ``log p_y`` is ``log`` of the gathered ``p_y``, and where some
+    ``p_y`` underflows (logits of +-1e4), ``(x_y - max x) + log max p`` (``max p >= 1/C``
+    never underflows), as exact as ``log_softmax``'s. The forward keeps ``p``
+    (as autograd's ``log_softmax`` keeps its output) and ``f``; the backward is one
+    product and a scatter."""
+
+    def __init__(self, cd, value, factor):
+        self.cd, self.value, self.factor = cd, value, factor
+
+    def forward(self, x, index):
+        cd = self.cd
+        idx = index.unsqueeze(cd)
+        p = torch.softmax(x, dim=cd)
+        p_y = p.gather(cd, idx)
+        if bool((p_y < torch.finfo(p.dtype).tiny).any()):  # CPU only: no device sync
+            # an underflowed p_y: log p_y from max p (>= 1/C), exact as log_softmax's
+            logp_y = (x.gather(cd, idx) - x.amax(cd, keepdim=True)).add_(
+                p.amax(cd, keepdim=True).log_()
+            )
+        else:
+            logp_y = p_y.log()
+        return self.value(logp_y).squeeze(cd), (p, self.factor(logp_y), idx)
+
+    def backward(self, state, grad, needs):
+        p, f, idx = state
+        s = f * grad.unsqueeze(self.cd)
+        return (p * s).scatter_add_(self.cd, idx, s.neg_()), None  # f (p - onehot(y)) grad
+
+
+def _target_probability_loss(x, index, cd, value, factor):
+    """``value(log p_y)`` per sample: the closed form on CPU in eager mode, else (and
+    for double backward) autograd through ``log_softmax``."""
+
+    def plain(x, index):
+        return value(TF.log_softmax(x, dim=cd).gather(cd, index.unsqueeze(cd))).squeeze(cd)
+
+    if x.device.type != "cpu":
+        return plain(x, index)
+    return fused(_TargetProbability(cd, value, factor), plain, x, index)
+
+
 def poly1_cross_entropy(
     input,
     target,
@@ -416,9 +460,12 @@ def generalized_cross_entropy(
         name, input, target, weight, ignore_index, reduction, normalizer, allow_probs=False
     )
     cd = c.class_dim
-    logp_y = TF.log_softmax(c.input, dim=cd).gather(cd, index.unsqueeze(cd)).squeeze(cd)
-    # (1 - p^q) / q = -expm1(q log p) / q; its limit at q = 0 is -log p
-    per = -logp_y if qq == 0.0 else -torch.expm1(qq * logp_y) / qq
+
+    # (1 - p^q) / q = -expm1(q log p) / q; its limit at q = 0 is -log p; d/dx = p_y^q (p - 1_y)
+    def value(logp):
+        return -logp if qq == 0.0 else torch.expm1(qq * logp) / -qq
+
+    per = _target_probability_loss(c.input, index, cd, value, lambda logp: torch.exp(qq * logp))
     w_y, den = _index_weight(c, index, mask)
     if w_y is not None:
         per = w_y * per
