@@ -110,8 +110,12 @@ def _(grad, lp, targets, il, tl, nll, alpha, blank):
 
 
 def _backward(grad, lp, targets, il, tl, nll, alpha, blank):
-    # zero_infinity here only zeroes an infinite sample's gradient (torch's would be NaN)
-    raw = torch.ops.aten._ctc_loss_backward(grad, lp, targets, il, tl, nll, alpha, blank, True)
+    # zero_infinity here only zeroes an infinite sample's gradient (torch's would be NaN).
+    # The Tensor-lengths overload named: the overload packet tries the IntArrayRef one
+    # first, whose failure formats the lengths tensors into its error message (ms per call)
+    raw = torch.ops.aten._ctc_loss_backward.Tensor(
+        grad, lp, targets, il, tl, nll, alpha, blank, True
+    )
     return _fix_gradient(raw, grad, lp, il, nll)
 
 
