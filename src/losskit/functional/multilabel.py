@@ -383,6 +383,17 @@ def poly1_cross_entropy(
         homogeneous=not z,
     )
     cd, n = c.class_dim, c.num_classes
+    if c.kind == "index" and eps and not ls and not z:
+        # CE + eps (1 - p_y) = -log p_y - eps expm1(log p_y); d/dx = (1 + eps p_y)(p - 1_y)
+        per = _target_probability_loss(
+            c.input,
+            index,
+            cd,
+            lambda logp: -eps * torch.expm1(logp) - logp,
+            lambda logp: eps * torch.exp(logp) + 1.0,
+        )
+        w_i, den = _index_weight(c, index, mask)
+        return _finish(per if w_i is None else w_i * per, den, mask, reduction, normalizer)
     if c.kind == "index":
         ce = TF.cross_entropy(
             c.input,
