@@ -471,8 +471,8 @@ class _TotalVariation:
             if not n:
                 out.append(None)
                 continue
-            rs = r * s
-            gr = rs.sub_(r * rs.sum(self.dim, keepdim=True))
+            # r (s - sum_c r_c s_c): softmax's backward of s, one fused pass
+            gr = torch._softmax_backward_data(s, r, self.dim, r.dtype)
             gr.mul_(g if sign > 0 else -g)
             out.append(gr if self.rows is None else gr.masked_fill_(self.rows, 0.0))
         return tuple(out)
