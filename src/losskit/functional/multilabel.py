@@ -277,8 +277,9 @@ class _TargetProbability:
     from one ``softmax``: ``log p_y`` is ``log`` of the gathered ``p_y``, and where some
     ``p_y`` underflows (logits of +-1e4), ``(x_y - max x) + log max p`` (``max p >= 1/C``
     never underflows), as exact as ``log_softmax``'s. The forward keeps ``p``
-    (as autograd's ``log_softmax`` keeps its output) and ``f``; the backward is one
-    product and a scatter."""
+    (as autograd's ``log_softmax`` keeps its output) and ``f``; the backward turns ``p``
+    into the gradient in place (one product and a scatter, no new buffer), and a second
+    backward (``retain_graph=True``) makes ``p`` again from the logits."""
 
     def __init__(self, cd, value, factor):
         self.cd, self.value, self.factor = cd, value, factor
@@ -295,12 +296,15 @@ class _TargetProbability:
             )
         else:
             logp_y = p_y.log()
-        return self.value(logp_y).squeeze(cd), (p, self.factor(logp_y), idx)
+        return self.value(logp_y).squeeze(cd), [p, self.factor(logp_y), idx, x]
 
     def backward(self, state, grad, needs):
-        p, f, idx = state
+        p, f, idx, x = state
+        if p is None:  # a second backward (retain_graph=True): p was used in place
+            p = torch.softmax(x, dim=self.cd)
+        state[0] = None  # the first backward turns p into the gradient, no new buffer
         s = f * grad.unsqueeze(self.cd)
-        return (p * s).scatter_add_(self.cd, idx, s.neg_()), None  # f (p - onehot(y)) grad
+        return p.mul_(s).scatter_add_(self.cd, idx, s.neg_()), None  # f (p - onehot(y)) grad
 
 
 def _target_probability_loss(x, index, cd, value, factor):
