@@ -126,29 +126,30 @@ def test_fused_without_grad_and_retained_graph():
 @pytest.fixture
 def plain_all(monkeypatch):
     """The plain autograd path of every fast path (eager() false everywhere)."""
-    from losskit.functional import _sigmoid, detection
+    from losskit.functional import _sigmoid, detection, multilabel
 
     def run(fn, *args, **kw):
         with monkeypatch.context() as m:
-            for mod in (_fused, regression, _sigmoid, detection):
+            for mod in (_fused, regression, _sigmoid, detection, multilabel):
                 m.setattr(mod, "eager", lambda: False)
             return fn(*args, **kw)
 
     return run
 
 
-def _compare(plain_all, fn, x, rest, dtype, **options):
+def _compare(plain_all, fn, x, rest, dtype, value_atol=None, grad_atol=0.0, **options):
     x1, x2 = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
     fast = fn(x1, *rest, reduction="none", **options)
     slow = plain_all(fn, x2, *rest, reduction="none", **options)
     tol = {torch.float32: 2e-5, torch.float64: 1e-12}[dtype]
     # values: relative where they are not tiny (the plain path is the less exact one)
-    torch.testing.assert_close(fast, slow, rtol=tol, atol=tol * 1e-3)
+    atol = tol * 1e-3 if value_atol is None else value_atol
+    torch.testing.assert_close(fast, slow, rtol=tol, atol=atol)
     w = torch.rand(fast.shape, dtype=dtype)
     (g1,) = torch.autograd.grad((fast * w).sum(), x1)
     (g2,) = torch.autograd.grad((slow * w).sum(), x2)
     assert torch.isfinite(g1).all()
-    torch.testing.assert_close(g1, g2, rtol=tol, atol=tol * g2.abs().max().item())
+    torch.testing.assert_close(g1, g2, rtol=tol, atol=max(tol * g2.abs().max().item(), grad_atol))
     return x1, x2
 
 
@@ -198,6 +199,54 @@ def test_sigmoid_focal_fast_path_is_the_plain_path(plain_all, dtype, scale, opti
     y = torch.rand(50, 7, generator=g, dtype=dtype)
     y = y if soft else (y < 0.3).to(dtype)
     _compare(plain_all, LF.sigmoid_focal_loss, x, (y,), dtype, **options)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("scale", [1.0, 10.0, 100.0])
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"gamma": 1.0, "epsilon": -0.5}, {"gamma": 3.0, "alpha": 0.7, "epsilon": 2.0}],
+    ids=str,
+)
+@pytest.mark.parametrize("soft", [False, True], ids=["hard", "soft"])
+def test_poly1_focal_fast_path_is_the_plain_path(plain_all, dtype, scale, options, soft):
+    g = torch.Generator().manual_seed(6)
+    x = torch.randn(50, 7, generator=g, dtype=dtype) * scale
+    y = torch.rand(50, 7, generator=g, dtype=dtype)
+    y = y if soft else (y < 0.3).to(dtype)
+    _compare(plain_all, LF.poly1_focal_loss, x, (y,), dtype, **options)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("scale", [1.0, 10.0, 1e4])
+@pytest.mark.parametrize(
+    "fn, options",
+    [
+        (LF.generalized_cross_entropy, {"q": 0.7}),
+        (LF.generalized_cross_entropy, {"q": 1e-3}),
+        (LF.generalized_cross_entropy, {"q": 1.0}),
+        (LF.poly1_cross_entropy, {"epsilon": 1.0}),
+        (LF.poly1_cross_entropy, {"epsilon": -1.0}),
+        (LF.poly1_cross_entropy, {"epsilon": 2.5}),
+    ],
+    ids=["gce-0.7", "gce-1e-3", "gce-1", "poly1-1", "poly1--1", "poly1-2.5"],
+)
+def test_target_probability_fast_paths_are_the_plain_path(plain_all, dtype, scale, fn, options):
+    """Losses of the target class's probability alone (one softmax, the gradient
+    f(p_y) (p - onehot)): the plain log_softmax path's values and gradients, with class
+    weights and ignored targets, at logits up to 1e4."""
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(64, 7, generator=g, dtype=dtype) * scale
+    t = torch.randint(0, 7, (64,), generator=g)
+    t[::9] = -100
+    w = torch.rand(7, generator=g, dtype=dtype) + 0.2
+    # float32 near p_y = 1: both paths round the loss (about 1 - p_y) to float32's ulp;
+    # at logits of 1e4 a misclassified row's gradient p_y^q (p - onehot) underflows, and
+    # the two paths differ only below 1e-150
+    atol = 1e-7 if dtype == torch.float32 else None
+    both = dict(value_atol=atol, grad_atol=1e-150, **options)
+    _compare(plain_all, fn, x, (t,), dtype, **both)
+    _compare(plain_all, fn, x, (t,), dtype, weight=w, **both)
 
 
 def test_sigmoid_focal_infinite_logits_on_the_fast_path():
