@@ -135,6 +135,8 @@ class _CTC(torch.autograd.Function):
         lp, targets, il, tl, blank = inputs
         nll, alpha = output
         ctx.mark_non_differentiable(alpha)
+        # alpha's gradient is never read: not materialized as a (N, T, 2 S + 1) zero tensor
+        ctx.set_materialize_grads(False)
         ctx.save_for_backward(lp, targets, il, tl, nll, alpha)
         ctx.blank = blank
 
@@ -142,6 +144,8 @@ class _CTC(torch.autograd.Function):
     def backward(ctx, grad, _):
         check_first_order(NAME, SECOND_ORDER_HINT)
         lp, targets, il, tl, nll, alpha = ctx.saved_tensors
+        if grad is None:  # not materialized: nothing reached the loss
+            return None, None, None, None, None
         with torch.no_grad():
             if torch.compiler.is_compiling() or lp.is_meta:
                 g = _ctc_backward_op(grad, lp, targets, il, tl, nll, alpha, ctx.blank)
