@@ -311,6 +311,20 @@ def current_loss() -> str:
     return _LOSS.get()
 
 
+def refuse_ignore_index_on_probabilities(
+    loss: str,
+    ignore_index: object,
+    hint: str = "give ignored rows a zero weight through reduction='none', or pass indices.",
+) -> None:
+    """``ignore_index`` marks class indices; a probability target has none to mark."""
+    fail(
+        loss,
+        f"ignore_index={ignore_index!r} applies to class-index targets only; this target "
+        "holds probabilities.",
+        hint,
+    )
+
+
 def check_mean_denominator(
     den: torch.Tensor, nonzero: torch.Tensor | bool, normalizer: object = None
 ) -> None:

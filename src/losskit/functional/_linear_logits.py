@@ -100,11 +100,8 @@ def linear_cross_entropy_logits(
         )
     probs = target.is_floating_point()
     if probs and ignore_index not in (None, -100):
-        C.fail(
-            NAME,
-            f"ignore_index={ignore_index!r} applies to class-index targets only; this target "
-            "holds probabilities.",
-            "drop ignore_index (give ignored rows a target of zeros instead).",
+        C.refuse_ignore_index_on_probabilities(
+            NAME, ignore_index, "drop ignore_index (give ignored rows a target of zeros instead)."
         )
     ii = -100 if ignore_index is None else ignore_index
     lead = input.shape[:-1]

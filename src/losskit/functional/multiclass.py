@@ -147,12 +147,7 @@ def _prepare(loss, input, target, weight, ignore_index, reduction, normalizer, t
         **kw,
     )
     if c.kind == "probs" and ignore_index != -100:
-        C.fail(
-            loss,
-            f"ignore_index={ignore_index} applies to class-index targets only; this target "
-            "holds probabilities.",
-            "give ignored rows a zero weight through reduction='none', or pass indices.",
-        )
+        C.refuse_ignore_index_on_probabilities(loss, ignore_index)
     return c, mask, ignore_index
 
 

@@ -239,12 +239,7 @@ def _prepare_classes(name, input, target, weight, ignore_index, reduction, norma
         **kw,
     )
     if c.kind == "probs" and ii != -100:
-        C.fail(
-            name,
-            f"ignore_index={ii} applies to class-index targets only; this target holds "
-            "probabilities.",
-            "give ignored rows a zero weight through reduction='none', or pass indices.",
-        )
+        C.refuse_ignore_index_on_probabilities(name, ii)
     index = None
     if c.kind == "index":
         index = c.target if mask is None else torch.where(mask, c.target, 0)

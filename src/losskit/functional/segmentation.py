@@ -203,10 +203,9 @@ def _prepare(
                 "for class indices use mode='multiclass'.",
             )
         if mode == "multiclass" and ignore_index is not None:
-            C.fail(
+            C.refuse_ignore_index_on_probabilities(
                 loss,
-                f"ignore_index={ignore_index} applies to class-index targets only; this "
-                "target holds probabilities.",
+                ignore_index,
                 "pass class indices, or give ignored pixels a zero target and prediction.",
             )
         t = target.reshape(n, c, pixels)
