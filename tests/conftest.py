@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import torch
 
@@ -100,3 +103,23 @@ def pytest_collection_modifyitems(config, items):
             f"{len(unstable)} test ids hold an object's address, e.g. {unstable[0]}: "
             "give the parameters ids"
         )
+
+
+PEERS = Path(__file__).resolve().parents[1] / ".cache" / "peers"
+
+
+def peer_wheel(project: str, version: str) -> Path:
+    """A peer's wheel in ``.cache/peers``, downloaded once (``pip download --no-deps``): its
+    pure-Python loss files are loaded by path (torchvision's wheel is a CUDA build whose
+    compiled ops do not load against the CPU torch, and smp and timm import it). Skips
+    the test when the wheel cannot be downloaded."""
+    stem = project.replace("-", "_")
+    wheels = sorted(PEERS.glob(f"{stem}-{version}-*.whl"))
+    if not wheels:
+        PEERS.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q"]
+        cmd += [f"{project}=={version}", "-d", str(PEERS)]
+        if subprocess.run(cmd, capture_output=True, timeout=300).returncode != 0:
+            pytest.skip(f"{project}=={version} could not be downloaded")
+        wheels = sorted(PEERS.glob(f"{stem}-{version}-*.whl"))
+    return wheels[0]

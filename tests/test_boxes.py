@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import math
-import subprocess
 import sys
 import types
 import zipfile
@@ -14,6 +13,7 @@ import pytest
 import torch
 
 import losskit
+from conftest import peer_wheel
 from losskit import LossInputError
 from losskit.functional import boxes as F
 
@@ -31,17 +31,10 @@ NAMES = {
 @pytest.fixture(scope="session")
 def tv():
     """torchvision's box loss files, loaded by path (the wheel's compiled ops are not)."""
-    wheels = sorted(CACHE.glob(f"torchvision-{VERSION}-*.whl"))
-    if not wheels:
-        CACHE.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q"]
-        cmd += [f"torchvision=={VERSION}", "-d", str(CACHE)]
-        if subprocess.run(cmd, capture_output=True, timeout=300).returncode != 0:
-            pytest.skip(f"torchvision=={VERSION} could not be downloaded")
-        wheels = sorted(CACHE.glob(f"torchvision-{VERSION}-*.whl"))
+    wheel = peer_wheel("torchvision", VERSION)
     ops = CACHE / f"torchvision-{VERSION}-ops"
     ops.mkdir(exist_ok=True)
-    with zipfile.ZipFile(wheels[0]) as z:
+    with zipfile.ZipFile(wheel) as z:
         for f in FILES:
             (ops / f).write_bytes(z.read(f"torchvision/ops/{f}"))
     pkg = types.ModuleType("_tvpeer")

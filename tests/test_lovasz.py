@@ -4,7 +4,6 @@ gradient, ties, edges, errors, and parity with smp's and kornia's implementation
 from __future__ import annotations
 
 import importlib.util
-import subprocess
 import sys
 import types
 import zipfile
@@ -15,6 +14,7 @@ import pytest
 import torch
 
 import losskit
+from conftest import peer_wheel
 from losskit import LossInputError, LossTypeError
 from losskit import functional as LF
 from losskit import reference as R
@@ -451,17 +451,10 @@ def test_plot_curves_on_the_toy_mask():
 @pytest.fixture(scope="session")
 def smp():
     """smp's lovasz.py, loaded by path from its wheel (smp imports timm and torchvision)."""
-    wheels = sorted(CACHE.glob(f"segmentation_models_pytorch-{SMP_VERSION}-*.whl"))
-    if not wheels:
-        CACHE.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q"]
-        cmd += [f"segmentation-models-pytorch=={SMP_VERSION}", "-d", str(CACHE)]
-        if subprocess.run(cmd, capture_output=True, timeout=300).returncode != 0:
-            pytest.skip(f"segmentation-models-pytorch=={SMP_VERSION} could not be downloaded")
-        wheels = sorted(CACHE.glob(f"segmentation_models_pytorch-{SMP_VERSION}-*.whl"))
+    wheel = peer_wheel("segmentation-models-pytorch", SMP_VERSION)
     losses = CACHE / f"smp-{SMP_VERSION}-lovasz"
     losses.mkdir(exist_ok=True)
-    with zipfile.ZipFile(wheels[0]) as z:
+    with zipfile.ZipFile(wheel) as z:
         for f in ("constants.py", "lovasz.py"):
             (losses / f).write_bytes(z.read(f"segmentation_models_pytorch/losses/{f}"))
     pkg = types.ModuleType("_smplovasz")

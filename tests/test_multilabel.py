@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import importlib.util
 import math
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import torch
 import torch.nn.functional as TF
 
 import losskit
+from conftest import peer_wheel
 from losskit import functional as F
 
 
@@ -353,16 +352,9 @@ def timm_asl():
     """timm's asymmetric_loss.py, loaded by path from the downloaded wheel (timm imports
     torchvision, whose wheel's compiled ops do not load against the CPU torch; the loss
     file needs torch alone)."""
-    wheels = sorted(CACHE.glob(f"timm-{TIMM_VERSION}-*.whl"))
-    if not wheels:
-        CACHE.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q"]
-        cmd += [f"timm=={TIMM_VERSION}", "-d", str(CACHE)]
-        if subprocess.run(cmd, capture_output=True, timeout=300).returncode != 0:
-            pytest.skip(f"timm=={TIMM_VERSION} could not be downloaded")
-        wheels = sorted(CACHE.glob(f"timm-{TIMM_VERSION}-*.whl"))
+    wheel = peer_wheel("timm", TIMM_VERSION)
     path = CACHE / f"timm-{TIMM_VERSION}-asymmetric_loss.py"
-    with zipfile.ZipFile(wheels[0]) as z:
+    with zipfile.ZipFile(wheel) as z:
         path.write_bytes(z.read("timm/loss/asymmetric_loss.py"))
     spec = importlib.util.spec_from_file_location("_timm_asymmetric_loss", path)
     module = importlib.util.module_from_spec(spec)

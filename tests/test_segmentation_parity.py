@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import subprocess
 import sys
 import types
 import warnings
@@ -27,6 +26,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import losskit.functional as LF  # noqa: E402
+from conftest import peer_wheel
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache" / "peers"
@@ -212,17 +212,10 @@ def test_monai_gradients_agree(monai):
 def smp():
     """smp's loss files, loaded by path from the wheel (its package imports torchvision,
     whose compiled ops do not load against the CPU torch)."""
-    wheels = sorted(CACHE.glob(f"segmentation_models_pytorch-{SMP_VERSION}-*.whl"))
-    if not wheels:
-        CACHE.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q"]
-        cmd += [f"segmentation-models-pytorch=={SMP_VERSION}", "-d", str(CACHE)]
-        if subprocess.run(cmd, capture_output=True, timeout=300).returncode != 0:
-            pytest.skip(f"segmentation-models-pytorch=={SMP_VERSION} could not be downloaded")
-        wheels = sorted(CACHE.glob(f"segmentation_models_pytorch-{SMP_VERSION}-*.whl"))
+    wheel = peer_wheel("segmentation-models-pytorch", SMP_VERSION)
     files = CACHE / f"smp-{SMP_VERSION}-overlap"
     files.mkdir(exist_ok=True)
-    with zipfile.ZipFile(wheels[0]) as z:
+    with zipfile.ZipFile(wheel) as z:
         for f in SMP_FILES:
             (files / f).write_bytes(z.read(f"segmentation_models_pytorch/losses/{f}"))
     pkg = types.ModuleType("_smp_overlap")
