@@ -215,9 +215,35 @@ def _weighted_mean(s, inputs):
     return True
 
 
+def _nothing_counted(s, inputs):
+    """Every class-index target equals ignore_index and the mean is asked for."""
+    if s.options.get("reduction", "mean") != "mean" or len(inputs) < 2:
+        return False
+    y = inputs[1]
+    ignore = s.options.get("ignore_index", -100)
+    ignore = -100 if ignore is None else ignore  # LinearCrossEntropyLoss's None
+    if not isinstance(y, torch.Tensor) or y.is_floating_point() or y.numel() == 0:
+        return False
+    return bool((y == ignore).all())
+
+
+def _check_empty_mean(s, inputs) -> None:
+    """The empty mean: 0 with an exactly zero gradient (torch: NaN)."""
+    value, grads = _value_and_grads(s.build(s.losskit_cls), inputs)
+    assert value.item() == 0.0, value
+    assert all(torch.equal(g, torch.zeros_like(g)) for g in grads)
+
+
 # losskit's documented deviations from torch (README, "Semantics"), each with what losskit
 # promises instead; a sample they do not cover must equal torch's.
 DEVIATIONS = (
+    Deviation(
+        "the empty mean (every target ignored) is 0 with a zero gradient; torch gives NaN "
+        "(torch's random 2d_ignore_index samples can draw only the ignored class)",
+        frozenset({"CrossEntropyLoss", "NLLLoss", "LinearCrossEntropyLoss"}),
+        _nothing_counted,
+        _check_empty_mean,
+    ),
     Deviation(
         "labels must be 1 or -1 (a value check): torch's MarginRankingLoss samples draw "
         "sign() of random integers, whose 0s are neither label",
@@ -274,6 +300,7 @@ def _deviation(s: Sample, inputs) -> Deviation | None:
 
 # --------------------------------------------------------------------------- samples
 def _samples(info):
+    torch.manual_seed(0)  # torch's samples are random: the same ones on every run
     samples = info.module_inputs_func(
         info, device="cpu", dtype=DTYPE, requires_grad=True, training=True
     )
