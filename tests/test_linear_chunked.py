@@ -11,27 +11,22 @@ import torch
 import losskit
 import losskit.functional as LF
 from losskit.functional.linear import linear_cross_entropy
-from test_linear import (  # noqa: F401  (_one_thread: an autouse fixture)
-    _class_weight,
-    _LargestTensor,
-    _materialised,
-    _one_thread,
-    _problem,
-    _upstream,
+from test_linear import _class_weight, _materialised, _one_thread, _problem  # noqa: F401
+from test_linear_kernel import (  # the kernel tests' problem, devices and helpers
+    DEVICES,
+    REDUCTIONS,
+    D,
+    N,
+    V,
+    _LargestOutsideTheKernel,
+    _leaves,
+    _options,
+    _value_and_grads,
 )
 
 pytest.importorskip("triton")
 
-N, D, V, ROWS = 130, 100, 300, 48
-REDUCTIONS = ("none", "mean", "sum")
-CUDA = pytest.param(
-    "cuda",
-    marks=[
-        pytest.mark.gpu,
-        pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"),
-    ],
-)
-DEVICES = [pytest.param("cpu", id="interpreter"), CUDA]
+ROWS = 48  # 130 rows in three chunks, the last partial
 OPTIONS = {
     "plain": {},
     "ignore_real_class": {"ignore_index": 7},
@@ -43,25 +38,6 @@ OPTIONS = {
 def _chunked(x, w, y, b, **options):
     options = {"chunk_size": ROWS, **options}
     return linear_cross_entropy(x, w, y, linear_bias=b, backend="triton", **options)
-
-
-def _leaves(params, dtype, device):
-    return [
-        None if t is None else t.detach().to(device, dtype).requires_grad_(True) for t in params[:3]
-    ] + [params[3].to(device)]
-
-
-def _options(options, device):
-    return {
-        k: (_class_weight(V, dtype=torch.float32).to(device) if v == "class" else v)
-        for k, v in options.items()
-    }
-
-
-def _value_and_grads(fn, x, w, b, y, **options):
-    out = fn(x, w, y, b, **options)
-    wrt = [t for t in (x, w, b) if t is not None]
-    return out, torch.autograd.grad(out, wrt, _upstream(out).to(out.device, out.dtype))
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -141,19 +117,6 @@ def test_only_some_parameters_need_gradients_and_normalizer():
     ex, eb = torch.autograd.grad(want, (x, b))
     torch.testing.assert_close(gx, ex, rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(gb, eb, rtol=1e-4, atol=1e-6)
-
-
-class _LargestOutsideTheKernel(_LargestTensor):
-    """Triton's CPU interpreter copies each argument's storage to and from the host as raw
-    bytes (uint8 tensors); on a GPU those copies do not exist, so they are not counted."""
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for t in out if isinstance(out, tuple | list) else (out,):
-            if isinstance(t, torch.Tensor) and t.dtype != torch.uint8:
-                if t.numel() > self.largest[0]:
-                    self.largest = (t.numel(), (str(func), tuple(t.shape)))
-        return out
 
 
 def test_memory_is_one_chunk_of_logits():
