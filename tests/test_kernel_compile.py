@@ -136,3 +136,43 @@ def test_shrink_keeps_the_residue_mod_16():
     for n in (1, 2, 15, 16, 17, 19, 31, 32, 33, 80, 1000, 4096, 8192, 128256, 2_000_000):
         s = CC._shrink(n)
         assert s % 16 == n % 16 and s <= max(n, 32) and (s == 1) == (n == 1)
+
+
+_GARBAGE_OUTPUTS = """
+import torch
+from benchmarks import compile_check as CC
+
+empty, empty_like, flip = torch.empty, torch.empty_like, [0.0]
+
+def filled(t):
+    if t.is_floating_point():
+        flip[0] = 1.0 - flip[0]
+        t.fill_(flip[0])
+    return t
+
+torch.empty = lambda *a, **k: filled(empty(*a, **k))
+torch.empty_like = lambda *a, **k: filled(empty_like(*a, **k))
+launches, _ = CC.record("hot")
+print(sorted({fn.__name__ for fn, *_ in launches}))
+"""
+
+
+@needs_triton
+def test_recording_ignores_the_unrun_kernels_outputs():
+    """A recorded kernel does not run: its outputs hold whatever ``torch.empty`` gave, so
+    the launchers' value checks on them (a mean's denominator) must not run while
+    recording. Here ``torch.empty`` gives 1, then 0, then 1...: a summed loss of 1 over a
+    denominator of 0, which the weighted-mean check refuses. (A subprocess, as above:
+    this process runs Triton's interpreter.)"""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    done = subprocess.run(
+        [sys.executable, "-c", _GARBAGE_OUTPUTS],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-6000:]
+    assert "_sigmoid_loss_kernel" in done.stdout and "_softmax_loss_kernel" in done.stdout
