@@ -73,6 +73,46 @@ def test_pointwise_fast_path_is_the_plain_path(plain, fn, options, dtype):
     _close(gy1, gy2, dtype)
 
 
+SUMMED = [
+    *POINTWISE,
+    pytest.param(LF.l1_loss, {}, id="l1"),
+    pytest.param(LF.smooth_l1_loss, {"beta": 0.0}, id="smooth_l1-beta0"),
+]
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("fn, options", SUMMED)
+def test_summed_fast_path_is_the_plain_path(plain, fn, options, dtype, reduction):
+    """A plain mean or sum runs the rule whole (``_fused.Summed``): the plain path's
+    value and gradients, for the input and the target."""
+    r = _residuals(dtype)
+    y = torch.randn(r.shape, dtype=dtype)
+    x1, y1 = (r + y).requires_grad_(True), y.clone().requires_grad_(True)
+    x2, y2 = (r + y).requires_grad_(True), y.clone().requires_grad_(True)
+    fast = fn(x1, y1, reduction=reduction, **options)
+    slow = plain(fn, x2, y2, reduction=reduction, **options)
+    assert type(fast.grad_fn).__name__ == "_FusedBackward"
+    assert type(slow.grad_fn).__name__ != "_FusedBackward"
+    _close(fast.detach(), slow.detach(), dtype)
+    g1, g2 = torch.autograd.grad(fast, (x1, y1)), torch.autograd.grad(slow, (x2, y2))
+    for a, b in zip(g1, g2, strict=True):
+        _close(a, b, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("reduction", ["none", "mean"])
+def test_log_cosh_without_large_residuals_is_the_plain_path(plain, dtype, reduction):
+    """No |r| past 20 (on CPU): the rule skips its clamp; the same value and gradient."""
+    r = torch.cat([torch.linspace(-20, 20, 401, dtype=dtype), torch.zeros(3, dtype=dtype)])
+    r = torch.cat([r, torch.logspace(-30, 1, 64, dtype=torch.float64).to(dtype)])
+    x1, x2 = r.clone().requires_grad_(True), r.clone().requires_grad_(True)
+    fast = LF.log_cosh_loss(x1, torch.zeros_like(r), reduction=reduction)
+    slow = plain(LF.log_cosh_loss, x2, torch.zeros_like(r), reduction=reduction)
+    _close(fast.detach(), slow.detach(), dtype)
+    _close(torch.autograd.grad(fast.sum(), x1)[0], torch.autograd.grad(slow.sum(), x2)[0], dtype)
+
+
 @pytest.mark.parametrize("fn, options", POINTWISE)
 def test_pointwise_second_derivative_is_the_plain_paths(plain, fn, options):
     r = _residuals(torch.float64, 50)

@@ -67,3 +67,22 @@ def fused(rule, plain: Callable[..., torch.Tensor], *inputs: torch.Tensor) -> to
         with torch.no_grad():
             return rule.forward(*inputs)[0]
     return _Fused.apply(rule, plain, *inputs)
+
+
+class Summed:
+    """A per-element ``rule`` (``forward(*inputs) -> (loss, state)``, ``backward(state,
+    grad, needs)`` with ``grad`` broadcastable to the loss) made into the rule of its sum
+    over every element, divided by ``divisor`` (the element count for a plain mean, 1
+    for a sum). The per-element loss lives only until it is summed, and the backward gets
+    the scalar ``grad / divisor``: no expanded gradient, no tape for the reduction."""
+
+    def __init__(self, rule, divisor: int = 1):
+        self.rule, self.divisor = rule, divisor
+
+    def forward(self, *inputs):
+        loss, state = self.rule.forward(*inputs)
+        total = loss.sum()
+        return (total / self.divisor if self.divisor != 1 else total), state
+
+    def backward(self, state, grad, needs):
+        return self.rule.backward(state, grad / self.divisor if self.divisor != 1 else grad, needs)

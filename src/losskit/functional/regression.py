@@ -17,7 +17,7 @@ import torch.nn.functional as TF
 from .. import _checks as C
 from .._reduction import reduce, reduce_builtin
 from ._common import prepare_pointwise
-from ._fused import eager, fused
+from ._fused import Summed, eager, fused
 
 __all__ = [
     "l1_loss",
@@ -34,9 +34,31 @@ __all__ = [
 _LOG2 = math.log(2.0)
 
 
-def _builtin(name, torch_fn, input, target, weight, reduction, normalizer, broadcast, **hyper):
-    """A loss torch has: validated here, computed and reduced by torch where it can be."""
+def _summed_divisor(x, w, reduction, normalizer):
+    """The divisor of a plain mean (the element count) or sum (1), which a closed-form
+    rule computes whole (:class:`Summed`); ``None`` where :func:`reduce` decides (a
+    weight, a normalizer, an empty input, ``"none"``)."""
+    if w is not None or normalizer is not None or reduction == "none" or x.numel() == 0:
+        return None
+    return x.numel() if reduction == "mean" else 1
+
+
+def _builtin(
+    name, torch_fn, input, target, weight, reduction, normalizer, broadcast, rule=None, **hyper
+):
+    """A loss torch has: validated here, computed and reduced by torch where it can be.
+
+    ``rule``: its per-element loss with a closed-form gradient; a plain mean or sum then
+    runs it (:class:`Summed`), with torch's built-in as the plain path (second
+    derivatives, ``torch.compile``, ``torch.func``)."""
     x, y, w = _prepared(name, input, target, weight, reduction, normalizer, broadcast)
+    divisor = None if rule is None else _summed_divisor(x, w, reduction, normalizer)
+    if divisor is not None:
+
+        def plain(a, b):
+            return torch_fn(a, b, reduction=reduction, **hyper)
+
+        return fused(Summed(rule, divisor), plain, x, y)
     return reduce_builtin(
         lambda red: torch_fn(x, y, reduction=red, **hyper),
         reduction,
@@ -53,8 +75,16 @@ def _pointwise(
 
     ``rule``: the same per-element loss with a closed-form gradient (:func:`fused`)."""
     x, y, w = _prepared(name, input, target, weight, reduction, normalizer, broadcast)
-    loss = per_element(x, y) if rule is None else fused(rule, per_element, x, y)
-    return reduce(loss, reduction, weight=w, normalizer=normalizer)
+    if rule is None:
+        return reduce(per_element(x, y), reduction, weight=w, normalizer=normalizer)
+    divisor = _summed_divisor(x, w, reduction, normalizer)
+    if divisor is not None:
+
+        def plain(a, b):
+            return reduce(per_element(a, b), reduction)
+
+        return fused(Summed(rule, divisor), plain, x, y)
+    return reduce(fused(rule, per_element, x, y), reduction, weight=w, normalizer=normalizer)
 
 
 def _residual_grads(dr, grad, needs):
@@ -101,7 +131,22 @@ def l1_loss(input, target, *, weight=None, reduction="mean", normalizer=None, br
         >>> LF.l1_loss(torch.ones(2, 2), torch.tensor([[0., 1.], [2., 3.]]))
         tensor(1.)
     """
-    return _builtin("l1_loss", TF.l1_loss, input, target, weight, reduction, normalizer, broadcast)
+    return _builtin(
+        "l1_loss", TF.l1_loss, input, target, weight, reduction, normalizer, broadcast, _L1
+    )
+
+
+class _L1:
+    """``|r|`` and its gradient ``sign(r)`` (torch's, 0 at 0), from one residual buffer."""
+
+    @staticmethod
+    def forward(x, y):
+        r = x - y
+        return r.abs(), r.sign_()
+
+    @staticmethod
+    def backward(sign, grad, needs):
+        return _residual_grads(sign, grad, needs)
 
 
 #: Alias of :func:`l1_loss` (mean absolute error).
@@ -256,6 +301,7 @@ def smooth_l1_loss(
         reduction,
         normalizer,
         broadcast,
+        _L1 if beta == 0 else None,  # torch's beta=0 is its L1 loss
         beta=beta,
     )
 
@@ -429,14 +475,22 @@ class _LogCosh:
     def forward(x, y):
         # in place where it can: each fresh buffer costs more than the arithmetic
         r = x - y
-        a = r.abs()
-        u = a.clamp(max=20.0)
-        excess = a.sub_(u)  # |r| - 20 past 20, else 0
+        u = r.abs()
+        excess = None
+        # on CPU (no device sync) one read tells whether any |r| passes 20: if none, the
+        # clamp and the excess (three passes) are not needed
+        small = u.device.type == "cpu" and (u.numel() == 0 or float(u.max()) <= 20.0)
+        if not small:
+            a = u
+            u = a.clamp(max=20.0)
+            excess = a.sub_(u)  # |r| - 20 past 20, else 0
         u.expm1_()
         t = u + 1.0  # e^|r|
         w = (t + 1.0).mul_(u)  # e^{2|r|} - 1
-        loss = u.square_().div_(t.mul_(2.0)).log1p_().add_(excess)
-        tanh = w.div_(t.copy_(w).add_(2.0)).copysign_(r)
+        loss = u.square_().div_(t.mul_(2.0)).log1p_()
+        if excess is not None:
+            loss = loss.add_(excess)
+        tanh = w.div_(torch.add(w, 2.0, out=t)).copysign_(r)  # t's buffer is free now
         return loss, tanh
 
     @staticmethod
