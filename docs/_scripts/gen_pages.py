@@ -209,6 +209,7 @@ def loss_page(row, bullets: list[str]) -> str:
         "",
     ]
     table, walk = comparison_table(row)
+    axis = row.target_kind.plot_grid()[1]
     head += [table, ""]
     head += [
         "## By hand",
@@ -220,15 +221,9 @@ def loss_page(row, bullets: list[str]) -> str:
         "",
         "## Loss and gradient",
         "",
-        f'`losskit.plot.plot(["{row.name}"], grad=True, out=...)`, against '
-        + (
-            "the residual"
-            if row.plot_axis == "residual"
-            else "$p_t$, the probability of the true class"
-        )
-        + ":",
+        f'`losskit.plot.plot(["{row.name}"], grad=True, out=...)` (x axis: {axis}):',
         "",
-        f"![{row.name}: loss and gradient against {row.plot_axis}]({row.name}.png)",
+        f"![{row.name}: loss and gradient against {axis}]({row.name}.png)",
         "",
     ]
     if "Example" in doc.sections or "Examples" in doc.sections:
