@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .. import _checks as C
-from .._reduction import compute_dtype
+from .._reduction import compute_dtype, in_dtype
 
 
 def prepare_pointwise(
@@ -32,9 +32,9 @@ def prepare_pointwise(
             "weight is per element: give it the input's shape, or a shape that broadcasts to it.",
         )
     dtype = compute_dtype(input.dtype)
-    x = input.to(dtype)
-    y = target.to(dtype)
+    x = in_dtype(input, dtype)
+    y = in_dtype(target, dtype)
     if shape != x.shape or shape != y.shape:
         x, y = torch.broadcast_tensors(x, y)
-    w = weight.to(dtype) if weight is not None else None
+    w = in_dtype(weight, dtype) if weight is not None else None
     return x, y, w
