@@ -473,13 +473,6 @@ PREPARE: dict[str, Callable[[list], list]] = {
 GRADIENT_DIFFERS: dict[str, str] = {
     "ctc_loss": "torch's CTC kernel returns the gradient with respect to the logits of a "
     "log_softmax, losskit the derivative with respect to log_probs",
-    "dice_loss": [("MONAI DiceLoss", _monai("DiceLoss"))],
-    "jaccard_loss": [("MONAI DiceLoss(jaccard=True)", _monai("DiceLoss", jaccard=True))],
-    "tversky_loss": [("MONAI TverskyLoss", _monai("TverskyLoss"))],
-    "focal_tversky_loss": [("MONAI TverskyLoss per image, ^gamma", _monai_focal_tversky)],
-    "generalized_dice_loss": [("MONAI GeneralizedDiceLoss", _monai("GeneralizedDiceLoss"))],
-    "lovasz_softmax_loss": [("Berman lovasz_softmax in torch", _berman_lovasz_softmax)],
-    "lovasz_hinge_loss": [("kornia lovasz_hinge_loss", _kornia_lovasz_hinge)],
 }
 
 NO_COMPOSITION: dict[str, str] = {

@@ -311,6 +311,16 @@ def test_composition_is_the_same_loss(name, label, fn):
         torch.testing.assert_close(x2.grad, x1.grad, rtol=1e-3, atol=1e-5)
 
 
+def test_gradient_differs_names_a_reason_for_a_composition():
+    """A row whose composition's gradient is skipped says why, in words, and has that
+    composition (an entry of another kind would silently skip a row's gradient check)."""
+    from benchmarks.compositions import COMPOSITIONS, GRADIENT_DIFFERS
+
+    for name, why in GRADIENT_DIFFERS.items():
+        assert name in COMPOSITIONS, name
+        assert isinstance(why, str) and len(why.split()) >= 5, (name, why)
+
+
 def test_peak_step_bytes_counts_the_step_allocations():
     from benchmarks import runner
 
