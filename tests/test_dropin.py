@@ -81,6 +81,27 @@ def test_torch_positional_order_works_for_function_and_module(spec):
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
+def test_module_takes_its_inputs_by_name(spec):
+    """``MarginRankingLoss()(input1=a, input2=b, target=y)``, as torch's modules take them:
+    every input by its name, or the first positionally and the rest by name, gives the
+    positional call's value; a name given twice, or a later input without an earlier
+    one, is a LossTypeError naming the module."""
+    if not issubclass(spec.module, losskit.nn.Loss):
+        pytest.skip("a module with its own forward")
+    module, forward = spec.target_kind.module_call(spec.module, spec.sample((3, 4), seed=0), {})
+    names = type(module)._inputs[: len(forward)]
+    expected = module(*forward)
+    torch.testing.assert_close(module(**dict(zip(names, forward, strict=True))), expected)
+    rest = dict(zip(names[1:], forward[1:], strict=True))
+    torch.testing.assert_close(module(forward[0], **rest), expected)
+    with pytest.raises(losskit.LossTypeError, match="both positionally and by keyword") as info:
+        module(*forward, **{names[0]: forward[0]})
+    assert str(info.value).startswith(f"{type(module).__name__}:")
+    with pytest.raises(losskit.LossTypeError, match="which comes before"):
+        module(**{names[-1]: forward[-1]})
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
 def test_an_option_beyond_the_order_names_the_loss_and_the_keyword(spec):
     inputs = spec.sample((3, 4), seed=0)
     too_many = ["sum"] * (len(spec.positional) + 1)

@@ -22,6 +22,8 @@ class Loss(nn.Module):
     ``normalizer``...) in ``__init__``. Tensor hyperparameters become buffers, so
     ``.to(device)`` moves them. ``forward(input, target, **overrides)`` calls the
     functional; an override (e.g. ``normalizer=`` per batch) wins over the stored value.
+    The inputs may also come by name, as torch's modules take them:
+    ``MarginRankingLoss()(input1=a, input2=b, target=y)``.
     Options may also come positionally in torch's order, which the row declares
     (``LossSpec.positional``, passed here as ``positional=``): ``CrossEntropyLoss(w)``,
     ``HuberLoss("sum", 0.5)``.
@@ -31,6 +33,7 @@ class Loss(nn.Module):
     _defaults: dict[str, object] = {}
     _positional: tuple[str, ...] = ()
     _inputs: tuple[str, ...] = ("input", "target")
+    _required: int = 2
 
     def __init_subclass__(
         cls,
@@ -45,9 +48,9 @@ class Loss(nn.Module):
         cls.functional = staticmethod(functional)
         cls._positional = tuple(positional)
         sig = inspect.signature(functional)
-        cls._inputs = tuple(
-            p.name for p in sig.parameters.values() if p.kind is p.POSITIONAL_OR_KEYWORD
-        )
+        inputs = [p for p in sig.parameters.values() if p.kind is p.POSITIONAL_OR_KEYWORD]
+        cls._inputs = tuple(p.name for p in inputs)
+        cls._required = sum(p.default is p.empty for p in inputs)
         params = [p for p in sig.parameters.values() if p.kind is p.KEYWORD_ONLY]
         cls._defaults = {p.name: p.default for p in params}
         cls.__signature__ = inspect.Signature(
@@ -87,25 +90,65 @@ class Loss(nn.Module):
         """The stored hyperparameters, buffers included."""
         return {**self._options, **{n: getattr(self, n) for n in self._buffers_named}}
 
-    def forward(
-        self, input: torch.Tensor, target: torch.Tensor, *args: torch.Tensor, **overrides: object
-    ) -> torch.Tensor:
+    def forward(self, *inputs: torch.Tensor, **overrides: object) -> torch.Tensor:
         if overrides:
-            check_options(type(self).__name__, overrides, self._defaults)
-        if 2 + len(args) > len(self._inputs):
-            name = type(self).__name__
+            inputs = self._bind_inputs(inputs, overrides)
+            if overrides:
+                check_options(type(self).__name__, overrides, self._defaults)
+        name = type(self).__name__
+        if len(inputs) > len(self._inputs):
             fail(
                 name,
                 f"forward takes the inputs ({', '.join(self._inputs)}), got "
-                f"{2 + len(args)} positional arguments.",
+                f"{len(inputs)} positional arguments.",
                 f"options go to the constructor, {name}(reduction='sum'), or by keyword "
                 "to forward.",
                 cls=LossTypeError,
             )
+        if len(inputs) < self._required:
+            missing = ", ".join(self._inputs[len(inputs) : self._required])
+            fail(
+                name,
+                f"forward takes the inputs ({', '.join(self._inputs)}); {missing} missing.",
+                "pass them in that order, or by those names.",
+                cls=LossTypeError,
+            )
         options = {**self.options(), **overrides}
-        if getattr(input, "is_meta", False):  # shapes only: no value checks
-            return on_meta(self.functional, (input, target, *args), options)
-        return self.functional(input, target, *args, **options)
+        if getattr(inputs[0], "is_meta", False):  # shapes only: no value checks
+            return on_meta(self.functional, inputs, options)
+        return self.functional(*inputs, **options)
+
+    def _bind_inputs(self, inputs: tuple, overrides: dict) -> tuple:
+        """Inputs given by name, as torch's modules take them
+        (``MarginRankingLoss()(input1=a, input2=b, target=y)``), moved from ``overrides``
+        into their places after the positional ones."""
+        names = self._inputs
+        given = {n: overrides.pop(n) for n in names if n in overrides}
+        if not given:
+            return inputs
+        name = type(self).__name__
+        twice = [n for n in names[: len(inputs)] if n in given]
+        if twice:
+            fail(
+                name,
+                f"got {twice[0]} both positionally and by keyword.",
+                f"pass {twice[0]} once.",
+                cls=LossTypeError,
+            )
+        bound = list(inputs)
+        for n in names[len(inputs) :]:
+            if n not in given:
+                break
+            bound.append(given.pop(n))
+        if given:
+            gap = names[len(bound)]
+            fail(
+                name,
+                f"got {', '.join(given)} by keyword, but not {gap}, which comes before.",
+                f"pass {gap} too (the inputs are {', '.join(names)}).",
+                cls=LossTypeError,
+            )
+        return tuple(bound)
 
     def extra_repr(self) -> str:
         parts = []
