@@ -47,6 +47,24 @@ def test_explain_default_example_of_every_loss(spec):
     assert spec.name in text and "result:" in text and "check:" in text
 
 
+SOFT = [s for s in SPECS if s.target_kind.soft_targets]
+
+
+@pytest.mark.parametrize("spec", SOFT, ids=[s.name for s in SOFT])
+def test_explain_takes_probability_targets_where_the_kind_does(spec):
+    """A floating target of the input's shape is probabilities (as torch reads one) for a
+    kind that takes them (``soft_targets``): explain works it out and agrees with the
+    function, given as nested lists; other floating targets stay class indices."""
+    x = torch.randn(2, 3, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    q = torch.softmax(torch.randn(2, 3, 4, dtype=torch.float64), dim=1)
+    e = losskit.explain(spec.name, x.tolist(), q.tolist())
+    assert e.result == pytest.approx(float(spec.functional(x, q)), rel=1e-12)
+    assert e.check["losskit_abs_diff"] < 1e-9
+    indices = [[0.0, 2.0, 1.0, 1.0], [2.0, 0.0, 0.0, 1.0]]  # whole floats: indices
+    want = float(spec.functional(x, torch.tensor(indices).long()))
+    assert losskit.explain(spec.name, x.tolist(), indices).result == pytest.approx(want)
+
+
 def test_explain_alias_and_unknown_name():
     assert losskit.explain("mae_loss").name == "l1_loss"
     assert losskit.explain("huber").name == "huber_loss"  # a name users type resolves

@@ -167,6 +167,21 @@ def _as_tensor(value: object, integer: bool) -> torch.Tensor:
     return torch.as_tensor(array.astype(np.float64))
 
 
+def _indices(row: LossSpec, target: object, x: torch.Tensor) -> bool:
+    """Whether the target holds class indices: always for an integer kind, except a
+    floating target of the input's shape where the kind takes probabilities too
+    (``soft_targets``), which is then read as torch reads it: probabilities."""
+    kind = row.target_kind
+    if not kind.integer or not kind.soft_targets:
+        return kind.integer
+    if isinstance(target, torch.Tensor):
+        floating, shape = target.is_floating_point(), tuple(target.shape)
+    else:
+        array = np.asarray(target)
+        floating, shape = array.dtype.kind == "f", array.shape
+    return not (floating and shape == tuple(x.shape))
+
+
 def _as_option(key: str, value: object) -> object:
     """Tensor options (class weights, ``linear_bias``) as float64 tensors, whatever their
     form (list, array, tensor of any dtype)."""
@@ -255,7 +270,7 @@ def explain(
         C.fail(row.name, f"explain needs {', '.join(missing)}= for this loss.")
 
     x = _as_tensor(input, integer=False)
-    y = _as_tensor(target, integer=row.target_kind.integer)
+    y = _as_tensor(target, integer=_indices(row, target, x))
     extra = [_as_tensor(options.pop(e.name), integer=e.integer) for e in extra_inputs]
     call = {k: _as_option(k, v) for k, v in options.items()}
 

@@ -22,7 +22,7 @@ Example:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -38,6 +38,7 @@ __all__ = [
     "PER_SAMPLE",
     "UNIT",
     "INDEX",
+    "INDEX_ONLY",
     "ROWS",
     "ANCHORS",
     "LINEAR",
@@ -158,8 +159,9 @@ class TargetKind:
     ``weight_kind``: ``"element"`` (a weight broadcast to the input), ``"class"`` (one per
     class), ``"sample"`` (one per value of ``reduction="none"``) or ``None`` (no weight).
     ``plot_axis``: one of :data:`PLOT_AXES`.
-    ``integer``: the target holds class indices. ``extra_inputs``: positional inputs after
-    the target.
+    ``integer``: the target holds class indices. ``soft_targets``: it may instead hold
+    probabilities of the input's shape (a floating target, as ``cross_entropy`` reads
+    one). ``extra_inputs``: positional inputs after the target.
     """
 
     name: str
@@ -167,6 +169,7 @@ class TargetKind:
     weight_kind: str | None = "element"
     plot_axis: str = "p_t"
     integer: bool = False
+    soft_targets: bool = False
     extra_inputs: tuple[ExtraInput, ...] = ()
 
     # -- shapes
@@ -420,7 +423,10 @@ INDEX = _Index(
     "class indices (N, d1, ..., dk) for an (N, C, d1, ..., dk) input",
     weight_kind="class",
     integer=True,
+    soft_targets=True,
 )
+#: class indices only: the rows whose loss takes no probability target (nll_loss)
+INDEX_ONLY = replace(INDEX, soft_targets=False)
 ROWS = _Rows("rows", "one-hot or probability rows along the class dimension", weight_kind=None)
 ANCHORS = _Anchors(
     "anchors",

@@ -149,6 +149,7 @@ SEG_INDEX = SegmentationTarget(
     "or probabilities of the input's shape; reduction='none': one loss per (image, class)",
     weight_kind="class",
     integer=True,
+    soft_targets=True,
 )
 SEG_MASKS = SegmentationTarget(
     "segmentation_masks",

@@ -8,7 +8,7 @@ import torch.nn.functional as TF
 
 from .. import functional as F
 from .. import reference as R
-from .._kinds import INDEX, LOGITS, LOGPROBS, PROBS, ROWS
+from .._kinds import INDEX, INDEX_ONLY, LOGITS, LOGPROBS, PROBS, ROWS
 from .._spec import Example, LossSpec, torch_adapter
 from ._sources import (
     SEED000_NLL_P,
@@ -111,7 +111,7 @@ ROWS = (
             ),
         ),
         input_kind=LOGPROBS,
-        target_kind=INDEX,
+        target_kind=INDEX_ONLY,
         variants=({"ignore_index": 1},),
         torch_builtin=torch_adapter(
             TF.nll_loss, supports=("weight", "ignore_index"), defaults={"ignore_index": -100}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from .. import functional as F
 from .. import reference as R
-from .._kinds import INDEX, LOGITS, UNIT
+from .._kinds import INDEX, INDEX_ONLY, LOGITS, UNIT
 from .._spec import Example, LossSpec
 from ._sources import SEED001_PRED, T001
 
@@ -115,7 +115,7 @@ ROWS = (
             ),
         ),
         input_kind=LOGITS,
-        target_kind=INDEX,
+        target_kind=INDEX_ONLY,
         variants=({"q": 0.0}, {"q": 1.0}, {"q": 0.3, "ignore_index": 1}),
         paper="https://arxiv.org/abs/1805.07836",
     ),
