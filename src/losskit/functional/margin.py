@@ -24,6 +24,8 @@ Example:
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Callable
 
 import torch
@@ -31,6 +33,7 @@ import torch.nn.functional as TF
 
 from .. import _checks as C
 from .._reduction import compute_dtype, reduce
+from ._fused import fused
 
 __all__ = [
     "margin_ranking_loss",
@@ -344,17 +347,61 @@ def cosine_embedding_loss(
     dtype = _dtype(input1, input2)
     a, b, y = input1.to(dtype), input2.to(dtype), target.to(dtype)
     _check_signs(name, y)
+    plain = functools.partial(_cosine_plain, y, margin)
+    loss = fused(_Cosine(y, margin), plain, a, b) if not a.is_meta else plain(a, b)
+    return reduce(loss, reduction, weight=weight, normalizer=normalizer)
+
+
+def _cosine_plain(y, margin, a, b):
+    """The cosine embedding loss per pair through autograd: the definition the closed
+    form is checked against, and the one differentiated twice."""
     dot = (a * b).sum(dim=-1)
     # a * a, not a.square(): pow's backward is the slow one on CPU
     den = torch.sqrt((a * a).sum(dim=-1) + COSINE_EPS) * torch.sqrt(
         (b * b).sum(dim=-1) + COSINE_EPS
     )
     cos = dot / den
-    zero = torch.zeros((), dtype=dtype, device=cos.device)
-    loss = torch.where(y == 1, 1.0 - cos, zero) + torch.where(
+    zero = torch.zeros((), dtype=cos.dtype, device=cos.device)
+    return torch.where(y == 1, 1.0 - cos, zero) + torch.where(
         y == -1, (cos - margin).clamp_min(0.0), zero
     )
-    return reduce(loss, reduction, weight=weight, normalizer=normalizer)
+
+
+class _Cosine:
+    """The cosine embedding loss and its derivative from three reductions over the
+    vectors (``a . b``, ``||a||``, ``||b||``: no ``(N, D)`` temporary) and, in the
+    backward, one product and one ``addcmul`` per input. With ``r_a = sqrt(||a||^2 +
+    eps)`` (``hypot(||a||, sqrt(eps))``: no overflow of the square), ``cos = a . b /
+    (r_a r_b)`` and ``d cos / da = b / (r_a r_b) - cos a / r_a^2``; ``dl/dcos`` is -1
+    for ``y = 1`` and ``[cos >= margin]`` for ``y = -1`` (``clamp_min`` passes at its
+    corner), 0 for any other label (value checks off)."""
+
+    def __init__(self, y, margin):
+        self.y, self.margin = y, margin
+
+    def forward(self, a, b):
+        dot = torch.linalg.vecdot(a, b)
+        root_eps = math.sqrt(COSINE_EPS)
+        ra = torch.hypot(torch.linalg.vector_norm(a, dim=-1), torch.tensor(root_eps, dtype=a.dtype))
+        rb = torch.hypot(torch.linalg.vector_norm(b, dim=-1), torch.tensor(root_eps, dtype=a.dtype))
+        den = ra * rb
+        cos = dot.div_(den)
+        pos = (self.y == 1).to(cos.dtype)
+        neg = (self.y == -1).to(cos.dtype)
+        shifted = cos - self.margin
+        # dl/dcos: -1 (similar), [cos >= margin] (dissimilar)
+        slope = (shifted >= 0).to(cos.dtype).mul_(neg).sub_(pos)
+        loss = torch.rsub(cos, 1.0).mul_(pos).addcmul_(shifted.clamp_min_(0.0), neg)
+        return loss, (a, b, slope, den, cos, ra, rb)
+
+    def backward(self, state, grad, needs):
+        a, b, slope, den, cos, ra, rb = state
+        k = slope.mul(grad)
+        cross = torch.div(k, den).unsqueeze(-1)  # times the other vector
+        kc = k.mul_(cos).neg_()  # times the vector itself, over its squared root
+        ga = torch.mul(b, cross).addcmul_(a, (kc / (ra * ra)).unsqueeze(-1)) if needs[0] else None
+        gb = torch.mul(a, cross).addcmul_(b, kc.div_(rb * rb).unsqueeze(-1)) if needs[1] else None
+        return ga, gb
 
 
 # --------------------------------------------------------------------------- classes
@@ -637,6 +684,56 @@ def _triplet(d_pos, d_neg, d_swap, margin, weight, reduction, normalizer):
     return reduce(loss, reduction, weight=weight, normalizer=normalizer)
 
 
+def _euclidean_triplet_plain(margin, eps, a, pos, neg):
+    """The triplet loss per triplet with torch's pairwise distance (p = 2, no swap),
+    through autograd: the closed form's definition, and the one differentiated twice."""
+    d_pos = _pairwise_distance(a, pos, 2.0, eps)
+    d_neg = _pairwise_distance(a, neg, 2.0, eps)
+    return (margin + d_pos - d_neg).clamp_min(0.0)
+
+
+class _EuclideanTriplet:
+    """``max(0, margin + ||a - p + eps|| - ||a - n + eps||)`` and its derivative: the two
+    differences made once (and kept for the backward), a norm of each, and in the
+    backward one product and one ``addcmul`` per input, ``d ||u|| / du = u / ||u||`` (0
+    at ``u = 0``, as torch's norm, and as the plain path's masked root for ``eps = 0``);
+    ``clamp_min`` passes the gradient at its corner."""
+
+    def __init__(self, margin, eps):
+        self.margin, self.eps = margin, eps
+
+    def forward(self, a, pos, neg):
+        u = torch.sub(a, pos)
+        w = torch.sub(a, neg)
+        if self.eps:
+            u.add_(self.eps)
+            w.add_(self.eps)
+        d_pos = torch.linalg.vector_norm(u, dim=-1)
+        d_neg = torch.linalg.vector_norm(w, dim=-1)
+        z = torch.add(d_pos, self.margin).sub_(d_neg)
+        on = (z >= 0).to(z.dtype)
+        tiny = torch.finfo(z.dtype).tiny
+        # dl/d||u|| and -dl/d||w||, over the norm: u / ||u|| is the norm's derivative
+        k_pos = on / d_pos.clamp_min_(tiny)
+        k_neg = on.div_(d_neg.clamp_min_(tiny))
+        return z.clamp_min_(0.0), (u, w, k_pos, k_neg)
+
+    def backward(self, state, grad, needs):
+        u, w, k_pos, k_neg = state
+        kp = (k_pos * grad).unsqueeze(-1)
+        kn = (k_neg * grad).unsqueeze(-1)
+        ga = torch.mul(u, kp).addcmul_(w, kn, value=-1.0) if needs[0] else None
+        gp = torch.mul(u, kp).neg_() if needs[1] else None
+        gn = torch.mul(w, kn) if needs[2] else None
+        return ga, gp, gn
+
+
+def _euclidean_triplet(a, pos, neg, margin, eps, weight, reduction, normalizer):
+    plain = functools.partial(_euclidean_triplet_plain, margin, eps)
+    loss = fused(_EuclideanTriplet(margin, eps), plain, a, pos, neg)
+    return reduce(loss, reduction, weight=weight, normalizer=normalizer)
+
+
 def triplet_margin_loss(
     anchor,
     positive,
@@ -697,6 +794,8 @@ def triplet_margin_loss(
     eps = C.check_number(name, "eps", eps, low=0.0)
     if not isinstance(swap, bool):
         C.fail(name, f"swap must be True or False, got {swap!r}.", cls=C.LossTypeError)
+    if p == 2 and not swap and not a.is_meta:
+        return _euclidean_triplet(a, pos, neg, margin, eps, weight, reduction, normalizer)
     d_pos = _pairwise_distance(a, pos, p, eps)
     d_neg = _pairwise_distance(a, neg, p, eps)
     d_swap = _pairwise_distance(pos, neg, p, eps) if swap else None
@@ -776,6 +875,8 @@ def triplet_margin_with_distance_loss(
     margin = _check_margin_positive(name, margin)
     if not isinstance(swap, bool):
         C.fail(name, f"swap must be True or False, got {swap!r}.", cls=C.LossTypeError)
+    if distance_function is None and not swap and not a.is_meta:
+        return _euclidean_triplet(a, pos, neg, margin, PAIRWISE_EPS, weight, reduction, normalizer)
     if distance_function is None:
         fn = lambda u, v: _pairwise_distance(u, v, 2.0, PAIRWISE_EPS)  # noqa: E731
     elif callable(distance_function):
