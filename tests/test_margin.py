@@ -534,8 +534,11 @@ def _fused_against_plain(fast, plain, inputs, weight):
     for x, y in zip(*grads, strict=True):
         assert torch.isfinite(x).all()
         torch.testing.assert_close(x, y, rtol=1e-10, atol=1e-12)
-    got_w = fast(*a, weight=weight)
-    want_w = (plain(*b) * weight).sum() / weight.sum()
+    if weight is None:
+        got_w, want_w = fast(*a), plain(*b).mean()
+    else:
+        got_w = fast(*a, weight=weight)
+        want_w = (plain(*b) * weight).sum() / weight.sum()
     ga = torch.autograd.grad(got_w, a, create_graph=True)
     gb = torch.autograd.grad(want_w, b, create_graph=True)
     for x, y in zip(ga, gb, strict=True):
@@ -596,3 +599,26 @@ def test_euclidean_triplet_closed_form_matches_plain_path(eps):
         (a, pos, neg),
         w,
     )
+
+
+def test_multilabel_soft_margin_closed_form_matches_plain_path():
+    from losskit.functional import margin as M
+
+    x = _randn(9, 6).detach() * 3
+    x[0] = torch.tensor([1e4, -1e4, 40.0, -40.0, 0.0, 1e-9], dtype=D)  # saturated logits
+    y = torch.rand(9, 6, generator=_g(1), dtype=D)
+    y[:3] = (y[:3] > 0.5).to(D)  # 0/1 labels beside soft ones
+    y[0] = torch.tensor([1.0, 0.0, 1.0, 0.0, 1.0, 0.0], dtype=D)
+    _fused_against_plain(
+        lambda p, q, **kw: LF.multilabel_soft_margin_loss(p, q, **kw),
+        lambda p, q: M._multilabel_soft_margin_plain(6, p, q),
+        (x, y),
+        None,
+    )
+    # an infinite logit: the plain path's value (inf for the wrong label), finite gradient
+    x_inf = torch.tensor([[math.inf, -math.inf, 1.0]], dtype=D, requires_grad=True)
+    y_inf = torch.tensor([[0.0, 1.0, 0.5]], dtype=D)
+    out = LF.multilabel_soft_margin_loss(x_inf, y_inf)
+    assert out == math.inf
+    out.backward()
+    assert torch.isfinite(x_inf.grad).all()

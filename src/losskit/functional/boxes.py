@@ -184,7 +184,9 @@ class _BoxRule:
         r = torch.add(union, eps).reciprocal_()  # 1 / (U + eps)
         iou = inter.mul_(r)
         del inter
-        if bool((union == 0).any()):  # a zero-area box against itself: IoU 1, no gradient
+        # a zero-area box against itself: IoU 1, no gradient (looked for only on CPU, where
+        # the read waits for no device)
+        if x.device.type != "cpu" or bool((union == 0).any()):
             same = (union == 0) & (xt == yt).all(0)
             iou.masked_fill_(same, 1.0)
             r.masked_fill_(same, 0.0)

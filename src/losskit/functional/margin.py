@@ -460,8 +460,12 @@ def multilabel_soft_margin_loss(input, target, *, weight=None, reduction="mean",
         hint="multi-label targets are 0/1 (or soft labels in [0, 1]) per class; for -1/1 "
         "labels pass (target + 1) / 2.",
     )
-    terms = -(y * TF.logsigmoid(x) + (1.0 - y) * TF.logsigmoid(-x))
     n_classes = x.shape[-1]
+    if weight is None and x.device.type == "cpu":  # its infinity check reads a number
+        plain = functools.partial(_multilabel_soft_margin_plain, n_classes)
+        per_sample = fused(_MultilabelSoftMargin(n_classes), plain, x, y)
+        return reduce(per_sample, reduction, normalizer=normalizer)
+    terms = -(y * TF.logsigmoid(x) + (1.0 - y) * TF.logsigmoid(-x))
     w = None if weight is None else torch.broadcast_to(weight.to(dtype), x.shape)
     if w is not None and reduction == "mean" and normalizer is None:
         # sum_n (1/C) sum_c w l / sum_n (1/C) sum_c w = the weighted mean over all terms
@@ -470,6 +474,45 @@ def multilabel_soft_margin_loss(input, target, *, weight=None, reduction="mean",
         terms = terms * w
     per_sample = terms.sum(dim=-1) / n_classes if n_classes else terms.sum(dim=-1)
     return reduce(per_sample, reduction, normalizer=normalizer)
+
+
+def _multilabel_soft_margin_plain(n_classes, x, y):
+    """The per-sample loss through autograd (no weight): the closed form's definition,
+    and the one differentiated twice."""
+    terms = -(y * TF.logsigmoid(x) + (1.0 - y) * TF.logsigmoid(-x))
+    return terms.sum(dim=-1) / n_classes if n_classes else terms.sum(dim=-1)
+
+
+class _MultilabelSoftMargin:
+    """``(1/C) sum_c softplus(x) - x y`` per sample and its derivative ``(sigmoid(x) -
+    y) / C`` (``-x / C`` for the target): each term as ``max(x, 0) - x y +
+    log1p(exp(-|x|))`` (exact for saturated logits: ``x - x y`` is 0 at ``y = 1``), from
+    one ``exp``, one ``log1p`` and one ``sigmoid`` (torch's composite takes two
+    ``log_sigmoid`` passes forward and two backward, and a tape of products). A sample
+    whose sum is not finite (an infinite logit: ``inf - inf``) takes the plain path's
+    value; the gradient ``sigmoid(x) - y`` is finite there."""
+
+    def __init__(self, n_classes):
+        self.n_classes = n_classes
+        self.scale = 1.0 / n_classes if n_classes else 1.0
+
+    def forward(self, x, y):
+        t = x.abs().neg_().exp_().log1p_()  # log1p(exp(-|x|))
+        buf = torch.clamp_min(x, 0.0)
+        t.add_(buf).addcmul_(x, y, value=-1.0)
+        per_sample = t.sum(dim=-1).mul_(self.scale)
+        del t
+        if not bool(torch.isfinite(per_sample).all()):  # infinite logits: the plain path's
+            per_sample = _multilabel_soft_margin_plain(self.n_classes, x, y)  # values
+        grad_x = torch.sigmoid(x, out=buf).sub_(y)
+        return per_sample, (x, grad_x)
+
+    def backward(self, state, grad, needs):
+        x, grad_x = state
+        k = (grad * self.scale).unsqueeze(-1)
+        gx = grad_x * k if needs[0] else None
+        gy = torch.mul(x, k).neg_() if needs[1] else None
+        return gx, gy
 
 
 def _check_class_lists(name: str, y: torch.Tensor, n_classes: int) -> None:
