@@ -545,6 +545,9 @@ def _fused_against_plain(fast, plain, inputs, weight):
         torch.testing.assert_close(x, y, rtol=1e-10, atol=1e-12)
     s_a = sum((x * x).sum() for x in ga)
     s_b = sum((y * y).sum() for y in gb)
+    assert s_a.requires_grad == s_b.requires_grad
+    if not s_a.requires_grad:  # a piecewise-linear loss: no second derivative's graph
+        return
     for x, y in zip(torch.autograd.grad(s_a, a), torch.autograd.grad(s_b, b), strict=True):
         torch.testing.assert_close(x, y, rtol=1e-8, atol=1e-10)
 
@@ -622,3 +625,24 @@ def test_multilabel_soft_margin_closed_form_matches_plain_path():
     assert out == math.inf
     out.backward()
     assert torch.isfinite(x_inf.grad).all()
+
+
+@pytest.mark.parametrize("margin", [0.0, 0.5, -1.0])
+def test_margin_ranking_closed_form_matches_plain_path(margin):
+    from losskit.functional import margin as M
+
+    x1, x2 = _randn(7, 5).detach(), _randn(7, 5, seed=1).detach()
+    y = _signs(7, 5)
+    x1[0] = x2[0] + margin * y[0]  # at the hinge's corner: torch's gradient passes
+    x1[1] = x2[1]
+    w = torch.rand(7, 5, generator=_g(4), dtype=D) + 0.5
+    _fused_against_plain(
+        lambda p, q, **kw: LF.margin_ranking_loss(p, q, y, margin=margin, **kw),
+        lambda p, q: M._margin_ranking_plain(y, margin, p, q),
+        (x1, x2),
+        w,
+    )
+    # a target that requires grad takes the plain path
+    yr = y.clone().requires_grad_(True)
+    LF.margin_ranking_loss(x1, x2, yr, margin=margin).backward()
+    assert yr.grad is not None
