@@ -196,3 +196,85 @@ def test_box_rows_modules_and_weights():
         want = (per_box * w).sum() / w.sum()
         torch.testing.assert_close(row.module(weight=None)(x, y, weight=w), want)
         torch.testing.assert_close(losskit.get(row.module_name)(x, y, weight=w), want)
+
+
+def _hard_boxes():
+    """Box pairs with every tie the closed form must treat as autograd does: identical
+    boxes, shared edges, touching and disjoint boxes, zero width or height, a point box
+    against itself and against another point."""
+    x, y = boxes(120, torch.float64, 11), boxes(120, torch.float64, 12)
+    x[:10] = y[:10]
+    x[10:20, 0] = y[10:20, 0]
+    x[20:30, 2] = y[20:30, 2]
+    x[30:40, 2] = y[30:40, 0]  # touching along x
+    x[40:50, 1] = y[40:50, 3]  # touching along y
+    x[50:55, 2] = x[50:55, 0]  # zero width
+    x[55:60, 3] = x[55:60, 1]  # zero height
+    x[60:63] = y[60:63] = torch.tensor([1.0, 1.0, 1.0, 1.0], dtype=torch.float64)
+    x[63:66] = torch.tensor([1.0, 1.0, 1.0, 1.0], dtype=torch.float64)
+    y[63:66] = torch.tensor([2.0, 2.0, 2.0, 2.0], dtype=torch.float64)
+    x[66:70] = y[66:70] + 10.0  # far apart
+    x[70:80, :2] = y[70:80, :2]
+    x[:, 2:] = torch.maximum(x[:, 2:], x[:, :2])
+    y[57:60] = x[57:60]  # a line against itself: IoU 1, no IoU gradient
+    return x, y
+
+
+@pytest.mark.parametrize("eps", [1e-7, 1e-3])
+@pytest.mark.parametrize("name", F.__all__)
+def test_closed_form_matches_plain_path(name, eps, monkeypatch):
+    """The closed-form value and gradient (``_BoxRule`` through ``fused``) against the
+    plain autograd path in float64, over blocks (block boundaries inside the batch),
+    with a weight and an upstream gradient != 1; and the second derivative, which runs
+    the plain path."""
+    monkeypatch.setattr(F, "_BOX_BLOCK", 16)
+    x, y = _hard_boxes()
+    kind = {
+        "box_iou_loss": "iou",
+        "generalized_box_iou_loss": "giou",
+        "distance_box_iou_loss": "diou",
+        "complete_box_iou_loss": "ciou",
+    }[name]
+    w = torch.rand(len(x), dtype=torch.float64) + 0.5
+    g = torch.randn(len(x), dtype=torch.float64)
+    a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+    fast = getattr(F, name)(a, y, eps=eps, reduction="none")
+    plain = F._PLAIN[kind](b, y, eps)
+    torch.testing.assert_close(fast, plain, rtol=1e-12, atol=1e-12)
+    (fast * g).sum().backward()
+    (plain * g).sum().backward()
+    assert torch.isfinite(a.grad).all()
+    torch.testing.assert_close(a.grad, b.grad, rtol=1e-10, atol=1e-12)
+    # a weighted mean, and the value without a graph
+    a.grad = b.grad = None
+    getattr(F, name)(a, y, eps=eps, weight=w).backward()
+    ((F._PLAIN[kind](b, y, eps) * w).sum() / w.sum()).backward()
+    torch.testing.assert_close(a.grad, b.grad, rtol=1e-10, atol=1e-12)
+    with torch.no_grad():
+        torch.testing.assert_close(getattr(F, name)(x, y, eps=eps, reduction="none"), plain)
+    # double backward differentiates the plain path
+    a2, b2 = x[80:].clone().requires_grad_(), x[80:].clone().requires_grad_()
+    (ga,) = torch.autograd.grad(getattr(F, name)(a2, y[80:], eps=eps), a2, create_graph=True)
+    (gb,) = torch.autograd.grad(F._PLAIN[kind](b2, y[80:], eps).mean(), b2, create_graph=True)
+    torch.testing.assert_close(ga, gb)
+    torch.testing.assert_close(
+        torch.autograd.grad(ga.square().sum(), a2)[0], torch.autograd.grad(gb.square().sum(), b2)[0]
+    )
+
+
+@pytest.mark.parametrize("name", F.__all__)
+def test_target_gradient_and_overflowing_sides(name):
+    """A target that requires grad takes the plain path (its gradient too); finite boxes
+    whose width overflows float32 pass the value check, as before the fast check."""
+    x, y = boxes(30, torch.float64, 13), boxes(30, torch.float64, 14)
+    fn = getattr(F, name)
+    yr = y.clone().requires_grad_()
+    fn(x, yr).backward()
+    assert yr.grad is not None and torch.isfinite(yr.grad).all()
+    big = torch.tensor([[-3e38, 0.0, 3e38, 1.0]])
+    fn(big, big.clone())  # sides inf in float32, coordinates finite: no error
+    bad = torch.tensor([[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, float("inf"), 1.0]])
+    with pytest.raises(LossInputError, match=r"1 input box\(es\) are invalid.*\(1,\)"):
+        fn(bad, bad.abs().nan_to_num(posinf=2.0))
+    with pytest.raises(LossInputError, match=r"1 target box\(es\) are invalid"):
+        fn(bad[:1].expand(2, 4), torch.tensor([[0.0, 0.0, 1.0, 1.0], [1.0, 0.0, 0.0, 1.0]]))

@@ -518,3 +518,131 @@ def test_a_learned_distance_is_a_submodule():
     torch.testing.assert_close(ours(a, p, n), theirs(a, p, n))
     ours.double()
     assert dist.proj.weight.dtype == torch.float64
+
+
+# --------------------------------------------------------------------------- closed forms
+def _fused_against_plain(fast, plain, inputs, weight):
+    """Closed form (``fused``) vs the plain autograd path in float64: values, the
+    gradient of every input under an upstream gradient != 1 and under a weighted mean,
+    and second derivatives (which run the plain path)."""
+    a = [t.detach().clone().requires_grad_(True) for t in inputs]
+    b = [t.detach().clone().requires_grad_(True) for t in inputs]
+    got, want = fast(*a, reduction="none"), plain(*b)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-14)
+    g = torch.randn(got.shape, generator=_g(5), dtype=D)
+    grads = torch.autograd.grad((got * g).sum(), a), torch.autograd.grad((want * g).sum(), b)
+    for x, y in zip(*grads, strict=True):
+        assert torch.isfinite(x).all()
+        torch.testing.assert_close(x, y, rtol=1e-10, atol=1e-12)
+    if weight is None:
+        got_w, want_w = fast(*a), plain(*b).mean()
+    else:
+        got_w = fast(*a, weight=weight)
+        want_w = (plain(*b) * weight).sum() / weight.sum()
+    ga = torch.autograd.grad(got_w, a, create_graph=True)
+    gb = torch.autograd.grad(want_w, b, create_graph=True)
+    for x, y in zip(ga, gb, strict=True):
+        torch.testing.assert_close(x, y, rtol=1e-10, atol=1e-12)
+    s_a = sum((x * x).sum() for x in ga)
+    s_b = sum((y * y).sum() for y in gb)
+    assert s_a.requires_grad == s_b.requires_grad
+    if not s_a.requires_grad:  # a piecewise-linear loss: no second derivative's graph
+        return
+    for x, y in zip(torch.autograd.grad(s_a, a), torch.autograd.grad(s_b, b), strict=True):
+        torch.testing.assert_close(x, y, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("margin", [0.0, 0.3, -0.5])
+def test_cosine_embedding_closed_form_matches_plain_path(margin):
+    from losskit.functional import margin as M
+
+    a, b = _randn(12, 5).detach(), _randn(12, 5, seed=1).detach()
+    a[0] = 0.0  # a zero vector: cosine 0, finite gradient
+    b[1] = 0.0
+    a[2] = b[2]  # cosine 1
+    a[3] = -b[3]  # cosine -1
+    a[4] *= 1e8  # large and small norms
+    b[5] *= 1e-8
+    y = _signs(12)
+    y[:6] = torch.tensor([1.0, -1.0, 1.0, -1.0, 1.0, -1.0])
+    w = torch.rand(12, generator=_g(2), dtype=D) + 0.5
+    _fused_against_plain(
+        lambda p, q, **kw: LF.cosine_embedding_loss(p, q, y, margin=margin, **kw),
+        lambda p, q: M._cosine_plain(y, margin, p, q),
+        (a, b),
+        w,
+    )
+    # one pair, unbatched
+    torch.testing.assert_close(
+        LF.cosine_embedding_loss(a[6], b[6], y[6], margin=margin, reduction="none"),
+        M._cosine_plain(y[6], margin, a[6], b[6]),
+    )
+
+
+@pytest.mark.parametrize("eps", [0.0, 1e-6, 1e-3])
+def test_euclidean_triplet_closed_form_matches_plain_path(eps):
+    from losskit.functional import margin as M
+
+    a, pos, neg = (_randn(3, 10, 6, seed=s).detach() for s in (0, 1, 2))
+    pos[0, 0] = a[0, 0]  # a zero difference (with eps = 0: the masked root)
+    neg[0, 1] = a[0, 1]
+    pos[0, 2] = a[0, 2] + 1e-7
+    neg[1] = a[1] + 100.0  # hinge closed
+    w = torch.rand(3, 10, generator=_g(3), dtype=D) + 0.5
+    for margin in (1.0, 0.1):
+        _fused_against_plain(
+            lambda *t, m=margin, **kw: LF.triplet_margin_loss(*t, margin=m, eps=eps, **kw),
+            lambda *t, m=margin: M._euclidean_triplet_plain(m, eps, *t),
+            (a, pos, neg),
+            w,
+        )
+    _fused_against_plain(
+        lambda *t, **kw: LF.triplet_margin_with_distance_loss(*t, **kw),
+        lambda *t: M._euclidean_triplet_plain(1.0, M.PAIRWISE_EPS, *t),
+        (a, pos, neg),
+        w,
+    )
+
+
+def test_multilabel_soft_margin_closed_form_matches_plain_path():
+    from losskit.functional import margin as M
+
+    x = _randn(9, 6).detach() * 3
+    x[0] = torch.tensor([1e4, -1e4, 40.0, -40.0, 0.0, 1e-9], dtype=D)  # saturated logits
+    y = torch.rand(9, 6, generator=_g(1), dtype=D)
+    y[:3] = (y[:3] > 0.5).to(D)  # 0/1 labels beside soft ones
+    y[0] = torch.tensor([1.0, 0.0, 1.0, 0.0, 1.0, 0.0], dtype=D)
+    _fused_against_plain(
+        lambda p, q, **kw: LF.multilabel_soft_margin_loss(p, q, **kw),
+        lambda p, q: M._multilabel_soft_margin_plain(6, p, q),
+        (x, y),
+        None,
+    )
+    # an infinite logit: the plain path's value (inf for the wrong label), finite gradient
+    x_inf = torch.tensor([[math.inf, -math.inf, 1.0]], dtype=D, requires_grad=True)
+    y_inf = torch.tensor([[0.0, 1.0, 0.5]], dtype=D)
+    out = LF.multilabel_soft_margin_loss(x_inf, y_inf)
+    assert out == math.inf
+    out.backward()
+    assert torch.isfinite(x_inf.grad).all()
+
+
+@pytest.mark.parametrize("margin", [0.0, 0.5, -1.0])
+def test_margin_ranking_closed_form_matches_plain_path(margin):
+    from losskit.functional import margin as M
+
+    x1, x2 = _randn(7, 5).detach(), _randn(7, 5, seed=1).detach()
+    y = _signs(7, 5)
+    x1[0] = x2[0] + margin * y[0]  # at the hinge's corner: torch's gradient passes
+    x1[1] = x2[1]
+    w = torch.rand(7, 5, generator=_g(4), dtype=D) + 0.5
+    _fused_against_plain(
+        lambda p, q, **kw: LF.margin_ranking_loss(p, q, y, margin=margin, **kw),
+        lambda p, q: M._margin_ranking_plain(y, margin, p, q),
+        (x1, x2),
+        w,
+    )
+    # a target that requires grad takes the plain path
+    yr = y.clone().requires_grad_(True)
+    LF.margin_ranking_loss(x1, x2, yr, margin=margin).backward()
+    assert yr.grad is not None

@@ -237,7 +237,12 @@ def _check_values(lp, targets, il, tl, blank, padded):
                     f"(N, S)), found {C.format_values(bad.tolist())}.",
                 )
             counted = torch.arange(s)[None, :] < tl_c[:, None]
-            labels = targets.detach().cpu()[counted]
+            every = targets.detach().cpu()
+            # one pass when all is well (no boolean index): no counted label out of range
+            # or blank; the messages below count and name the bad ones
+            if not bool((((every < 0) | (every >= c) | (every == blank)) & counted).any()):
+                return
+            labels = every[counted]
         else:
             total = int(tl_c.sum())
             if total != targets.shape[0]:

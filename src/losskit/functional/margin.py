@@ -24,6 +24,8 @@ Example:
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Callable
 
 import torch
@@ -31,6 +33,7 @@ import torch.nn.functional as TF
 
 from .. import _checks as C
 from .._reduction import compute_dtype, reduce
+from ._fused import fused
 
 __all__ = [
     "margin_ranking_loss",
@@ -191,8 +194,36 @@ def margin_ranking_loss(
     dtype = _dtype(input1, input2)
     y = target.to(dtype)
     _check_signs(name, y)
-    loss = (-y * (input1.to(dtype) - input2.to(dtype)) + margin).clamp_min(0.0)
+    x1, x2 = input1.to(dtype), input2.to(dtype)
+    if y.requires_grad or x1.is_meta:
+        loss = _margin_ranking_plain(y, margin, x1, x2)
+    else:
+        plain = functools.partial(_margin_ranking_plain, y, margin)
+        loss = fused(_MarginRanking(y, margin), plain, x1, x2)
     return reduce(loss, reduction, weight=weight, normalizer=normalizer)
+
+
+def _margin_ranking_plain(y, margin, x1, x2):
+    return (-y * (x1 - x2) + margin).clamp_min(0.0)
+
+
+class _MarginRanking:
+    """``max(0, margin - y (x1 - x2))`` and its derivative ``-+ y [margin - y (x1 - x2)
+    >= 0]`` (``clamp_min`` passes at its corner), kept as one tensor: autograd's
+    ``clamp_min`` backward is a ``where`` (on CPU about four ``exp``'s worth)."""
+
+    def __init__(self, y, margin):
+        self.y, self.margin = y, margin
+
+    def forward(self, x1, x2):
+        z = torch.sub(x2, x1).mul_(self.y).add_(self.margin)  # -y (x1 - x2) + margin
+        slope = torch.mul(z >= 0, self.y)  # d/dx2; d/dx1 is its negative
+        return z.clamp_min_(0.0), slope
+
+    def backward(self, state, grad, needs):
+        g1 = torch.mul(state, grad).neg_() if needs[0] else None
+        g2 = torch.mul(state, grad) if needs[1] else None
+        return g1, g2
 
 
 def hinge_embedding_loss(
@@ -344,17 +375,61 @@ def cosine_embedding_loss(
     dtype = _dtype(input1, input2)
     a, b, y = input1.to(dtype), input2.to(dtype), target.to(dtype)
     _check_signs(name, y)
+    plain = functools.partial(_cosine_plain, y, margin)
+    loss = fused(_Cosine(y, margin), plain, a, b) if not a.is_meta else plain(a, b)
+    return reduce(loss, reduction, weight=weight, normalizer=normalizer)
+
+
+def _cosine_plain(y, margin, a, b):
+    """The cosine embedding loss per pair through autograd: the definition the closed
+    form is checked against, and the one differentiated twice."""
     dot = (a * b).sum(dim=-1)
     # a * a, not a.square(): pow's backward is the slow one on CPU
     den = torch.sqrt((a * a).sum(dim=-1) + COSINE_EPS) * torch.sqrt(
         (b * b).sum(dim=-1) + COSINE_EPS
     )
     cos = dot / den
-    zero = torch.zeros((), dtype=dtype, device=cos.device)
-    loss = torch.where(y == 1, 1.0 - cos, zero) + torch.where(
+    zero = torch.zeros((), dtype=cos.dtype, device=cos.device)
+    return torch.where(y == 1, 1.0 - cos, zero) + torch.where(
         y == -1, (cos - margin).clamp_min(0.0), zero
     )
-    return reduce(loss, reduction, weight=weight, normalizer=normalizer)
+
+
+class _Cosine:
+    """The cosine embedding loss and its derivative from three reductions over the
+    vectors (``a . b``, ``||a||``, ``||b||``: no ``(N, D)`` temporary) and, in the
+    backward, one product and one ``addcmul`` per input. With ``r_a = sqrt(||a||^2 +
+    eps)`` (``hypot(||a||, sqrt(eps))``: no overflow of the square), ``cos = a . b /
+    (r_a r_b)`` and ``d cos / da = b / (r_a r_b) - cos a / r_a^2``; ``dl/dcos`` is -1
+    for ``y = 1`` and ``[cos >= margin]`` for ``y = -1`` (``clamp_min`` passes at its
+    corner), 0 for any other label (value checks off)."""
+
+    def __init__(self, y, margin):
+        self.y, self.margin = y, margin
+
+    def forward(self, a, b):
+        dot = torch.linalg.vecdot(a, b)
+        root_eps = math.sqrt(COSINE_EPS)
+        ra = torch.hypot(torch.linalg.vector_norm(a, dim=-1), torch.tensor(root_eps, dtype=a.dtype))
+        rb = torch.hypot(torch.linalg.vector_norm(b, dim=-1), torch.tensor(root_eps, dtype=a.dtype))
+        den = ra * rb
+        cos = dot.div_(den)
+        pos = (self.y == 1).to(cos.dtype)
+        neg = (self.y == -1).to(cos.dtype)
+        shifted = cos - self.margin
+        # dl/dcos: -1 (similar), [cos >= margin] (dissimilar)
+        slope = (shifted >= 0).to(cos.dtype).mul_(neg).sub_(pos)
+        loss = torch.rsub(cos, 1.0).mul_(pos).addcmul_(shifted.clamp_min_(0.0), neg)
+        return loss, (a, b, slope, den, cos, ra, rb)
+
+    def backward(self, state, grad, needs):
+        a, b, slope, den, cos, ra, rb = state
+        k = slope.mul(grad)
+        cross = torch.div(k, den).unsqueeze(-1)  # times the other vector
+        kc = k.mul_(cos).neg_()  # times the vector itself, over its squared root
+        ga = torch.mul(b, cross).addcmul_(a, (kc / (ra * ra)).unsqueeze(-1)) if needs[0] else None
+        gb = torch.mul(a, cross).addcmul_(b, kc.div_(rb * rb).unsqueeze(-1)) if needs[1] else None
+        return ga, gb
 
 
 # --------------------------------------------------------------------------- classes
@@ -413,8 +488,12 @@ def multilabel_soft_margin_loss(input, target, *, weight=None, reduction="mean",
         hint="multi-label targets are 0/1 (or soft labels in [0, 1]) per class; for -1/1 "
         "labels pass (target + 1) / 2.",
     )
-    terms = -(y * TF.logsigmoid(x) + (1.0 - y) * TF.logsigmoid(-x))
     n_classes = x.shape[-1]
+    if weight is None and x.device.type == "cpu":  # its infinity check reads a number
+        plain = functools.partial(_multilabel_soft_margin_plain, n_classes)
+        per_sample = fused(_MultilabelSoftMargin(n_classes), plain, x, y)
+        return reduce(per_sample, reduction, normalizer=normalizer)
+    terms = -(y * TF.logsigmoid(x) + (1.0 - y) * TF.logsigmoid(-x))
     w = None if weight is None else torch.broadcast_to(weight.to(dtype), x.shape)
     if w is not None and reduction == "mean" and normalizer is None:
         # sum_n (1/C) sum_c w l / sum_n (1/C) sum_c w = the weighted mean over all terms
@@ -423,6 +502,45 @@ def multilabel_soft_margin_loss(input, target, *, weight=None, reduction="mean",
         terms = terms * w
     per_sample = terms.sum(dim=-1) / n_classes if n_classes else terms.sum(dim=-1)
     return reduce(per_sample, reduction, normalizer=normalizer)
+
+
+def _multilabel_soft_margin_plain(n_classes, x, y):
+    """The per-sample loss through autograd (no weight): the closed form's definition,
+    and the one differentiated twice."""
+    terms = -(y * TF.logsigmoid(x) + (1.0 - y) * TF.logsigmoid(-x))
+    return terms.sum(dim=-1) / n_classes if n_classes else terms.sum(dim=-1)
+
+
+class _MultilabelSoftMargin:
+    """``(1/C) sum_c softplus(x) - x y`` per sample and its derivative ``(sigmoid(x) -
+    y) / C`` (``-x / C`` for the target): each term as ``max(x, 0) - x y +
+    log1p(exp(-|x|))`` (exact for saturated logits: ``x - x y`` is 0 at ``y = 1``), from
+    one ``exp``, one ``log1p`` and one ``sigmoid`` (torch's composite takes two
+    ``log_sigmoid`` passes forward and two backward, and a tape of products). A sample
+    whose sum is not finite (an infinite logit: ``inf - inf``) takes the plain path's
+    value; the gradient ``sigmoid(x) - y`` is finite there."""
+
+    def __init__(self, n_classes):
+        self.n_classes = n_classes
+        self.scale = 1.0 / n_classes if n_classes else 1.0
+
+    def forward(self, x, y):
+        t = x.abs().neg_().exp_().log1p_()  # log1p(exp(-|x|))
+        buf = torch.clamp_min(x, 0.0)
+        t.add_(buf).addcmul_(x, y, value=-1.0)
+        per_sample = t.sum(dim=-1).mul_(self.scale)
+        del t
+        if not bool(torch.isfinite(per_sample).all()):  # infinite logits: the plain path's
+            per_sample = _multilabel_soft_margin_plain(self.n_classes, x, y)  # values
+        grad_x = torch.sigmoid(x, out=buf).sub_(y)
+        return per_sample, (x, grad_x)
+
+    def backward(self, state, grad, needs):
+        x, grad_x = state
+        k = (grad * self.scale).unsqueeze(-1)
+        gx = grad_x * k if needs[0] else None
+        gy = torch.mul(x, k).neg_() if needs[1] else None
+        return gx, gy
 
 
 def _check_class_lists(name: str, y: torch.Tensor, n_classes: int) -> None:
@@ -637,6 +755,56 @@ def _triplet(d_pos, d_neg, d_swap, margin, weight, reduction, normalizer):
     return reduce(loss, reduction, weight=weight, normalizer=normalizer)
 
 
+def _euclidean_triplet_plain(margin, eps, a, pos, neg):
+    """The triplet loss per triplet with torch's pairwise distance (p = 2, no swap),
+    through autograd: the closed form's definition, and the one differentiated twice."""
+    d_pos = _pairwise_distance(a, pos, 2.0, eps)
+    d_neg = _pairwise_distance(a, neg, 2.0, eps)
+    return (margin + d_pos - d_neg).clamp_min(0.0)
+
+
+class _EuclideanTriplet:
+    """``max(0, margin + ||a - p + eps|| - ||a - n + eps||)`` and its derivative: the two
+    differences made once (and kept for the backward), a norm of each, and in the
+    backward one product and one ``addcmul`` per input, ``d ||u|| / du = u / ||u||`` (0
+    at ``u = 0``, as torch's norm, and as the plain path's masked root for ``eps = 0``);
+    ``clamp_min`` passes the gradient at its corner."""
+
+    def __init__(self, margin, eps):
+        self.margin, self.eps = margin, eps
+
+    def forward(self, a, pos, neg):
+        u = torch.sub(a, pos)
+        w = torch.sub(a, neg)
+        if self.eps:
+            u.add_(self.eps)
+            w.add_(self.eps)
+        d_pos = torch.linalg.vector_norm(u, dim=-1)
+        d_neg = torch.linalg.vector_norm(w, dim=-1)
+        z = torch.add(d_pos, self.margin).sub_(d_neg)
+        on = (z >= 0).to(z.dtype)
+        tiny = torch.finfo(z.dtype).tiny
+        # dl/d||u|| and -dl/d||w||, over the norm: u / ||u|| is the norm's derivative
+        k_pos = on / d_pos.clamp_min_(tiny)
+        k_neg = on.div_(d_neg.clamp_min_(tiny))
+        return z.clamp_min_(0.0), (u, w, k_pos, k_neg)
+
+    def backward(self, state, grad, needs):
+        u, w, k_pos, k_neg = state
+        kp = (k_pos * grad).unsqueeze(-1)
+        kn = (k_neg * grad).unsqueeze(-1)
+        ga = torch.mul(u, kp).addcmul_(w, kn, value=-1.0) if needs[0] else None
+        gp = torch.mul(u, kp).neg_() if needs[1] else None
+        gn = torch.mul(w, kn) if needs[2] else None
+        return ga, gp, gn
+
+
+def _euclidean_triplet(a, pos, neg, margin, eps, weight, reduction, normalizer):
+    plain = functools.partial(_euclidean_triplet_plain, margin, eps)
+    loss = fused(_EuclideanTriplet(margin, eps), plain, a, pos, neg)
+    return reduce(loss, reduction, weight=weight, normalizer=normalizer)
+
+
 def triplet_margin_loss(
     anchor,
     positive,
@@ -697,6 +865,8 @@ def triplet_margin_loss(
     eps = C.check_number(name, "eps", eps, low=0.0)
     if not isinstance(swap, bool):
         C.fail(name, f"swap must be True or False, got {swap!r}.", cls=C.LossTypeError)
+    if p == 2 and not swap and not a.is_meta:
+        return _euclidean_triplet(a, pos, neg, margin, eps, weight, reduction, normalizer)
     d_pos = _pairwise_distance(a, pos, p, eps)
     d_neg = _pairwise_distance(a, neg, p, eps)
     d_swap = _pairwise_distance(pos, neg, p, eps) if swap else None
@@ -776,6 +946,8 @@ def triplet_margin_with_distance_loss(
     margin = _check_margin_positive(name, margin)
     if not isinstance(swap, bool):
         C.fail(name, f"swap must be True or False, got {swap!r}.", cls=C.LossTypeError)
+    if distance_function is None and not swap and not a.is_meta:
+        return _euclidean_triplet(a, pos, neg, margin, PAIRWISE_EPS, weight, reduction, normalizer)
     if distance_function is None:
         fn = lambda u, v: _pairwise_distance(u, v, 2.0, PAIRWISE_EPS)  # noqa: E731
     elif callable(distance_function):
