@@ -325,7 +325,7 @@ class _SoftmaxIndexSums:
 
     def backward(self, state, grad, needs):
         p, p_t, t = state
-        b, a = grad[0], grad[1]
+        b, a = grad[0], grad[1].contiguous()  # bmm loops over a broadcast batch
         if self.squared:  # dL/dp = 2 a p + b g
             a_p = p * (2.0 * a).unsqueeze(-1)
             r = _dot(a_p.transpose(1, 2), p.transpose(1, 2))  # Σ_c 2 a p²
@@ -373,9 +373,13 @@ def _ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
     den^2`` and ``num / den^3`` stay finite too. ``0 <= num <= den`` for every score here,
     so the value is exact."""
     tiny = torch.finfo(den.dtype).tiny
-    floor = torch.where(num == 0, den.new_tensor(tiny**0.25), den.new_tensor(tiny))
+    floor = torch.full_like(den, tiny).masked_fill_(num == 0, tiny**0.25)
     score = num / torch.maximum(den, floor)
-    return torch.where(den > 0, score, torch.ones_like(score))
+    return torch.where(den > 0, score, 1.0)
+
+
+def _plus(t: torch.Tensor, smooth: float) -> torch.Tensor:
+    return t + smooth if smooth else t
 
 
 def _loss_of(score: torch.Tensor, log_loss: bool) -> torch.Tensor:
@@ -485,7 +489,7 @@ def dice_loss(
         normalizer=normalizer,
     )
     i, pp, gg, s = _dice_sums(name, m, squared, log_loss, smooth)
-    score = _ratio(2.0 * i + s, pp + gg + s)
+    score = _ratio(_plus(2.0 * i, s), _plus(pp + gg, s))
     return _finish(_loss_of(score, log_loss), m, include_background, reduction, normalizer)
 
 
@@ -547,7 +551,7 @@ def jaccard_loss(
         normalizer=normalizer,
     )
     i, pp, gg, s = _dice_sums(name, m, squared, log_loss, smooth)
-    score = _ratio(i + s, pp + gg - i + s)
+    score = _ratio(_plus(i, s), _plus(pp + gg - i, s))
     return _finish(_loss_of(score, log_loss), m, include_background, reduction, normalizer)
 
 
@@ -558,7 +562,7 @@ def _tversky_index(name, m, alpha, beta, smooth):
     i, pp, gg = _overlap_sums(m)
     # FP = Σ p (1 - g) = P - I and FN = Σ (1 - p) g = G - I (floored: rounding)
     fp, fn = (pp - i).clamp_min(0.0), (gg - i).clamp_min(0.0)
-    return _ratio(i + s, i + a * fp + b * fn + s)
+    return _ratio(_plus(i, s), _plus(i + a * fp + b * fn, s))
 
 
 def tversky_loss(
@@ -785,7 +789,7 @@ def generalized_dice_loss(
         w = torch.where(absent, torch.zeros_like(w), w)
         top = w.amax(dim=-1, keepdim=True) if w.shape[-1] else w
         w = torch.where(absent, top.expand_as(w), w)
-    score = _ratio(2.0 * (w * i).sum(-1) + s, (w * (pp + gg)).sum(-1) + s)
+    score = _ratio(_plus(2.0 * (w * i).sum(-1), s), _plus((w * (pp + gg)).sum(-1), s))
     return reduce(1.0 - score, reduction, normalizer=normalizer)
 
 
