@@ -786,10 +786,11 @@ def generalized_dice_loss(
             power = 2 if weight_type == "square" else 1
             w = 1.0 / gg.detach() ** power
         absent = ~torch.isfinite(w)
-        w = torch.where(absent, torch.zeros_like(w), w)
+        w = w.masked_fill(absent, 0.0)
         top = w.amax(dim=-1, keepdim=True) if w.shape[-1] else w
-        w = torch.where(absent, top.expand_as(w), w)
-    score = _ratio(_plus(2.0 * (w * i).sum(-1), s), _plus((w * (pp + gg)).sum(-1), s))
+        w = torch.where(absent, top, w)
+    num, den = torch.linalg.vecdot(w, i), torch.linalg.vecdot(w, pp + gg)  # Σ_c w I, Σ_c w (P + G)
+    score = _ratio(_plus(2.0 * num, s), _plus(den, s))
     return reduce(1.0 - score, reduction, normalizer=normalizer)
 
 
