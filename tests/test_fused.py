@@ -335,3 +335,67 @@ def test_focal_second_derivatives_are_the_plain_paths(plain_all, fn, args):
     (h1,) = torch.autograd.grad(g1.square().sum(), x1)
     (h2,) = torch.autograd.grad(g2.square().sum(), x2)
     torch.testing.assert_close(h1, h2, rtol=1e-12, atol=1e-15)
+
+
+OVERLAP = [
+    pytest.param(LF.dice_loss, {}, id="dice"),
+    pytest.param(LF.dice_loss, {"squared": True, "log_loss": True}, id="dice-squared-log"),
+    pytest.param(LF.jaccard_loss, {"smooth": 0.5, "per_image": False}, id="jaccard-batch"),
+    pytest.param(LF.tversky_loss, {"alpha": 0.3, "beta": 0.7}, id="tversky"),
+    pytest.param(LF.focal_tversky_loss, {"alpha": 0.7, "beta": 0.3, "gamma": 1.5}, id="focal"),
+    pytest.param(LF.generalized_dice_loss, {}, id="generalized"),
+    pytest.param(
+        LF.generalized_dice_loss,
+        {"weight_type": "simple", "include_background": False, "per_image": False},
+        id="generalized-simple",
+    ),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("scale", [1.0, 30.0, 1e4])
+@pytest.mark.parametrize("fn, options", OVERLAP)
+def test_overlap_sums_fast_path_is_the_plain_path(plain, fn, options, dtype, scale):
+    """Softmax logits with class indices: the closed-form sums (softmax, the target
+    class's probability scattered into its class) give the one-hot path's values and
+    gradients, with absent classes, a saturated softmax, ignored pixels (NaN logits
+    there) and class weights."""
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(3, 5, 4, 6, generator=g, dtype=dtype) * scale
+    t = torch.randint(0, 4, (3, 4, 6), generator=g)  # class 4 absent everywhere
+    t[1] = 2  # an image with one class
+    options = dict(options)
+    if fn is not LF.generalized_dice_loss:
+        options["weight"] = torch.rand(5, generator=g, dtype=dtype)
+    for ignore in (None, 255, 1):
+        xi, ti = x.clone(), t.clone()
+        if ignore is not None:
+            ti[0, :2] = ignore
+            ti[2, 1, 3] = ignore
+            if ignore == 255:
+                xi[0, :, :2] = float("nan")  # ignored pixels are inert
+        x1, x2 = xi.clone().requires_grad_(True), xi.clone().requires_grad_(True)
+        fast = fn(x1, ti, ignore_index=ignore, reduction="none", **options)
+        slow = plain(fn, x2, ti, ignore_index=ignore, reduction="none", **options)
+        tol = {torch.float32: 2e-5, torch.float64: 1e-12}[dtype]
+        torch.testing.assert_close(fast, slow, rtol=tol, atol=tol * 1e-3)
+        w = torch.rand(fast.shape, generator=g, dtype=dtype)
+        (g1,) = torch.autograd.grad((fast * w).sum(), x1)
+        (g2,) = torch.autograd.grad((slow * w).sum(), x2)
+        assert torch.isfinite(g1).all()
+        # a saturated softmax rounds p (1 - p) to 0 on one path and to ~eps on the other
+        torch.testing.assert_close(g1, g2, rtol=tol, atol=tol * max(g2.abs().max().item(), 1e-3))
+
+
+def test_overlap_sums_second_derivative_and_retained_graph(plain):
+    g = torch.Generator().manual_seed(6)
+    x = torch.randn(2, 3, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    t = torch.randint(0, 3, (2, 5), generator=g)
+    for fn in (LF.dice_loss, LF.tversky_loss):
+        assert torch.autograd.gradgradcheck(lambda v, fn=fn: fn(v, t, ignore_index=0), (x,))
+        out = fn(x, t)
+        (g1,) = torch.autograd.grad(out, x, retain_graph=True)
+        (g2,) = torch.autograd.grad(out, x)
+        assert torch.equal(g1, g2)
+        (g3,) = torch.autograd.grad(plain(fn, x, t), x)
+        torch.testing.assert_close(g1, g3, rtol=1e-12, atol=1e-15)

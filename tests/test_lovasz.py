@@ -229,6 +229,86 @@ def test_gradient_at_a_tie_is_one_of_the_one_sided_gradients():
     torch.testing.assert_close(g_tie, g_side)
 
 
+# ------------------------------------------------------------------ the closed-form gradients
+@pytest.fixture
+def plain(monkeypatch):
+    """Run a call on the plain autograd path (as under torch.compile or torch.func)."""
+    from losskit.functional import _fused
+
+    def run(fn, *args, **kw):
+        with monkeypatch.context() as m:
+            m.setattr(_fused, "eager", lambda: False)
+            return fn(*args, **kw)
+
+    return run
+
+
+def _fast_and_plain(plain, fn, x, y, **options):
+    x1, x2 = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    fast = fn(x1, y, reduction="none", **options)
+    slow = plain(fn, x2, y, reduction="none", **options)
+    tol = {torch.float32: 1e-5, torch.float64: 1e-13}[x.dtype]
+    torch.testing.assert_close(fast, slow, rtol=tol, atol=tol)
+    w = torch.rand(fast.shape, generator=torch.Generator().manual_seed(1), dtype=x.dtype)
+    (g1,) = torch.autograd.grad((fast * w).sum(), x1)
+    (g2,) = torch.autograd.grad((slow * w).sum(), x2)
+    assert torch.isfinite(g1).all()
+    torch.testing.assert_close(g1, g2, rtol=tol, atol=tol * max(g2.abs().max().item(), 1e-3))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("per_image", [False, True])
+@pytest.mark.parametrize("ties", [False, True], ids=["distinct", "ties"])
+def test_fast_paths_are_the_plain_path(plain, dtype, per_image, ties):
+    """The closed forms (per-class sorts of int64 keys for float32, the Lovász gradient
+    scattered to each pixel's rank) give the plain path's values and gradients: with
+    ties (the same stable order), ignored pixels holding NaN logits, saturated logits,
+    absent classes and probabilities."""
+    x, y = _maps(11, shape=(3, 4, 5, 6), ignore=255)
+    if ties:  # integer logits: many equal probabilities and errors
+        x = x.round()
+    x[0, :, 0, 0] = float("nan")  # an ignored pixel (every 4th is)
+    x[1, 2, 1] = 40.0  # a saturated softmax
+    x = x.to(dtype)
+    y[:, 0, 1] = 3  # class 3 present in the first column only
+    for classes in ("present", "all", [1, 3]):
+        _fast_and_plain(
+            plain,
+            LF.lovasz_softmax_loss,
+            x,
+            y,
+            ignore_index=255,
+            per_image=per_image,
+            classes=classes,
+        )
+    clean = torch.nan_to_num(x, nan=0.0)
+    _fast_and_plain(plain, LF.lovasz_softmax_loss, clean, y.clamp_max(3), per_image=per_image)
+    probs = torch.softmax(clean.double(), 1).to(dtype)
+    _fast_and_plain(
+        plain, LF.lovasz_softmax_loss, probs, y.clamp_max(3), from_logits=False, per_image=per_image
+    )
+    xb, yb = _masks(12, shape=(3, 7, 5), ignore=255)
+    if ties:
+        xb = (xb * 2).round() / 2  # hinges 1 - x s on a grid: ties, and 0 where |x| = 1
+    xb[0, 0, 0] = float("inf")  # ignored (every 3rd pixel is)
+    xb = xb.to(dtype)
+    _fast_and_plain(plain, LF.lovasz_hinge_loss, xb, yb, ignore_index=255, per_image=per_image)
+    hard = xb[:2].clamp(-50.0, 50.0)
+    _fast_and_plain(plain, LF.lovasz_hinge_loss, hard, yb[:2].clamp_max(1), per_image=per_image)
+
+
+def test_key_sort_is_the_stable_sort():
+    from losskit.functional.lovasz import _sort_order
+
+    g = torch.Generator().manual_seed(13)
+    e = torch.randint(0, 5, (3, 1000), generator=g).float() / 4
+    e[:, ::7] = -1.0  # uncounted pixels
+    e[0, :5] = 0.0
+    values, order = _sort_order(e.clone())
+    want = torch.sort(e, dim=-1, descending=True, stable=True)
+    assert torch.equal(values, want.values) and torch.equal(order, want.indices)
+
+
 # ------------------------------------------------------------------ edges
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
 def test_extreme_logits_are_finite(dtype):

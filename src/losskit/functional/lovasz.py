@@ -24,6 +24,7 @@ import torch
 
 from .. import _checks as C
 from .._reduction import compute_dtype, reduce
+from ._fused import fused
 
 __all__ = ["lovasz_softmax_loss", "lovasz_hinge_loss", "lovasz_softmax", "lovasz_hinge"]
 
@@ -54,6 +55,136 @@ def _lovasz(errors: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor | None) 
     # the Lovász gradient depends on the order only: a constant of the piecewise-linear map
     grad = _jaccard_gradient(gt.gather(-1, order))
     return (ordered * grad).sum(-1)
+
+
+_LOW = (1 << 32) - 1  # the low 32 bits of a sort key: the reversed pixel position
+
+
+def _sort_order(errors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``torch.sort(errors, dim=-1, descending=True, stable=True)`` as (values, indices),
+    for float32 rows of fewer than ``2**32`` pixels by one unstable sort of unique int64
+    keys (faster than the stable float sort on CPU): the error's bits (ordered as the
+    float for every error here: non-negative, or the uncounted pixels' -1) above the
+    reversed position, so equal errors keep their order. Other rows: the stable sort."""
+    s = errors.shape[-1]
+    if errors.dtype != torch.float32 or s >= _LOW:
+        return torch.sort(errors, dim=-1, descending=True, stable=True)
+    rev = torch.arange(_LOW, _LOW - s, -1, device=errors.device)
+    key = errors.view(torch.int32).to(torch.int64).bitwise_left_shift_(32).bitwise_or_(rev)
+    key = torch.sort(key, dim=-1, descending=True)[0]
+    ordered = torch.bitwise_right_shift(key, 32).to(torch.int32).view(torch.float32)
+    order = key.bitwise_and_(_LOW).neg_().add_(_LOW)
+    return ordered, order
+
+
+def _lovasz_rows(errors: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor | None):
+    """:func:`_lovasz`'s value ``(rows,)`` without a tape, and its derivative by each
+    error ``(rows, S)``: the Lovász gradient at the error's rank (0 at uncounted pixels).
+    ``errors`` is a temporary of the caller's, overwritten."""
+    if valid is not None:
+        errors.masked_fill_(~valid, -1.0)
+        gt = gt * valid
+    errors.add_(0.0)  # -0.0 -> 0.0: its bits sort as the float's
+    ordered, order = _sort_order(errors)
+    if valid is not None:
+        ordered.clamp_min_(0.0)
+    # J_k = 1 - (G - F_k) / (G + k - F_k), F_k = the foreground among the first k
+    fg = gt.gather(-1, order).cumsum_(-1)
+    total = fg[..., -1:].clone()
+    rank = torch.arange(1, fg.shape[-1] + 1, device=fg.device, dtype=fg.dtype)
+    ratio = torch.sub(total, fg)  # G - F_k
+    ratio.div_(fg.neg_().add_(total).add_(rank))  # / (G + k - F_k)
+    delta = torch.empty_like(ratio)  # J_k - J_(k-1) = ratio_(k-1) - ratio_k, J_0 = 0
+    if delta.shape[-1]:
+        delta[..., :1] = 1.0 - ratio[..., :1]
+        torch.sub(ratio[..., :-1], ratio[..., 1:], out=delta[..., 1:])
+    loss = torch.linalg.vecdot(ordered, delta)
+    grad = torch.empty_like(delta).scatter_(-1, order, delta)
+    if valid is not None:
+        grad.mul_(valid)
+    return loss, grad
+
+
+class _LovaszSoftmax:
+    """The per-class Lovász losses ``(rows, C)`` of softmax (or given) probabilities, with
+    the gradient in closed form: the loss is linear in the sorted errors, so ``dL/de`` is
+    the Lovász gradient at each pixel's rank, ``de/dp = sign(p - g)``, and through the
+    softmax ``dL/dx = p (dL/dp - Σ_c p dL/dp)``. One class at a time, so a sort's
+    temporaries are one class's."""
+
+    def __init__(self, from_logits, valid, plain):
+        self.from_logits, self.valid, self.plain = from_logits, valid, plain
+
+    def forward(self, x, y):
+        rows, k = x.shape[0], x.shape[1]
+        p = torch.softmax(x, dim=1) if self.from_logits else x
+        valid = None if self.valid is None else self.valid[:, 0]
+        loss = x.new_empty(rows, k)
+        grad = torch.empty_like(p)  # dL/dp per pixel, for an upstream gradient of 1
+        for c in range(k):
+            g = (y[:, 0] == c).to(p.dtype)
+            d = torch.sub(p[:, c], g)
+            loss[:, c], grad_c = _lovasz_rows(d.abs(), g, valid)
+            torch.mul(grad_c, d.sign_(), out=grad[:, c])
+        return loss, (p, grad)
+
+    def backward(self, state, upstream, needs):
+        p, grad = state
+        dp = grad * upstream.unsqueeze(-1)
+        if not self.from_logits:
+            return dp, None
+        r = (dp * p).sum(1, keepdim=True)
+        return dp.sub_(r).mul_(p), None
+
+
+class _LovaszSoftmaxPlain:
+    def __init__(self, from_logits, valid):
+        self.from_logits, self.valid = from_logits, valid
+
+    def __call__(self, x, y):
+        k = x.shape[1]
+        p = torch.softmax(x, dim=1) if self.from_logits else x
+        g = (y == torch.arange(k, device=y.device).view(1, k, 1)).to(p.dtype)
+        errors = (g - p).abs()
+        valid = None if self.valid is None else self.valid.expand_as(errors)
+        return _lovasz(errors, g, valid)
+
+
+class _LovaszHinge:
+    """The Lovász hinge of each row ``(rows,)``, with the gradient in closed form:
+    ``dL/dx = -s dL/de`` where the hinge ``e = 1 - x s`` is positive (``s = 2g - 1``)."""
+
+    def __init__(self, valid):
+        self.valid = valid
+
+    def forward(self, x, g):
+        sign = g * 2.0 - 1.0
+        errors = torch.mul(x, sign).neg_().add_(1.0)
+        active = errors > 0
+        loss, grad = _lovasz_rows(errors.clamp_min_(0.0), g, self.valid)
+        return loss, grad.mul_(sign.neg_()).mul_(active)
+
+    def backward(self, grad, upstream, needs):
+        return grad * upstream.unsqueeze(-1), None
+
+
+class _LovaszHingePlain:
+    def __init__(self, valid):
+        self.valid = valid
+
+    def __call__(self, x, g):
+        errors = torch.relu(1.0 - x * (2.0 * g - 1.0))
+        return _lovasz(errors, g, self.valid)
+
+
+def _present(y: torch.Tensor, k: int, valid: torch.Tensor | None) -> torch.Tensor:
+    """``(images, C)``: whether each class has a counted pixel in each image's target."""
+    counts = torch.zeros(y.shape[0], k, dtype=torch.int64, device=y.device)
+    t = y[:, 0].long()
+    t = t if valid is None else t.masked_fill(~valid[:, 0], 0)
+    ones = torch.ones((), dtype=torch.int64, device=y.device).expand(t.shape)
+    src = ones if valid is None else valid[:, 0].to(torch.int64)
+    return counts.scatter_add(1, t, src) > 0  # out of place: vmap
 
 
 def _image_shape(loss: str, input: torch.Tensor, lead: int, what: str) -> None:
@@ -198,17 +329,13 @@ def lovasz_softmax_loss(
         )
     if valid is not None:  # uncounted pixels leave the softmax too: NaN or inf reach nothing
         x = torch.where(valid, x, 0.0)
-    p = torch.softmax(x, dim=1) if from_logits else x
-    g = (y == torch.arange(k, device=y.device).view(1, k, 1)).to(dtype)
-    errors = (g - p).abs()
-    if valid is not None:
-        valid = valid.expand_as(errors)
-    per_class = _lovasz(errors, g, valid)  # (images, C)
+    plain = _LovaszSoftmaxPlain(from_logits, valid)
+    per_class = fused(_LovaszSoftmax(from_logits, valid, plain), plain, x, y)  # (images, C)
     if picked is not None:
         per_class = per_class[:, picked]
         per_image_loss = reduce(per_class, "mean", dim=-1)
     elif classes == "present":
-        present = (g if valid is None else g * valid).sum(-1) > 0
+        present = _present(y, k, valid)
         per_image_loss = reduce(per_class, "mean", mask=present, dim=-1)
     else:
         per_image_loss = reduce(per_class, "mean", dim=-1)
@@ -294,8 +421,7 @@ def lovasz_hinge_loss(
         x = torch.where(valid, x, 0.0)  # NaN or inf at uncounted pixels reach nothing
         y = torch.where(valid, y, 0)
     g = y.to(dtype)
-    errors = torch.relu(1.0 - x * (2.0 * g - 1.0))
-    loss = _lovasz(errors, g, valid)
+    loss = fused(_LovaszHinge(valid), _LovaszHingePlain(valid), x, g)
     loss = loss if per_image else loss[0]
     return reduce(loss, reduction, normalizer=normalizer)
 

@@ -41,6 +41,7 @@ import torch
 
 from .. import _checks as C
 from .._reduction import compute_dtype, reduce
+from ._fused import fused
 
 __all__ = [
     "dice_loss",
@@ -91,10 +92,16 @@ def _check_group(loss: str, group: object, per_image: bool) -> int:
 # --------------------------------------------------------------------------- inputs
 class _Maps:
     """A validated call: probabilities ``p`` and targets ``g`` as ``(N, C, S)`` (pixels
-    flattened, ignored pixels 0 in both), and the class weight ``(C,)``."""
+    flattened, ignored pixels 0 in both), the class weight ``(C,)`` and how to sum
+    (``per_image``; over the batch, all-reduced over ``group`` of ``size``). Softmax logits
+    with class indices keep ``index = (x, t, counted)`` instead (logits ``(N, C, S)``,
+    indices ``(N, S)`` with ignored pixels at class 0, and ``(N, S)`` 0/1 weights of the
+    counted pixels, ``None`` when all count): their sums take the closed form of
+    :class:`_SoftmaxIndexSums`."""
 
-    def __init__(self, p, g, weight):
-        self.p, self.g, self.weight = p, g, weight
+    def __init__(self, p, g, weight, per_image, group, size, index=None):
+        self.p, self.g, self.weight, self.index = p, g, weight, index
+        self.per_image, self.group, self.size = per_image, group, size
 
 
 def _prepare(
@@ -180,6 +187,14 @@ def _prepare(
         t = target.long().reshape(n, pixels)
         C.check_class_indices(loss, t, c, ignore_index)
         mask = None if ignore_index is None else (t != ignore_index).unsqueeze(1)
+        if from_logits:  # the closed form: p and the one-hot g are never built
+            counted = None
+            if mask is not None:  # ignore_index may be a class: its pixels leave G too
+                x = x.masked_fill(~mask, 0.0)
+                t = t.masked_fill(~mask[:, 0], 0)
+                counted = mask[:, 0].to(dtype)
+            w = None if weight is None else weight.to(dtype)
+            return _Maps(None, None, w, per_image, group, size, index=(x, t, counted))
         classes = torch.arange(c, device=t.device).view(1, c, 1)
         g = (t.unsqueeze(1) == classes).to(dtype)
         if mask is not None:  # ignore_index may be a class: its pixels leave G too
@@ -238,17 +253,92 @@ def _prepare(
     if mask is not None:
         p = p * mask
     w = None if weight is None else weight.to(dtype)
-    return _Maps(p, g, w), size
+    return _Maps(p, g, w, per_image, group, size)
 
 
-def _sums(terms, per_image, group, size):
-    """Per-class sums ``(k, N, C)`` or ``(k, C)`` of the ``k`` maps in ``terms``, over the
-    pixels (and, with batch sums, the images; all-reduced over ``group``)."""
-    dims = (-1,) if per_image else (0, -1)
-    sums = torch.stack([t.sum(dim=dims) for t in terms])
-    if size > 1:
-        sums = _AllReduceSum.apply(sums, group)
-    return sums
+def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``(a * b).sum(-1)`` (one pass; ``a`` alone summed when ``b is None``)."""
+    return a.sum(-1) if b is None else torch.linalg.vecdot(a, b)
+
+
+def _overlap_sums(m: _Maps, squared: bool = False):
+    """The per-class sums ``I = Σ p g``, ``P = Σ p`` and ``G = Σ g`` (``Σ p²``, ``Σ g²``
+    with ``squared``): each ``(N, C)``, or ``(C,)`` over the batch (all-reduced over
+    ``group``)."""
+    if m.index is not None:
+        x, t, counted = m.index
+        rule = _SoftmaxIndexSums(squared, counted)
+        sums = fused(rule, rule.plain, x, t)
+    else:
+        p, g = m.p, m.g
+        sums = torch.stack(
+            [_dot(p, g), _dot(p, p if squared else None), _dot(g, g if squared else None)]
+        )
+    if not m.per_image:
+        sums = sums.sum(1)
+    if m.size > 1:
+        sums = _AllReduceSum.apply(sums, m.group)
+    return sums.unbind(0)
+
+
+class _SoftmaxIndexSums:
+    """``(I, P, G)`` stacked ``(3, N, C)`` of ``p = softmax(x, dim=1)`` and the one-hot of
+    the class indices ``t``, over the counted pixels, with the gradient in closed form.
+
+    The value from the softmax and the target class's probability ``p_t`` alone: ``I``
+    and ``G`` add ``p_t`` and the counted pixels into their classes. The sums are linear
+    in ``p``, so with the upstream gradients ``a = dL/dP`` and ``b = dL/dI`` (per image
+    and class) ``dL/dp = a + b g`` (``2 a p + b g`` with ``squared``), and through the
+    softmax ``dL/dx = p (dL/dp - r)`` with ``r = Σ_c p dL/dp = Σ_c a p + b_t p_t``: one
+    pass for ``r``, one for ``p (a - r)``, and ``b_t p_t`` added at each target class
+    (times the counted pixels' 0/1 weight). ``G`` takes no gradient."""
+
+    def __init__(self, squared, counted):
+        self.squared, self.counted = squared, counted
+
+    def plain(self, x, t):
+        """The autograd definition: the softmax times the one-hot."""
+        p = torch.softmax(x, dim=1)
+        g = (t.unsqueeze(1) == torch.arange(x.shape[1], device=t.device).view(1, -1, 1)).to(x.dtype)
+        if self.counted is not None:
+            p = p * self.counted.unsqueeze(1)
+            g = g * self.counted.unsqueeze(1)
+        sq = self.squared
+        return torch.stack([_dot(p, g), _dot(p, p if sq else None), _dot(g, g if sq else None)])
+
+    def forward(self, x, t):
+        n, c = x.shape[0], x.shape[1]
+        counted = self.counted
+        p = torch.softmax(x, dim=1)
+        p_t = p.gather(1, t.unsqueeze(1)).squeeze(1)  # (N, S)
+        sums = x.new_zeros(3, n, c)
+        if counted is None:
+            sums[1] = _dot(p, p if self.squared else None)
+            sums[0].scatter_add_(1, t, p_t)
+            sums[2].scatter_add_(1, t, x.new_ones(()).expand(t.shape))
+        else:
+            pc = p * counted.unsqueeze(1)
+            sums[1] = _dot(pc, p if self.squared else None)
+            sums[0].scatter_add_(1, t, p_t * counted)
+            sums[2].scatter_add_(1, t, counted)
+        return sums, (p, p_t, t)
+
+    def backward(self, state, grad, needs):
+        p, p_t, t = state
+        b, a = grad[0], grad[1].contiguous()  # bmm loops over a broadcast batch
+        if self.squared:  # dL/dp = 2 a p + b g
+            a_p = p * (2.0 * a).unsqueeze(-1)
+            r = _dot(a_p.transpose(1, 2), p.transpose(1, 2))  # Σ_c 2 a p²
+        else:
+            a_p = a.unsqueeze(-1)
+            r = torch.bmm(a.unsqueeze(1), p).squeeze(1)  # Σ_c a p
+        q = b.gather(1, t).mul_(p_t)  # b_t p_t
+        r.add_(q)
+        dx = torch.sub(a_p, r.unsqueeze(1)).mul_(p)
+        dx.scatter_add_(1, t.unsqueeze(1), q.unsqueeze(1))
+        if self.counted is not None:
+            dx.mul_(self.counted.unsqueeze(1))
+        return dx, None
 
 
 class _AllReduceSum(torch.autograd.Function):
@@ -283,9 +373,13 @@ def _ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
     den^2`` and ``num / den^3`` stay finite too. ``0 <= num <= den`` for every score here,
     so the value is exact."""
     tiny = torch.finfo(den.dtype).tiny
-    floor = torch.where(num == 0, den.new_tensor(tiny**0.25), den.new_tensor(tiny))
+    floor = torch.full_like(den, tiny).masked_fill_(num == 0, tiny**0.25)
     score = num / torch.maximum(den, floor)
-    return torch.where(den > 0, score, torch.ones_like(score))
+    return torch.where(den > 0, score, 1.0)
+
+
+def _plus(t: torch.Tensor, smooth: float) -> torch.Tensor:
+    return t + smooth if smooth else t
 
 
 def _loss_of(score: torch.Tensor, log_loss: bool) -> torch.Tensor:
@@ -305,6 +399,14 @@ def _finish(loss_ic, m: _Maps, include_background, reduction, normalizer):
 
 def _number(loss, name, value, low=0.0):
     return C.check_number(loss, name, value, low=low)
+
+
+def _dice_sums(name, m, squared, log_loss, smooth):
+    """The Dice and Jaccard options checked, and their sums ``I, P, G`` and smoothing."""
+    C.check_bool(name, "squared", squared)
+    C.check_bool(name, "log_loss", log_loss)
+    s = _number(name, "smooth", smooth)
+    return (*_overlap_sums(m, squared), s)
 
 
 # --------------------------------------------------------------------------- losses
@@ -372,7 +474,7 @@ def dice_loss(
         Milletari et al., V-Net, 2016, https://arxiv.org/abs/1606.04797
     """
     name = "dice_loss"
-    m, size = _prepare(
+    m = _prepare(
         name,
         input,
         target,
@@ -386,14 +488,8 @@ def dice_loss(
         reduction=reduction,
         normalizer=normalizer,
     )
-    C.check_bool(name, "squared", squared)
-    C.check_bool(name, "log_loss", log_loss)
-    s = _number(name, "smooth", smooth)
-    p, g = m.p, m.g
-    i, pp, gg = _sums(
-        (p * g, p * p if squared else p, g * g if squared else g), per_image, group, size
-    )
-    score = _ratio(2.0 * i + s, pp + gg + s)
+    i, pp, gg, s = _dice_sums(name, m, squared, log_loss, smooth)
+    score = _ratio(_plus(2.0 * i, s), _plus(pp + gg, s))
     return _finish(_loss_of(score, log_loss), m, include_background, reduction, normalizer)
 
 
@@ -440,7 +536,7 @@ def jaccard_loss(
         Image Segmentation, 2016.
     """
     name = "jaccard_loss"
-    m, size = _prepare(
+    m = _prepare(
         name,
         input,
         target,
@@ -454,24 +550,19 @@ def jaccard_loss(
         reduction=reduction,
         normalizer=normalizer,
     )
-    C.check_bool(name, "squared", squared)
-    C.check_bool(name, "log_loss", log_loss)
-    s = _number(name, "smooth", smooth)
-    p, g = m.p, m.g
-    i, pp, gg = _sums(
-        (p * g, p * p if squared else p, g * g if squared else g), per_image, group, size
-    )
-    score = _ratio(i + s, pp + gg - i + s)
+    i, pp, gg, s = _dice_sums(name, m, squared, log_loss, smooth)
+    score = _ratio(_plus(i, s), _plus(pp + gg - i, s))
     return _finish(_loss_of(score, log_loss), m, include_background, reduction, normalizer)
 
 
-def _tversky_index(name, m, alpha, beta, smooth, per_image, group, size):
+def _tversky_index(name, m, alpha, beta, smooth):
     a = _number(name, "alpha", alpha)
     b = _number(name, "beta", beta)
     s = _number(name, "smooth", smooth)
-    p, g = m.p, m.g
-    i, fp, fn = _sums((p * g, p * (1.0 - g), (1.0 - p) * g), per_image, group, size)
-    return _ratio(i + s, i + a * fp + b * fn + s)
+    i, pp, gg = _overlap_sums(m)
+    # FP = Σ p (1 - g) = P - I and FN = Σ (1 - p) g = G - I (floored: rounding)
+    fp, fn = (pp - i).clamp_min(0.0), (gg - i).clamp_min(0.0)
+    return _ratio(_plus(i, s), _plus(i + a * fp + b * fn, s))
 
 
 def tversky_loss(
@@ -525,7 +616,7 @@ def tversky_loss(
         convolutional deep networks, 2017, https://arxiv.org/abs/1706.05721
     """
     name = "tversky_loss"
-    m, size = _prepare(
+    m = _prepare(
         name,
         input,
         target,
@@ -540,7 +631,7 @@ def tversky_loss(
         normalizer=normalizer,
     )
     C.check_bool(name, "log_loss", log_loss)
-    score = _tversky_index(name, m, alpha, beta, smooth, per_image, group, size)
+    score = _tversky_index(name, m, alpha, beta, smooth)
     return _finish(_loss_of(score, log_loss), m, include_background, reduction, normalizer)
 
 
@@ -602,7 +693,7 @@ def focal_tversky_loss(
         U-Net for Lesion Segmentation, 2019, https://arxiv.org/abs/1810.07842
     """
     name = "focal_tversky_loss"
-    m, size = _prepare(
+    m = _prepare(
         name,
         input,
         target,
@@ -617,7 +708,7 @@ def focal_tversky_loss(
         normalizer=normalizer,
     )
     gamma = _number(name, "gamma", gamma)
-    score = _tversky_index(name, m, alpha, beta, smooth, per_image, group, size)
+    score = _tversky_index(name, m, alpha, beta, smooth)
     loss = _focal_power(1.0 - score, gamma)
     return _finish(loss, m, include_background, reduction, normalizer)
 
@@ -669,7 +760,7 @@ def generalized_dice_loss(
         unbalanced segmentations, 2017, https://arxiv.org/abs/1707.03237
     """
     name = "generalized_dice_loss"
-    m, size = _prepare(
+    m = _prepare(
         name,
         input,
         target,
@@ -685,7 +776,7 @@ def generalized_dice_loss(
     )
     _check_choice(name, "weight_type", weight_type, WEIGHT_TYPES)
     s = _number(name, "smooth", smooth)
-    i, pp, gg = _sums((m.p * m.g, m.p, m.g), per_image, group, size)
+    i, pp, gg = _overlap_sums(m)
     if not include_background:
         i, pp, gg = i[..., 1:], pp[..., 1:], gg[..., 1:]
     with torch.no_grad():
@@ -695,10 +786,11 @@ def generalized_dice_loss(
             power = 2 if weight_type == "square" else 1
             w = 1.0 / gg.detach() ** power
         absent = ~torch.isfinite(w)
-        w = torch.where(absent, torch.zeros_like(w), w)
+        w = w.masked_fill(absent, 0.0)
         top = w.amax(dim=-1, keepdim=True) if w.shape[-1] else w
-        w = torch.where(absent, top.expand_as(w), w)
-    score = _ratio(2.0 * (w * i).sum(-1) + s, (w * (pp + gg)).sum(-1) + s)
+        w = torch.where(absent, top, w)
+    num, den = torch.linalg.vecdot(w, i), torch.linalg.vecdot(w, pp + gg)  # Σ_c w I, Σ_c w (P + G)
+    score = _ratio(_plus(2.0 * num, s), _plus(den, s))
     return reduce(1.0 - score, reduction, normalizer=normalizer)
 
 

@@ -70,6 +70,20 @@ def _sum(name, formula, a, per_image):
     return step(name, f"{formula}, {where}", a.sum(axis=-1) if per_image else a.sum(axis=(0, 2)))
 
 
+def _overlap(input, target, mode, from_logits, ignore_index, per_image, squared=False):
+    """The sums ``I = sum p g``, ``P = sum p``, ``G = sum g`` (``sum p^2``, ``sum g^2``
+    with ``squared``) of each (image, class), or of each class over the batch."""
+    p, g = _maps(input, target, mode, from_logits, ignore_index)
+    i = _sum("intersection I", "sum of p * g", p * g, per_image)
+    if squared:
+        pp = _sum("predicted P", "sum of p^2", p * p, per_image)
+        gg = _sum("target G", "sum of g^2", g * g, per_image)
+    else:
+        pp = _sum("predicted P", "sum of p", p, per_image)
+        gg = _sum("target G", "sum of g", g, per_image)
+    return i, pp, gg
+
+
 def _ratio(num, den):
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), 1.0)
@@ -111,14 +125,7 @@ def dice_loss(
     reduction="mean",
     normalizer=None,
 ):
-    p, g = _maps(input, target, mode, from_logits, ignore_index)
-    i = _sum("intersection I", "sum of p * g", p * g, per_image)
-    if squared:
-        pp = _sum("predicted P", "sum of p^2", p * p, per_image)
-        gg = _sum("target G", "sum of g^2", g * g, per_image)
-    else:
-        pp = _sum("predicted P", "sum of p", p, per_image)
-        gg = _sum("target G", "sum of g", g, per_image)
+    i, pp, gg = _overlap(input, target, mode, from_logits, ignore_index, per_image, squared)
     s = float(smooth)
     score = step(
         "Dice score",
@@ -145,14 +152,7 @@ def jaccard_loss(
     reduction="mean",
     normalizer=None,
 ):
-    p, g = _maps(input, target, mode, from_logits, ignore_index)
-    i = _sum("intersection I", "sum of p * g", p * g, per_image)
-    if squared:
-        pp = _sum("predicted P", "sum of p^2", p * p, per_image)
-        gg = _sum("target G", "sum of g^2", g * g, per_image)
-    else:
-        pp = _sum("predicted P", "sum of p", p, per_image)
-        gg = _sum("target G", "sum of g", g, per_image)
+    i, pp, gg = _overlap(input, target, mode, from_logits, ignore_index, per_image, squared)
     s = float(smooth)
     score = step(
         "Jaccard score (IoU)",
@@ -236,10 +236,7 @@ def generalized_dice_loss(
     reduction="mean",
     normalizer=None,
 ):
-    p, g = _maps(input, target, mode, from_logits, ignore_index)
-    i = _sum("intersection I", "sum of p * g", p * g, per_image)
-    pp = _sum("predicted P", "sum of p", p, per_image)
-    gg = _sum("target G", "sum of g", g, per_image)
+    i, pp, gg = _overlap(input, target, mode, from_logits, ignore_index, per_image)
     if not include_background:
         i, pp, gg = (
             step(f"{k}, background dropped", "classes 1..C-1", v[..., 1:])
