@@ -295,3 +295,83 @@ def test_focal_second_derivatives_are_the_plain_paths(plain_all, fn, args):
     (h1,) = torch.autograd.grad(g1.square().sum(), x1)
     (h2,) = torch.autograd.grad(g2.square().sum(), x2)
     torch.testing.assert_close(h1, h2, rtol=1e-12, atol=1e-15)
+
+
+def _ce_inputs(dtype, shape, scale, seed=4):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, generator=g, dtype=dtype) * scale
+    if len(shape) == 1:  # unbatched (C,): a 0-dim target
+        return x, torch.randint(0, shape[0], (), generator=g)
+    t = torch.randint(0, shape[1], (shape[0], *shape[2:]), generator=g)
+    return x, t
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("scale", [1.0, 30.0, 1e4])
+@pytest.mark.parametrize("shape", [(64, 7), (3, 5, 4, 6), (9,)], ids=str)
+@pytest.mark.parametrize(
+    "options", [{}, {"weight": True}, {"ignore": True}, {"weight": True, "ignore": True}], ids=str
+)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_index_cross_entropy_fast_path_is_the_plain_path(
+    plain_all, dtype, scale, shape, options, reduction
+):
+    """Closed-form cross entropy (softmax kept on CPU rows, log_softmax on maps): value
+    and gradient of the plain path, with targets of p_t far below the smallest normal
+    number (scale 1e4: log_softmax's exact log), class weights and ignored targets."""
+    x, t = _ce_inputs(dtype, shape, scale)
+    kw = {"reduction": reduction}
+    if options.get("weight"):
+        kw["weight"] = torch.rand(shape[0] if len(shape) == 1 else shape[1], dtype=dtype) + 0.1
+    if options.get("ignore") and t.dim():
+        t = t.clone()
+        t.view(-1)[::3] = -100
+        x = x.clone()
+        x.movedim(1, -1).reshape(-1, x.shape[1])[::3] = float("nan")  # ignored: inert
+    x1, x2 = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    fast = LF.cross_entropy(x1, t, **kw)
+    slow = plain_all(LF.cross_entropy, x2, t, **kw)
+    tol = {torch.float32: 2e-5, torch.float64: 1e-12}[dtype]
+    torch.testing.assert_close(fast, slow, rtol=tol, atol=tol * 1e-3)
+    w = torch.rand(fast.shape, dtype=dtype)
+    (g1,) = torch.autograd.grad((fast * w).sum(), x1)
+    (g2,) = torch.autograd.grad((slow * w).sum(), x2)
+    assert torch.isfinite(g1).all()
+    torch.testing.assert_close(g1, g2, rtol=tol, atol=tol * g2.abs().max().item())
+
+
+def test_index_cross_entropy_fast_path_masked_classes_and_retained_graph():
+    """-inf logits (a masked vocabulary) give 0 gradient there; a target behind a -inf
+    logit gives torch's inf; a retained graph's second backward gives the same gradient
+    (the first one's buffer became the gradient)."""
+    x = torch.tensor([[2.0, float("-inf"), 0.5], [1.0, 3.0, float("-inf")]], requires_grad=True)
+    t = torch.tensor([0, 1])
+    out = LF.cross_entropy(x, t)
+    (g1,) = torch.autograd.grad(out, x, retain_graph=True)
+    (g2,) = torch.autograd.grad(out, x)
+    assert torch.equal(g1, g2) and torch.isfinite(g1).all()
+    assert g1[0, 1] == 0 and g1[1, 2] == 0
+    want = torch.nn.functional.cross_entropy(x.detach(), t)
+    torch.testing.assert_close(out.detach(), want)
+    assert torch.isinf(LF.cross_entropy(x, torch.tensor([1, 1])))
+    y = torch.tensor([[0.1, 0.2], [0.3, 0.4]]).requires_grad_(True)
+    ys = y.log_softmax(1)  # a non-leaf input: the gradient flows on
+    (gy,) = torch.autograd.grad(LF.cross_entropy(ys, torch.tensor([0, 1])), y)
+    (gw,) = torch.autograd.grad(
+        torch.nn.functional.cross_entropy(y.log_softmax(1), torch.tensor([0, 1])), y
+    )
+    torch.testing.assert_close(gy, gw)
+
+
+@pytest.mark.parametrize("shape", [(4, 5), (2, 3, 2, 2)], ids=str)
+def test_index_cross_entropy_second_derivatives_are_the_plain_paths(plain_all, shape):
+    x, t = _ce_inputs(torch.float64, shape, 2.0)
+    wt = torch.rand(shape[1], dtype=torch.float64) + 0.5
+    for kw in ({}, {"weight": wt}, {"reduction": "sum"}):
+        x1, x2 = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+        (g1,) = torch.autograd.grad(LF.cross_entropy(x1, t, **kw), x1, create_graph=True)
+        (g2,) = torch.autograd.grad(plain_all(LF.cross_entropy, x2, t, **kw), x2, create_graph=True)
+        torch.testing.assert_close(g1, g2, rtol=1e-12, atol=1e-15)
+        (h1,) = torch.autograd.grad(g1.square().sum(), x1)
+        (h2,) = torch.autograd.grad(g2.square().sum(), x2)
+        torch.testing.assert_close(h1, h2, rtol=1e-12, atol=1e-15)

@@ -251,6 +251,8 @@ def _cross_entropy(
     )
     if kernels.select(name, backend, c.raw, _kernel_unsupported(c)):
         return _softmax_kernel(c, ii, reduction, normalizer, label_smoothing=ls, z_loss=z)
+    if c.kind == "index" and not z and not ls and not _weight_needs_grad(c):
+        return _index_cross_entropy(c, mask, reduction, normalizer)
     if c.kind == "index" and not z and reduction != "none":
         # torch's fused sum, over the denominator of counted targets: the same value as
         # reducing the per-sample loss, with one pass less (torch's own mean where it is
@@ -264,6 +266,106 @@ def _cross_entropy(
     if z:
         per = per + _z_term(c, z)
     return _finish(per, reduction, c, mask, normalizer)
+
+
+def _weight_needs_grad(c: Classes) -> bool:
+    return c.weight is not None and c.weight.requires_grad
+
+
+def _index_cross_entropy(c: Classes, mask, reduction, normalizer):
+    """Cross entropy of class indices without smoothing or z-loss, in closed form: the
+    value without a tape, the gradient ``s (softmax - onehot)`` in place on the softmax
+    (or log-probabilities) the forward kept (see :class:`_IndexCE`). Class weights that
+    require a gradient take torch's path (whose weight has none either)."""
+    t = _safe_index(c, mask)
+    cw = _sample_weight(c, mask)  # w[y_i], None without a class weight
+    if mask is not None and not c.all_counted:
+        counted = mask.to(c.input.dtype)
+        cw = counted if cw is None else cw * counted
+    if reduction == "none":
+        return fused(_IndexCE(t, cw, c.class_dim, None), _IndexCEPlain(t, cw, c.class_dim), c.input)
+    if _torch_mean_is_ours(c, reduction, normalizer):  # the mean over a count on the host
+        count = c.target.numel()
+        return fused(
+            _IndexCE(t, None, c.class_dim, count),
+            _IndexCEPlain(t, None, c.class_dim, count),
+            c.input,
+        )
+    total = fused(_IndexCE(t, cw, c.class_dim, 1), _IndexCEPlain(t, cw, c.class_dim, 1), c.input)
+    return _finish_sum(total, reduction, c, mask, normalizer)
+
+
+class _IndexCEPlain:
+    """``-sum_i cw_i log p_{i, t_i} / count`` (unreduced when ``count`` is ``None``)
+    through autograd (second derivatives)."""
+
+    def __init__(self, t, cw, cd, count=None):
+        self.t, self.cw, self.cd, self.count = t, cw, cd, count
+
+    def __call__(self, x):
+        per = -_gather(TF.log_softmax(x, dim=self.cd), self.t, self.cd)
+        if self.cw is not None:
+            per = per * self.cw
+        return per if self.count is None else per.sum() / self.count
+
+
+class _IndexCE:
+    """The cross entropy of class indices ``t``, ``-cw_i log p_{i, t_i}`` per row
+    (``cw``: the class weight of the target, 0 where it is ignored; ``None``: 1),
+    divided by ``count`` (``None``: unreduced), and its gradient
+    ``s_i (p_i - onehot(t_i))`` with ``s_i = g cw_i / count``.
+
+    On CPU, classes in the last dimension, the forward keeps the softmax ``p`` (torch's
+    softmax kernel, as fast as its log_softmax there; on maps, classes in dimension 1,
+    it is about twice as slow) and takes ``log p_t`` of the targets alone; where a target's ``p_t``
+    is below the smallest normal number (a loss above about 87 in float32, where
+    ``log p_t`` would lose digits or be ``-inf``) the loss is log_softmax's, exact. The
+    backward is then one multiplication of ``p`` in place and a scatter at the targets:
+    torch's takes a zero fill, a scatter and log_softmax_backward's exponential and
+    fresh result. Elsewhere (maps; devices, where ``p_t`` is not read on the host) it
+    keeps log_softmax's output and
+    takes its ``exp`` in place in the backward. The buffer is the gradient returned; a
+    second backward through a retained graph recomputes it."""
+
+    def __init__(self, t, cw, cd, count):
+        self.t, self.cw, self.cd, self.count = t, cw, cd, count
+
+    def _probabilities(self, x):
+        """``(buffer, log p_t, is_softmax)``: see the class docstring."""
+        cd = self.cd
+        if x.device.type == "cpu" and cd == x.dim() - 1:
+            p = torch.softmax(x, cd)
+            p_t = _gather(p, self.t, cd)
+            if not bool((p_t < torch.finfo(p_t.dtype).tiny).any()):
+                return p, p_t.log_(), True
+            return p, _gather(torch.log_softmax(x, cd), self.t, cd), True
+        logp = torch.log_softmax(x, cd)
+        return logp, _gather(logp, self.t, cd), False
+
+    def forward(self, x):
+        buf, logp_t, is_softmax = self._probabilities(x)
+        if self.count is None:
+            loss = logp_t.neg_() if self.cw is None else logp_t.mul_(self.cw).neg_()
+        elif self.cw is None:
+            loss = logp_t.sum().neg_().div_(self.count)
+        else:
+            loss = torch.dot(logp_t.reshape(-1), self.cw.reshape(-1)).neg_().div_(self.count)
+        return loss, [buf, x, is_softmax]
+
+    def backward(self, state, grad, needs):
+        cd = self.cd
+        buf, x, is_softmax = state
+        state[0] = None  # the buffer becomes the gradient
+        if buf is None:  # a retained graph's second backward
+            buf = torch.softmax(x, cd) if is_softmax else torch.log_softmax(x, cd)
+        p = buf if is_softmax else buf.exp_()
+        s = grad if self.count is None else grad / self.count
+        if self.cw is not None:
+            s = s * self.cw
+        if s.dim():
+            s = s.unsqueeze(cd)
+        tt = self.t.unsqueeze(cd)
+        return (p.mul_(s).scatter_add_(cd, tt, s.neg().expand(tt.shape)),)
 
 
 def nll_loss(input, target, *, weight=None, ignore_index=-100, reduction="mean", normalizer=None):
