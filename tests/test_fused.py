@@ -354,6 +354,13 @@ def test_index_cross_entropy_fast_path_masked_classes_and_retained_graph():
     want = torch.nn.functional.cross_entropy(x.detach(), t)
     torch.testing.assert_close(out.detach(), want)
     assert torch.isinf(LF.cross_entropy(x, torch.tensor([1, 1])))
+    xm = x.detach().T.reshape(1, 3, 2, 1).clone().requires_grad_(True)  # a map, dim 1
+    out = LF.cross_entropy(xm, t.view(1, 2, 1))
+    (g1,) = torch.autograd.grad(out, xm, retain_graph=True)
+    (g2,) = torch.autograd.grad(out, xm)
+    assert torch.equal(g1, g2) and torch.isfinite(g1).all()
+    torch.testing.assert_close(out.detach(), want)
+    assert g1[0, 1, 0, 0] == 0 and g1[0, 2, 1, 0] == 0
     y = torch.tensor([[0.1, 0.2], [0.3, 0.4]]).requires_grad_(True)
     ys = y.log_softmax(1)  # a non-leaf input: the gradient flows on
     (gy,) = torch.autograd.grad(LF.cross_entropy(ys, torch.tensor([0, 1])), y)

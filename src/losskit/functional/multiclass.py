@@ -315,57 +315,70 @@ class _IndexCE:
     divided by ``count`` (``None``: unreduced), and its gradient
     ``s_i (p_i - onehot(t_i))`` with ``s_i = g cw_i / count``.
 
-    On CPU, classes in the last dimension, the forward keeps the softmax ``p`` (torch's
-    softmax kernel, as fast as its log_softmax there; on maps, classes in dimension 1,
-    it is about twice as slow) and takes ``log p_t`` of the targets alone; where a target's ``p_t``
-    is below the smallest normal number (a loss above about 87 in float32, where
-    ``log p_t`` would lose digits or be ``-inf``) the loss is log_softmax's, exact. The
-    backward is then one multiplication of ``p`` in place and a scatter at the targets:
-    torch's takes a zero fill, a scatter and log_softmax_backward's exponential and
-    fresh result. Elsewhere (maps; devices, where ``p_t`` is not read on the host) it
-    keeps log_softmax's output and
-    takes its ``exp`` in place in the backward. The buffer is the gradient returned; a
-    second backward through a retained graph recomputes it."""
+    The forward keeps what makes ``p`` without another exponential, so the backward is
+    one multiplication in place on that buffer (which becomes the gradient) and a
+    scatter at the targets, where torch's takes a zero fill, a scatter and
+    log_softmax_backward's exponential into a fresh result:
+
+    * CPU, classes in the last dimension: torch's softmax (as fast as its log_softmax
+      there) and ``log p_t`` of the targets alone; where a ``p_t`` is below the smallest
+      normal number (a loss above about 87 in float32, where ``log p_t`` would lose
+      digits or be ``-inf``), log_softmax's exact value.
+    * CPU, maps (classes in dimension 1, where torch's softmax is twice as slow):
+      ``e = exp(x - max)`` and its sum ``S`` over the classes; ``log p_t = (x_t - max) -
+      log S``, log_softmax's own formula; the gradient is ``e s / S``.
+    * elsewhere (no host read of ``p_t``): log_softmax, and its ``exp`` in place in the
+      backward.
+
+    A second backward through a retained graph recomputes the buffer."""
 
     def __init__(self, t, cw, cd, count):
         self.t, self.cw, self.cd, self.count = t, cw, cd, count
 
     def _probabilities(self, x):
-        """``(buffer, log p_t, is_softmax)``: see the class docstring."""
+        """``(buffer, log p_t, route, S)``: see the class docstring."""
         cd = self.cd
-        if x.device.type == "cpu" and cd == x.dim() - 1:
+        if x.device.type != "cpu":
+            logp = torch.log_softmax(x, cd)
+            return logp, _gather(logp, self.t, cd), "log_softmax", None
+        if cd == x.dim() - 1:
             p = torch.softmax(x, cd)
             p_t = _gather(p, self.t, cd)
             if not bool((p_t < torch.finfo(p_t.dtype).tiny).any()):
-                return p, p_t.log_(), True
-            return p, _gather(torch.log_softmax(x, cd), self.t, cd), True
-        logp = torch.log_softmax(x, cd)
-        return logp, _gather(logp, self.t, cd), False
+                return p, p_t.log_(), "softmax", None
+            return p, _gather(torch.log_softmax(x, cd), self.t, cd), "softmax", None
+        m = x.amax(cd, keepdim=True)
+        e = torch.sub(x, m).exp_()
+        total = e.sum(cd, keepdim=True)
+        logp_t = _gather(x, self.t, cd).sub_(m.squeeze(cd)).sub_(total.log().squeeze(cd))
+        return e, logp_t, "exp", total
 
     def forward(self, x):
-        buf, logp_t, is_softmax = self._probabilities(x)
+        buf, logp_t, route, total = self._probabilities(x)
         if self.count is None:
             loss = logp_t.neg_() if self.cw is None else logp_t.mul_(self.cw).neg_()
         elif self.cw is None:
             loss = logp_t.sum().neg_().div_(self.count)
         else:
             loss = torch.dot(logp_t.reshape(-1), self.cw.reshape(-1)).neg_().div_(self.count)
-        return loss, [buf, x, is_softmax]
+        return loss, [buf, x, route, total]
 
     def backward(self, state, grad, needs):
         cd = self.cd
-        buf, x, is_softmax = state
+        buf, x, route, total = state
         state[0] = None  # the buffer becomes the gradient
         if buf is None:  # a retained graph's second backward
-            buf = torch.softmax(x, cd) if is_softmax else torch.log_softmax(x, cd)
-        p = buf if is_softmax else buf.exp_()
+            buf, _, route, total = self._probabilities(x)
+        if route == "log_softmax":
+            buf.exp_()
         s = grad if self.count is None else grad / self.count
         if self.cw is not None:
             s = s * self.cw
         if s.dim():
             s = s.unsqueeze(cd)
         tt = self.t.unsqueeze(cd)
-        return (p.mul_(s).scatter_add_(cd, tt, s.neg().expand(tt.shape)),)
+        dx = buf.mul_(s if total is None else s / total)
+        return (dx.scatter_add_(cd, tt, s.neg().expand(tt.shape)),)
 
 
 def nll_loss(input, target, *, weight=None, ignore_index=-100, reduction="mean", normalizer=None):
