@@ -382,3 +382,17 @@ def test_index_cross_entropy_second_derivatives_are_the_plain_paths(plain_all, s
         (h1,) = torch.autograd.grad(g1.square().sum(), x1)
         (h2,) = torch.autograd.grad(g2.square().sum(), x2)
         torch.testing.assert_close(h1, h2, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("shape", [(6, 5), (2, 4, 3, 3)], ids=str)
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_softmax_focal_retained_graph_recomputes_its_buffer(shape, reduction):
+    """The backward writes the gradient into the forward's exp(x - max): a retained
+    graph's second backward gives the same gradient."""
+    x, t = _ce_inputs(torch.float64, shape, 3.0)
+    x = x.requires_grad_(True)
+    out = LF.softmax_focal_loss(x, t, gamma=2.0, reduction=reduction)
+    w = torch.rand(out.shape, dtype=x.dtype)
+    (g1,) = torch.autograd.grad(out, x, w, retain_graph=True)
+    (g2,) = torch.autograd.grad(out, x, w)
+    assert torch.equal(g1, g2)

@@ -524,6 +524,10 @@ def softmax_focal_loss(
     if c.kind == "index" and not ls:
         # the target class alone: one exp per logit, the gradient in closed form
         t = _safe_index(c, mask)
+        if _torch_mean_is_ours(c, reduction, normalizer):  # the mean in the node itself
+            count = t.numel()
+            rule, plain = _SoftmaxFocal(gamma, cd, count), _IndexFocalPlain(gamma, cd, count)
+            return fused(rule, plain, c.input, t)
         per = fused(_SoftmaxFocal(gamma, cd), _IndexFocalPlain(gamma, cd), c.input, t)
         if c.weight is not None:
             per = per * c.weight[t]
@@ -560,11 +564,12 @@ def _focal_ce(x: torch.Tensor, gamma: float, cd: int) -> torch.Tensor:
 class _IndexFocalPlain:
     """The focal loss of each target class through autograd (second derivatives)."""
 
-    def __init__(self, gamma, cd):
-        self.gamma, self.cd = gamma, cd
+    def __init__(self, gamma, cd, count=None):
+        self.gamma, self.cd, self.count = gamma, cd, count
 
     def __call__(self, x, t):
-        return _gather(_focal_ce(x, self.gamma, self.cd), t, self.cd)
+        per = _gather(_focal_ce(x, self.gamma, self.cd), t, self.cd)
+        return per if self.count is None else per.sum() / self.count
 
 
 class _SoftmaxFocal:
@@ -573,13 +578,14 @@ class _SoftmaxFocal:
     / (1 - p_t)`` (``-> 1`` as ``p_t -> 1``).
 
     From ``e = exp(x - max)``, one exponential per logit, kept for the gradient (the
-    softmax is ``e / sum(e)``). ``1 - p_t`` is the sum of ``e`` over the other classes
-    (the target's entry zeroed for that sum, not subtracted), so it is exact when ``p_t``
-    rounds to 1; for a target that is not the largest logit, ``p_t <= 1/2`` and
-    ``log1p(-p_t)`` is exact."""
+    softmax is ``e / sum(e)``), which the backward computes in place in ``e`` (a
+    retained graph's second backward recomputes it). ``1 - p_t`` is the sum of ``e``
+    over the other classes over the sum of all (the target's entry zeroed for that
+    sum, not subtracted), so it is exact when ``p_t`` rounds to 1. With the mean (no
+    weight, nothing ignored, no normalizer) the node returns the mean itself."""
 
-    def __init__(self, gamma, cd):
-        self.gamma, self.cd = gamma, cd
+    def __init__(self, gamma, cd, count=None):
+        self.gamma, self.cd, self.count = gamma, cd, count  # count: the mean's
 
     def forward(self, x, t):
         cd, gamma = self.cd, self.gamma
@@ -587,28 +593,38 @@ class _SoftmaxFocal:
         m = x.amax(cd, keepdim=True)
         e = torch.sub(x, m).exp_()
         e_t = e.gather(cd, tt)
-        others = e.scatter_(cd, tt, 0.0).sum(cd, keepdim=True)
-        e.scatter_(cd, tt, e_t)
+        # the targets' entries stay 0 in e: the backward adds the whole target term (a
+        # zero tensor as the source: torch's scatter of a scalar value is slower)
+        others = e.scatter_(cd, tt, e_t.new_zeros(()).expand(tt.shape)).sum(cd, keepdim=True)
         total = others + e_t
         # log(total) = log1p(others + (e_t - 1)): exact where the target is a largest
         # logit (e_t - 1 = 0), where total - 1 = others can be far below eps
-        log_total = torch.log1p(e_t.sub(1.0).add_(others))
-        logp = (x.gather(cd, tt) - m).sub_(log_total).clamp_min_(torch.finfo(x.dtype).min)
-        log1m = others.log().sub_(log_total)  # log(1 - p_t): others / total, no cancellation
-        q = log1m.exp()
-        focal = q.square() if gamma == 2.0 else log1m.mul_(gamma).exp_()
-        loss = focal * logp.neg()
-        p = logp.exp()
+        log_total = e_t.sub(1.0).add_(others).log1p_()
+        # -log p_t = (m - x_t) + log(total), capped where p_t = 0 (a -inf logit)
+        nlogp = x.gather(cd, tt).sub_(m).neg_().add_(log_total).clamp_max_(torch.finfo(x.dtype).max)
+        q = others.div_(total)  # 1 - p_t: others / total, no cancellation
+        focal = q.square() if gamma == 2.0 else q.pow(gamma)
+        if self.count is None:
+            loss = (focal * nlogp).squeeze(cd)
+        else:
+            loss = torch.dot(focal.reshape(-1), nlogp.reshape(-1)).div_(self.count)
+        p = e_t.div_(total)
         # r = -log p_t / (1 - p_t); where 1 - p_t underflows to 0, so does the focal term
-        r = logp.div_(q.clamp_min_(torch.finfo(x.dtype).tiny)).neg_()
-        a = r.mul_(p).mul_(gamma).add_(1.0).mul_(focal).neg_()
-        return loss.squeeze(cd), (e, total, a, tt)
+        r = nlogp.div_(q.clamp_min(torch.finfo(x.dtype).tiny))
+        # -A = (1 - p_t)^gamma (1 + gamma p_t r)
+        a = torch.addcmul(torch.ones((), dtype=r.dtype), r, p, value=gamma).mul_(focal)
+        return loss, [e, x, t, total, a, tt, q]
 
     def backward(self, state, grad, needs):
-        e, total, a, tt = state
-        ga = grad.unsqueeze(self.cd) * a
-        dx = e * (-ga / total)
-        return dx.scatter_add_(self.cd, tt, ga), None
+        e, x, t, total, a, tt, rest = state
+        state[0] = None  # e becomes the gradient
+        if e is None:  # a retained graph's second backward
+            e, _, _, total, a, tt, rest = self.forward(x, t)[1]
+        ga = a * (grad.unsqueeze(self.cd) if self.count is None else grad / self.count)
+        # dx = g A (onehot - p), p = e / total: e * (-g A / total) in place, the target's
+        # entry (0 in e) g A (1 - p_t)
+        dx = e.mul_(ga.div(total))
+        return dx.scatter_(self.cd, tt, ga.mul_(rest).neg_()), None
 
 
 def _rce_per_sample(c: Classes, mask, log_zero: float) -> torch.Tensor:
