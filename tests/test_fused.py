@@ -396,3 +396,64 @@ def test_softmax_focal_retained_graph_recomputes_its_buffer(shape, reduction):
     (g1,) = torch.autograd.grad(out, x, w, retain_graph=True)
     (g2,) = torch.autograd.grad(out, x, w)
     assert torch.equal(g1, g2)
+
+
+def _keras_inputs(dtype, shape, dim, seed=5):
+    """Probabilities with exact 0s and 1s, a row of zeros (its sum below eps), rows far
+    from summing to 1 (one below eps=0.05 with entries inside the clip), and a
+    probability target with one-hot rows."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(shape, generator=g, dtype=dtype)
+    x = torch.where(x < 0.15, torch.zeros((), dtype=dtype), x)
+    x = x.movedim(dim, -1).contiguous()
+    x[0] = 0.0
+    x[1] = 0.0
+    x[1, ..., 0] = 1.0  # p = 1: clipped to 1 - eps
+    x[2] *= 1e-3
+    x[4] = 0.0
+    x[4, ..., :2] = 0.02  # a sum of 0.04: below eps=0.05, the sum's clamp holds
+    q = torch.rand(x.shape, generator=g, dtype=dtype)
+    q[3] = 0.0
+    q[3, ..., 1] = 1.0
+    q = q / q.sum(-1, keepdim=True)
+    return x.movedim(-1, dim), q.movedim(-1, dim)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("shape, dim", [((16, 9), -1), ((5, 4, 3, 6), 1)], ids=str)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("options", [{}, {"label_smoothing": 0.2}, {"eps": 0.05}], ids=str)
+def test_categorical_cross_entropy_fast_path_is_the_plain_path(
+    plain_all, dtype, shape, dim, reduction, options
+):
+    """Keras's clipped form in closed form: the value and gradient of the plain path,
+    with clipped probabilities (0, 1, rows of zeros) and rows not summing to 1."""
+    x, q = _keras_inputs(dtype, shape, dim)
+    kw = {"dim": dim, "reduction": reduction, **options}
+    x1, x2 = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    fast = LF.categorical_cross_entropy(x1, q, **kw)
+    slow = plain_all(LF.categorical_cross_entropy, x2, q, **kw)
+    tol = {torch.float32: 2e-5, torch.float64: 1e-12}[dtype]
+    torch.testing.assert_close(fast, slow, rtol=tol, atol=tol * 1e-3)
+    w = torch.rand(fast.shape, dtype=dtype) + 0.5
+    (g1,) = torch.autograd.grad((fast * w).sum(), x1, retain_graph=True)
+    (g2,) = torch.autograd.grad((slow * w).sum(), x2)
+    assert torch.isfinite(g1).all()
+    torch.testing.assert_close(g1, g2, rtol=tol, atol=tol * g2.abs().max().item())
+    (g3,) = torch.autograd.grad((fast * w).sum(), x1)  # a retained graph: recomputed
+    assert torch.equal(g1, g3)
+
+
+def test_categorical_cross_entropy_second_derivatives_are_the_plain_paths(plain_all):
+    x, q = _keras_inputs(torch.float64, (6, 5), -1)
+    x = x * 0.8 + 0.1  # inside the clip: a nonzero second derivative
+    for reduction in ("mean", "none"):
+        x1, x2 = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+        f1 = LF.categorical_cross_entropy(x1, q, reduction=reduction).sum()
+        f2 = plain_all(LF.categorical_cross_entropy, x2, q, reduction=reduction).sum()
+        (g1,) = torch.autograd.grad(f1, x1, create_graph=True)
+        (g2,) = torch.autograd.grad(f2, x2, create_graph=True)
+        torch.testing.assert_close(g1, g2, rtol=1e-12, atol=1e-15)
+        (h1,) = torch.autograd.grad(g1.square().sum(), x1)
+        (h2,) = torch.autograd.grad(g2.square().sum(), x2)
+        torch.testing.assert_close(h1, h2, rtol=1e-12, atol=1e-15)

@@ -627,6 +627,69 @@ class _SoftmaxFocal:
         return dx.scatter_(self.cd, tt, ga.mul_(rest).neg_()), None
 
 
+def _clipped_log_probabilities(x, dim, eps):
+    """Keras's ``log(clip(x / sum(x), eps, 1 - eps))``: each row rescaled to sum to 1,
+    then clipped."""
+    p = x / x.sum(dim, keepdim=True).clamp_min(eps)
+    return torch.log(p.clamp(eps, 1.0 - eps))
+
+
+class _CategoricalCEPlain:
+    """``-sum_c q_c log(clip(x_c / sum(x)))`` per row, through autograd (second
+    derivatives); summed over ``count`` (``None``: unreduced)."""
+
+    def __init__(self, q, dim, eps, count):
+        self.q, self.dim, self.eps, self.count = q, dim, eps, count
+
+    def __call__(self, x):
+        per = -(self.q * _clipped_log_probabilities(x, self.dim, self.eps)).sum(self.dim)
+        return per if self.count is None else per.sum() / self.count
+
+
+class _CategoricalCE:
+    """Keras's categorical cross entropy of probabilities, ``-sum_c q_c log pc_c`` with
+    ``pc = clip(x / S, eps, 1 - eps)``, ``S = max(sum_c x_c, eps)``, divided by ``count``
+    (``None``: unreduced), and its gradient in closed form: with ``u_c`` = 1 where the
+    clip is inactive (``eps < p_c < 1 - eps``), 0 where it holds,
+
+        dl/dx_j = -q_j u_j / (S p_j) + [sum x >= eps] (sum_c q_c u_c) / S
+
+    (``x_c / p_c = S`` where ``u_c = 1``). Forward: the row sums, ``p``, the clipped log
+    and the row sums of ``q log pc``; backward: ``q / p`` in the log's buffer, zeroed
+    where the clip holds (torch's hardtanh_backward: a select, so ``q / 0`` never
+    reaches the result), ``sum_c q_c u_c`` as ``sum_c (u q / p)_c p_c``, then one scale
+    and one shift per row in place: 5 passes against autograd's 9 (and its 8 saved or
+    temporary tensors). At ``p_c`` exactly ``eps`` or ``1 - eps`` torch's clamp passes the
+    gradient and this does not (a set of measure zero)."""
+
+    def __init__(self, q, dim, eps, count):
+        self.q, self.dim, self.eps, self.count = q, dim, eps, count
+
+    def forward(self, x):
+        dim, eps = self.dim, self.eps
+        raw = x.sum(dim, keepdim=True)
+        s = raw.clamp_min(eps)
+        p = torch.div(x, s)
+        buf = p.clamp(eps, 1.0 - eps).log_()
+        per = torch.mul(self.q, buf).sum(dim).neg_()
+        loss = per if self.count is None else per.sum().div_(self.count)
+        return loss, [buf, p, s, raw >= eps, x]
+
+    def backward(self, state, grad, needs):
+        dim, eps = self.dim, self.eps
+        buf, p, s, rescaled, x = state
+        state[0] = None  # the buffer becomes the gradient
+        if buf is None:  # a retained graph's second backward
+            buf, p, s, rescaled, _ = self.forward(x)[1]
+        w = torch.div(self.q, p, out=buf)  # q / p; where p = 0 the select below drops it
+        w = torch.ops.aten.hardtanh_backward.grad_input(w, p, eps, 1.0 - eps, grad_input=w)
+        g = grad if self.count is None else grad / self.count
+        g = g.unsqueeze(dim) if g.dim() else g
+        shift = torch.mul(w, p).sum(dim, keepdim=True).mul_(rescaled)  # sum_c q_c u_c
+        scale = g / s
+        return (w.mul_(scale.neg()).add_(shift.mul_(scale)),)
+
+
 def _rce_per_sample(c: Classes, mask, log_zero: float) -> torch.Tensor:
     """Reverse cross entropy ``-sum_k p_k log q_k`` with ``log 0 := log_zero``."""
     logp = TF.log_softmax(c.input, dim=c.class_dim)
@@ -831,11 +894,17 @@ def categorical_cross_entropy(
             hint="input holds values outside [0, 1], so it looks like logits: pass "
             "from_logits=True.",
         )
-        # rescale each row to sum to 1, then clip, as Keras does
-        p = x / x.sum(dim, keepdim=True).clamp_min(eps)
-        logp = torch.log(p.clamp(eps, 1.0 - eps))
     if ls:
         q = q * (1.0 - ls) + ls / x.shape[dim]
+    if not from_logits and not q.requires_grad:
+        count = None  # the mean's count, or 1 for the sum, taken in the node itself
+        if reduction == "sum" or (reduction == "mean" and normalizer is None and x.numel()):
+            count = 1 if reduction == "sum" else x.numel() // x.shape[dim]
+        rule = _CategoricalCE(q, dim, eps, count)
+        out = fused(rule, _CategoricalCEPlain(q, dim, eps, count), x)
+        return out if count is not None else reduce(out, reduction, normalizer=normalizer)
+    if not from_logits:
+        logp = _clipped_log_probabilities(x, dim, eps)
     # clipped probabilities have a finite log: 0 log p is 0 without the select
     per = -(q_log_p(q, logp) if from_logits else q * logp).sum(dim)
     return reduce(per, reduction, normalizer=normalizer)
