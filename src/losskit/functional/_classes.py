@@ -138,8 +138,7 @@ def _all_classes(t: torch.Tensor, num_classes: int, ignore_index: int | None) ->
     ``mask.all()`` read."""
     if not C.checks_enabled() or t.numel() == 0:
         return False
-    with torch.no_grad():
-        lo, hi = C._low_high(t)
+    lo, hi = C._low_high(t)  # integers: no autograd to switch off
     if lo < 0 or hi >= num_classes:
         return False
     return ignore_index is None or not lo <= ignore_index <= hi
