@@ -276,7 +276,7 @@ def _index_cross_entropy(c: Classes, mask, reduction, normalizer):
     """Cross entropy of class indices without smoothing or z-loss, in closed form: the
     value without a tape, the gradient ``s (softmax - onehot)`` in place on the softmax
     (or log-probabilities) the forward kept (see :class:`_IndexCE`). Class weights that
-    require a gradient take torch's path (whose weight has none either)."""
+    require a gradient keep torch's path, which refuses them (this node would drop it)."""
     t = _safe_index(c, mask)
     cw = _sample_weight(c, mask)  # w[y_i], None without a class weight
     if mask is not None and not c.all_counted:
