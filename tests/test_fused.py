@@ -352,6 +352,15 @@ OVERLAP = [
 ]
 
 
+def _ce_inputs(dtype, shape, scale, seed=4):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, generator=g, dtype=dtype) * scale
+    if len(shape) == 1:  # unbatched (C,): a 0-dim target
+        return x, torch.randint(0, shape[0], (), generator=g)
+    t = torch.randint(0, shape[1], (shape[0], *shape[2:]), generator=g)
+    return x, t
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("scale", [1.0, 30.0, 1e4])
 @pytest.mark.parametrize("fn, options", OVERLAP)
@@ -399,3 +408,156 @@ def test_overlap_sums_second_derivative_and_retained_graph(plain):
         assert torch.equal(g1, g2)
         (g3,) = torch.autograd.grad(plain(fn, x, t), x)
         torch.testing.assert_close(g1, g3, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("scale", [1.0, 30.0, 1e4])
+@pytest.mark.parametrize("shape", [(64, 7), (3, 5, 4, 6), (9,)], ids=str)
+@pytest.mark.parametrize(
+    "options", [{}, {"weight": True}, {"ignore": True}, {"weight": True, "ignore": True}], ids=str
+)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_index_cross_entropy_fast_path_is_the_plain_path(
+    plain_all, dtype, scale, shape, options, reduction
+):
+    """Closed-form cross entropy (softmax kept on CPU rows, log_softmax on maps): value
+    and gradient of the plain path, with targets of p_t far below the smallest normal
+    number (scale 1e4: log_softmax's exact log), class weights and ignored targets."""
+    x, t = _ce_inputs(dtype, shape, scale)
+    kw = {"reduction": reduction}
+    if options.get("weight"):
+        kw["weight"] = torch.rand(shape[0] if len(shape) == 1 else shape[1], dtype=dtype) + 0.1
+    if options.get("ignore") and t.dim():
+        t = t.clone()
+        t.view(-1)[::3] = -100
+        x = x.clone()
+        x.movedim(1, -1).reshape(-1, x.shape[1])[::3] = float("nan")  # ignored: inert
+    x1, x2 = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    fast = LF.cross_entropy(x1, t, **kw)
+    slow = plain_all(LF.cross_entropy, x2, t, **kw)
+    tol = {torch.float32: 2e-5, torch.float64: 1e-12}[dtype]
+    torch.testing.assert_close(fast, slow, rtol=tol, atol=tol * 1e-3)
+    w = torch.rand(fast.shape, dtype=dtype)
+    (g1,) = torch.autograd.grad((fast * w).sum(), x1)
+    (g2,) = torch.autograd.grad((slow * w).sum(), x2)
+    assert torch.isfinite(g1).all()
+    torch.testing.assert_close(g1, g2, rtol=tol, atol=tol * g2.abs().max().item())
+
+
+def test_index_cross_entropy_fast_path_masked_classes_and_retained_graph():
+    """-inf logits (a masked vocabulary) give 0 gradient there; a target behind a -inf
+    logit gives torch's inf; a retained graph's second backward gives the same gradient
+    (the first one's buffer became the gradient)."""
+    x = torch.tensor([[2.0, float("-inf"), 0.5], [1.0, 3.0, float("-inf")]], requires_grad=True)
+    t = torch.tensor([0, 1])
+    out = LF.cross_entropy(x, t)
+    (g1,) = torch.autograd.grad(out, x, retain_graph=True)
+    (g2,) = torch.autograd.grad(out, x)
+    assert torch.equal(g1, g2) and torch.isfinite(g1).all()
+    assert g1[0, 1] == 0 and g1[1, 2] == 0
+    want = torch.nn.functional.cross_entropy(x.detach(), t)
+    torch.testing.assert_close(out.detach(), want)
+    assert torch.isinf(LF.cross_entropy(x, torch.tensor([1, 1])))
+    xm = x.detach().T.reshape(1, 3, 2, 1).clone().requires_grad_(True)  # a map, dim 1
+    out = LF.cross_entropy(xm, t.view(1, 2, 1))
+    (g1,) = torch.autograd.grad(out, xm, retain_graph=True)
+    (g2,) = torch.autograd.grad(out, xm)
+    assert torch.equal(g1, g2) and torch.isfinite(g1).all()
+    torch.testing.assert_close(out.detach(), want)
+    assert g1[0, 1, 0, 0] == 0 and g1[0, 2, 1, 0] == 0
+    y = torch.tensor([[0.1, 0.2], [0.3, 0.4]]).requires_grad_(True)
+    ys = y.log_softmax(1)  # a non-leaf input: the gradient flows on
+    (gy,) = torch.autograd.grad(LF.cross_entropy(ys, torch.tensor([0, 1])), y)
+    (gw,) = torch.autograd.grad(
+        torch.nn.functional.cross_entropy(y.log_softmax(1), torch.tensor([0, 1])), y
+    )
+    torch.testing.assert_close(gy, gw)
+
+
+@pytest.mark.parametrize("shape", [(4, 5), (2, 3, 2, 2)], ids=str)
+def test_index_cross_entropy_second_derivatives_are_the_plain_paths(plain_all, shape):
+    x, t = _ce_inputs(torch.float64, shape, 2.0)
+    wt = torch.rand(shape[1], dtype=torch.float64) + 0.5
+    for kw in ({}, {"weight": wt}, {"reduction": "sum"}):
+        x1, x2 = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+        (g1,) = torch.autograd.grad(LF.cross_entropy(x1, t, **kw), x1, create_graph=True)
+        (g2,) = torch.autograd.grad(plain_all(LF.cross_entropy, x2, t, **kw), x2, create_graph=True)
+        torch.testing.assert_close(g1, g2, rtol=1e-12, atol=1e-15)
+        (h1,) = torch.autograd.grad(g1.square().sum(), x1)
+        (h2,) = torch.autograd.grad(g2.square().sum(), x2)
+        torch.testing.assert_close(h1, h2, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("shape", [(6, 5), (2, 4, 3, 3)], ids=str)
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_softmax_focal_retained_graph_recomputes_its_buffer(shape, reduction):
+    """The backward writes the gradient into the forward's exp(x - max): a retained
+    graph's second backward gives the same gradient."""
+    x, t = _ce_inputs(torch.float64, shape, 3.0)
+    x = x.requires_grad_(True)
+    out = LF.softmax_focal_loss(x, t, gamma=2.0, reduction=reduction)
+    w = torch.rand(out.shape, dtype=x.dtype)
+    (g1,) = torch.autograd.grad(out, x, w, retain_graph=True)
+    (g2,) = torch.autograd.grad(out, x, w)
+    assert torch.equal(g1, g2)
+
+
+def _keras_inputs(dtype, shape, dim, seed=5):
+    """Probabilities with exact 0s and 1s, a row of zeros (its sum below eps), rows far
+    from summing to 1 (one below eps=0.05 with entries inside the clip), and a
+    probability target with one-hot rows."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(shape, generator=g, dtype=dtype)
+    x = torch.where(x < 0.15, torch.zeros((), dtype=dtype), x)
+    x = x.movedim(dim, -1).contiguous()
+    x[0] = 0.0
+    x[1] = 0.0
+    x[1, ..., 0] = 1.0  # p = 1: clipped to 1 - eps
+    x[2] *= 1e-3
+    x[4] = 0.0
+    x[4, ..., :2] = 0.02  # a sum of 0.04: below eps=0.05, the sum's clamp holds
+    q = torch.rand(x.shape, generator=g, dtype=dtype)
+    q[3] = 0.0
+    q[3, ..., 1] = 1.0
+    q = q / q.sum(-1, keepdim=True)
+    return x.movedim(-1, dim), q.movedim(-1, dim)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("shape, dim", [((16, 9), -1), ((5, 4, 3, 6), 1)], ids=str)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("options", [{}, {"label_smoothing": 0.2}, {"eps": 0.05}], ids=str)
+def test_categorical_cross_entropy_fast_path_is_the_plain_path(
+    plain_all, dtype, shape, dim, reduction, options
+):
+    """Keras's clipped form in closed form: the value and gradient of the plain path,
+    with clipped probabilities (0, 1, rows of zeros) and rows not summing to 1."""
+    x, q = _keras_inputs(dtype, shape, dim)
+    kw = {"dim": dim, "reduction": reduction, **options}
+    x1, x2 = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    fast = LF.categorical_cross_entropy(x1, q, **kw)
+    slow = plain_all(LF.categorical_cross_entropy, x2, q, **kw)
+    tol = {torch.float32: 2e-5, torch.float64: 1e-12}[dtype]
+    torch.testing.assert_close(fast, slow, rtol=tol, atol=tol * 1e-3)
+    w = torch.rand(fast.shape, dtype=dtype) + 0.5
+    (g1,) = torch.autograd.grad((fast * w).sum(), x1, retain_graph=True)
+    (g2,) = torch.autograd.grad((slow * w).sum(), x2)
+    assert torch.isfinite(g1).all()
+    torch.testing.assert_close(g1, g2, rtol=tol, atol=tol * g2.abs().max().item())
+    (g3,) = torch.autograd.grad((fast * w).sum(), x1)  # a retained graph: recomputed
+    assert torch.equal(g1, g3)
+
+
+def test_categorical_cross_entropy_second_derivatives_are_the_plain_paths(plain_all):
+    x, q = _keras_inputs(torch.float64, (6, 5), -1)
+    x = x * 0.8 + 0.1  # inside the clip: a nonzero second derivative
+    for reduction in ("mean", "none"):
+        x1, x2 = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+        f1 = LF.categorical_cross_entropy(x1, q, reduction=reduction).sum()
+        f2 = plain_all(LF.categorical_cross_entropy, x2, q, reduction=reduction).sum()
+        (g1,) = torch.autograd.grad(f1, x1, create_graph=True)
+        (g2,) = torch.autograd.grad(f2, x2, create_graph=True)
+        torch.testing.assert_close(g1, g2, rtol=1e-12, atol=1e-15)
+        (h1,) = torch.autograd.grad(g1.square().sum(), x1)
+        (h2,) = torch.autograd.grad(g2.square().sum(), x2)
+        torch.testing.assert_close(h1, h2, rtol=1e-12, atol=1e-15)

@@ -1015,3 +1015,26 @@ def test_categorical_label_smoothing(from_logits):
         LF.categorical_cross_entropy(x, q, from_logits=from_logits, label_smoothing=s),
         -(smoothed * logp).sum(-1).mean(),
     )
+
+
+@pytest.mark.parametrize("ignore_index", [-100, 0, 2, 4, 5])
+def test_ignore_index_inside_or_outside_the_targets_range(ignore_index):
+    """The mask of ignored targets is skipped only where no target can equal
+    ignore_index (outside the targets' least..largest): the same values and gradients
+    as the masked form, for ignore_index below, at, inside and above the range."""
+    x = torch.randn(6, 5, dtype=torch.float64)
+    y = torch.tensor([1, 2, 3, 2, 1, 3])
+    keep = y != ignore_index
+    for fn, inp in ((LF.cross_entropy, x), (LF.nll_loss, x.log_softmax(1))):
+        for reduction in REDUCTIONS:
+            leaf = _leaf(inp)
+            got = fn(leaf, y, ignore_index=ignore_index, reduction=reduction)
+            (g_got,) = torch.autograd.grad(got.sum(), leaf)
+            ref = torch.where(keep, fn(leaf, y, reduction="none"), 0.0)
+            if reduction == "mean":
+                ref = ref.sum() / keep.sum()
+            elif reduction == "sum":
+                ref = ref.sum()
+            (g_ref,) = torch.autograd.grad(ref.sum(), leaf)
+            assert_close(got.detach(), ref.detach())
+            assert_close(g_got, g_ref)

@@ -121,13 +121,27 @@ def prepare_classes(
     mask = None
     if kind == "index":
         t = target.long()
-        if ignore_index is not None:
-            mask = t != ignore_index
-        C.check_class_indices(loss, t, num_classes, ignore_index, classes_from=input_name)
+        if not _all_classes(t, num_classes, ignore_index):
+            if ignore_index is not None:
+                mask = t != ignore_index
+            C.check_class_indices(loss, t, num_classes, ignore_index, classes_from=input_name)
     else:
         t = target.to(dtype)
         C.check_prob_rows(loss, t, class_dim, target.dtype)
     return Classes(input, t, kind, class_dim, num_classes, w, mask), mask
+
+
+def _all_classes(t: torch.Tensor, num_classes: int, ignore_index: int | None) -> bool:
+    """Where value checks read values: every target is a class in ``0..C-1`` and none is
+    ``ignore_index`` (one pass and one read, the class-index check's own first test),
+    so the check passes and no mask is needed: no ``t != ignore_index`` pass, no
+    ``mask.all()`` read."""
+    if not C.checks_enabled() or t.numel() == 0:
+        return False
+    lo, hi = C._low_high(t)  # integers: no autograd to switch off
+    if lo < 0 or hi >= num_classes:
+        return False
+    return ignore_index is None or not lo <= ignore_index <= hi
 
 
 _SQUEEZE = "squeeze the class dimension: target.squeeze(1)."

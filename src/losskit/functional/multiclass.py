@@ -251,6 +251,8 @@ def _cross_entropy(
     )
     if kernels.select(name, backend, c.raw, _kernel_unsupported(c)):
         return _softmax_kernel(c, ii, reduction, normalizer, label_smoothing=ls, z_loss=z)
+    if c.kind == "index" and not z and not ls and not _weight_needs_grad(c):
+        return _index_cross_entropy(c, mask, reduction, normalizer)
     if c.kind == "index" and not z and reduction != "none":
         # torch's fused sum, over the denominator of counted targets: the same value as
         # reducing the per-sample loss, with one pass less (torch's own mean where it is
@@ -264,6 +266,119 @@ def _cross_entropy(
     if z:
         per = per + _z_term(c, z)
     return _finish(per, reduction, c, mask, normalizer)
+
+
+def _weight_needs_grad(c: Classes) -> bool:
+    return c.weight is not None and c.weight.requires_grad
+
+
+def _index_cross_entropy(c: Classes, mask, reduction, normalizer):
+    """Cross entropy of class indices without smoothing or z-loss, in closed form: the
+    value without a tape, the gradient ``s (softmax - onehot)`` in place on the softmax
+    (or log-probabilities) the forward kept (see :class:`_IndexCE`). Class weights that
+    require a gradient keep torch's path, which refuses them (this node would drop it)."""
+    t = _safe_index(c, mask)
+    cw = _sample_weight(c, mask)  # w[y_i], None without a class weight
+    if mask is not None and not c.all_counted:
+        counted = mask.to(c.input.dtype)
+        cw = counted if cw is None else cw * counted
+    if reduction == "none":
+        return fused(_IndexCE(t, cw, c.class_dim, None), _IndexCEPlain(t, cw, c.class_dim), c.input)
+    if _torch_mean_is_ours(c, reduction, normalizer):  # the mean over a count on the host
+        count = c.target.numel()
+        return fused(
+            _IndexCE(t, None, c.class_dim, count),
+            _IndexCEPlain(t, None, c.class_dim, count),
+            c.input,
+        )
+    total = fused(_IndexCE(t, cw, c.class_dim, 1), _IndexCEPlain(t, cw, c.class_dim, 1), c.input)
+    return _finish_sum(total, reduction, c, mask, normalizer)
+
+
+class _IndexCEPlain:
+    """``-sum_i cw_i log p_{i, t_i} / count`` (unreduced when ``count`` is ``None``)
+    through autograd (second derivatives)."""
+
+    def __init__(self, t, cw, cd, count=None):
+        self.t, self.cw, self.cd, self.count = t, cw, cd, count
+
+    def __call__(self, x):
+        per = -_gather(TF.log_softmax(x, dim=self.cd), self.t, self.cd)
+        if self.cw is not None:
+            per = per * self.cw
+        return per if self.count is None else per.sum() / self.count
+
+
+class _IndexCE:
+    """The cross entropy of class indices ``t``, ``-cw_i log p_{i, t_i}`` per row
+    (``cw``: the class weight of the target, 0 where it is ignored; ``None``: 1),
+    divided by ``count`` (``None``: unreduced), and its gradient
+    ``s_i (p_i - onehot(t_i))`` with ``s_i = g cw_i / count``.
+
+    The forward keeps what makes ``p`` without another exponential, so the backward is
+    one multiplication in place on that buffer (which becomes the gradient) and a
+    scatter at the targets, where torch's takes a zero fill, a scatter and
+    log_softmax_backward's exponential into a fresh result:
+
+    * CPU, classes in the last dimension: torch's softmax (as fast as its log_softmax
+      there) and ``log p_t`` of the targets alone; where a ``p_t`` is below the smallest
+      normal number (a loss above about 87 in float32, where ``log p_t`` would lose
+      digits or be ``-inf``), log_softmax's exact value.
+    * CPU, maps (classes in dimension 1, where torch's softmax is twice as slow):
+      ``e = exp(x - max)`` and its sum ``S`` over the classes; ``log p_t = (x_t - max) -
+      log S``, log_softmax's own formula; the gradient is ``e s / S``.
+    * elsewhere (no host read of ``p_t``): log_softmax, and its ``exp`` in place in the
+      backward.
+
+    A second backward through a retained graph recomputes the buffer."""
+
+    def __init__(self, t, cw, cd, count):
+        self.t, self.cw, self.cd, self.count = t, cw, cd, count
+
+    def _probabilities(self, x):
+        """``(buffer, log p_t, route, S)``: see the class docstring."""
+        cd = self.cd
+        if x.device.type != "cpu":
+            logp = torch.log_softmax(x, cd)
+            return logp, _gather(logp, self.t, cd), "log_softmax", None
+        if cd == x.dim() - 1:
+            p = torch.softmax(x, cd)
+            p_t = _gather(p, self.t, cd)
+            if not bool((p_t < torch.finfo(p_t.dtype).tiny).any()):
+                return p, p_t.log_(), "softmax", None
+            return p, _gather(torch.log_softmax(x, cd), self.t, cd), "softmax", None
+        m = x.amax(cd, keepdim=True)
+        e = torch.sub(x, m).exp_()
+        total = e.sum(cd, keepdim=True)
+        logp_t = _gather(x, self.t, cd).sub_(m.squeeze(cd)).sub_(total.log().squeeze(cd))
+        return e, logp_t, "exp", total
+
+    def forward(self, x):
+        buf, logp_t, route, total = self._probabilities(x)
+        if self.count is None:
+            loss = logp_t.neg_() if self.cw is None else logp_t.mul_(self.cw).neg_()
+        elif self.cw is None:
+            loss = logp_t.sum().neg_().div_(self.count)
+        else:
+            loss = torch.dot(logp_t.reshape(-1), self.cw.reshape(-1)).neg_().div_(self.count)
+        return loss, [buf, x, route, total]
+
+    def backward(self, state, grad, needs):
+        cd = self.cd
+        buf, x, route, total = state
+        state[0] = None  # the buffer becomes the gradient
+        if buf is None:  # a retained graph's second backward
+            buf, _, route, total = self._probabilities(x)
+        if route == "log_softmax":
+            buf.exp_()
+        s = grad if self.count is None else grad / self.count
+        if self.cw is not None:
+            s = s * self.cw
+        if s.dim():
+            s = s.unsqueeze(cd)
+        tt = self.t.unsqueeze(cd)
+        dx = buf.mul_(s if total is None else s / total)
+        return (dx.scatter_add_(cd, tt, s.neg().expand(tt.shape)),)
 
 
 def nll_loss(input, target, *, weight=None, ignore_index=-100, reduction="mean", normalizer=None):
@@ -409,6 +524,10 @@ def softmax_focal_loss(
     if c.kind == "index" and not ls:
         # the target class alone: one exp per logit, the gradient in closed form
         t = _safe_index(c, mask)
+        if _torch_mean_is_ours(c, reduction, normalizer):  # the mean in the node itself
+            count = t.numel()
+            rule, plain = _SoftmaxFocal(gamma, cd, count), _IndexFocalPlain(gamma, cd, count)
+            return fused(rule, plain, c.input, t)
         per = fused(_SoftmaxFocal(gamma, cd), _IndexFocalPlain(gamma, cd), c.input, t)
         if c.weight is not None:
             per = per * c.weight[t]
@@ -445,11 +564,12 @@ def _focal_ce(x: torch.Tensor, gamma: float, cd: int) -> torch.Tensor:
 class _IndexFocalPlain:
     """The focal loss of each target class through autograd (second derivatives)."""
 
-    def __init__(self, gamma, cd):
-        self.gamma, self.cd = gamma, cd
+    def __init__(self, gamma, cd, count=None):
+        self.gamma, self.cd, self.count = gamma, cd, count
 
     def __call__(self, x, t):
-        return _gather(_focal_ce(x, self.gamma, self.cd), t, self.cd)
+        per = _gather(_focal_ce(x, self.gamma, self.cd), t, self.cd)
+        return per if self.count is None else per.sum() / self.count
 
 
 class _SoftmaxFocal:
@@ -458,13 +578,14 @@ class _SoftmaxFocal:
     / (1 - p_t)`` (``-> 1`` as ``p_t -> 1``).
 
     From ``e = exp(x - max)``, one exponential per logit, kept for the gradient (the
-    softmax is ``e / sum(e)``). ``1 - p_t`` is the sum of ``e`` over the other classes
-    (the target's entry zeroed for that sum, not subtracted), so it is exact when ``p_t``
-    rounds to 1; for a target that is not the largest logit, ``p_t <= 1/2`` and
-    ``log1p(-p_t)`` is exact."""
+    softmax is ``e / sum(e)``), which the backward computes in place in ``e`` (a
+    retained graph's second backward recomputes it). ``1 - p_t`` is the sum of ``e``
+    over the other classes over the sum of all (the target's entry zeroed for that
+    sum, not subtracted), so it is exact when ``p_t`` rounds to 1. With the mean (no
+    weight, nothing ignored, no normalizer) the node returns the mean itself."""
 
-    def __init__(self, gamma, cd):
-        self.gamma, self.cd = gamma, cd
+    def __init__(self, gamma, cd, count=None):
+        self.gamma, self.cd, self.count = gamma, cd, count  # count: the mean's
 
     def forward(self, x, t):
         cd, gamma = self.cd, self.gamma
@@ -472,28 +593,101 @@ class _SoftmaxFocal:
         m = x.amax(cd, keepdim=True)
         e = torch.sub(x, m).exp_()
         e_t = e.gather(cd, tt)
-        others = e.scatter_(cd, tt, 0.0).sum(cd, keepdim=True)
-        e.scatter_(cd, tt, e_t)
+        # the targets' entries stay 0 in e: the backward adds the whole target term (a
+        # zero tensor as the source: torch's scatter of a scalar value is slower)
+        others = e.scatter_(cd, tt, e_t.new_zeros(()).expand(tt.shape)).sum(cd, keepdim=True)
         total = others + e_t
         # log(total) = log1p(others + (e_t - 1)): exact where the target is a largest
         # logit (e_t - 1 = 0), where total - 1 = others can be far below eps
-        log_total = torch.log1p(e_t.sub(1.0).add_(others))
-        logp = (x.gather(cd, tt) - m).sub_(log_total).clamp_min_(torch.finfo(x.dtype).min)
-        log1m = others.log().sub_(log_total)  # log(1 - p_t): others / total, no cancellation
-        q = log1m.exp()
-        focal = q.square() if gamma == 2.0 else log1m.mul_(gamma).exp_()
-        loss = focal * logp.neg()
-        p = logp.exp()
+        log_total = e_t.sub(1.0).add_(others).log1p_()
+        # -log p_t = (m - x_t) + log(total), capped where p_t = 0 (a -inf logit)
+        nlogp = x.gather(cd, tt).sub_(m).neg_().add_(log_total).clamp_max_(torch.finfo(x.dtype).max)
+        q = others.div_(total)  # 1 - p_t: others / total, no cancellation
+        focal = q.square() if gamma == 2.0 else q.pow(gamma)
+        if self.count is None:
+            loss = (focal * nlogp).squeeze(cd)
+        else:
+            loss = torch.dot(focal.reshape(-1), nlogp.reshape(-1)).div_(self.count)
+        p = e_t.div_(total)
         # r = -log p_t / (1 - p_t); where 1 - p_t underflows to 0, so does the focal term
-        r = logp.div_(q.clamp_min_(torch.finfo(x.dtype).tiny)).neg_()
-        a = r.mul_(p).mul_(gamma).add_(1.0).mul_(focal).neg_()
-        return loss.squeeze(cd), (e, total, a, tt)
+        r = nlogp.div_(q.clamp_min(torch.finfo(x.dtype).tiny))
+        # -A = (1 - p_t)^gamma (1 + gamma p_t r)
+        a = torch.addcmul(torch.ones((), dtype=r.dtype), r, p, value=gamma).mul_(focal)
+        return loss, [e, x, t, total, a, tt, q]
 
     def backward(self, state, grad, needs):
-        e, total, a, tt = state
-        ga = grad.unsqueeze(self.cd) * a
-        dx = e * (-ga / total)
-        return dx.scatter_add_(self.cd, tt, ga), None
+        e, x, t, total, a, tt, rest = state
+        state[0] = None  # e becomes the gradient
+        if e is None:  # a retained graph's second backward
+            e, _, _, total, a, tt, rest = self.forward(x, t)[1]
+        ga = a * (grad.unsqueeze(self.cd) if self.count is None else grad / self.count)
+        # dx = g A (onehot - p), p = e / total: e * (-g A / total) in place, the target's
+        # entry (0 in e) g A (1 - p_t)
+        dx = e.mul_(ga.div(total))
+        return dx.scatter_(self.cd, tt, ga.mul_(rest).neg_()), None
+
+
+def _clipped_log_probabilities(x, dim, eps):
+    """Keras's ``log(clip(x / sum(x), eps, 1 - eps))``: each row rescaled to sum to 1,
+    then clipped."""
+    p = x / x.sum(dim, keepdim=True).clamp_min(eps)
+    return torch.log(p.clamp(eps, 1.0 - eps))
+
+
+class _CategoricalCEPlain:
+    """``-sum_c q_c log(clip(x_c / sum(x)))`` per row, through autograd (second
+    derivatives); summed over ``count`` (``None``: unreduced)."""
+
+    def __init__(self, q, dim, eps, count):
+        self.q, self.dim, self.eps, self.count = q, dim, eps, count
+
+    def __call__(self, x):
+        per = -(self.q * _clipped_log_probabilities(x, self.dim, self.eps)).sum(self.dim)
+        return per if self.count is None else per.sum() / self.count
+
+
+class _CategoricalCE:
+    """Keras's categorical cross entropy of probabilities, ``-sum_c q_c log pc_c`` with
+    ``pc = clip(x / S, eps, 1 - eps)``, ``S = max(sum_c x_c, eps)``, divided by ``count``
+    (``None``: unreduced), and its gradient in closed form: with ``u_c`` = 1 where the
+    clip is inactive (``eps < p_c < 1 - eps``), 0 where it holds,
+
+        dl/dx_j = -q_j u_j / (S p_j) + [sum x >= eps] (sum_c q_c u_c) / S
+
+    (``x_c / p_c = S`` where ``u_c = 1``). Forward: the row sums, ``p``, the clipped log
+    and the row sums of ``q log pc``; backward: ``q / p`` in the log's buffer, zeroed
+    where the clip holds (torch's hardtanh_backward: a select, so ``q / 0`` never
+    reaches the result), ``sum_c q_c u_c`` as ``sum_c (u q / p)_c p_c``, then one scale
+    and one shift per row in place: 5 passes against autograd's 9 (and its 8 saved or
+    temporary tensors). At ``p_c`` exactly ``eps`` or ``1 - eps`` torch's clamp passes the
+    gradient and this does not (a set of measure zero)."""
+
+    def __init__(self, q, dim, eps, count):
+        self.q, self.dim, self.eps, self.count = q, dim, eps, count
+
+    def forward(self, x):
+        dim, eps = self.dim, self.eps
+        raw = x.sum(dim, keepdim=True)
+        s = raw.clamp_min(eps)
+        p = torch.div(x, s)
+        buf = p.clamp(eps, 1.0 - eps).log_()
+        per = torch.mul(self.q, buf).sum(dim).neg_()
+        loss = per if self.count is None else per.sum().div_(self.count)
+        return loss, [buf, p, s, raw >= eps, x]
+
+    def backward(self, state, grad, needs):
+        dim, eps = self.dim, self.eps
+        buf, p, s, rescaled, x = state
+        state[0] = None  # the buffer becomes the gradient
+        if buf is None:  # a retained graph's second backward
+            buf, p, s, rescaled, _ = self.forward(x)[1]
+        w = torch.div(self.q, p, out=buf)  # q / p; where p = 0 the select below drops it
+        w = torch.ops.aten.hardtanh_backward.grad_input(w, p, eps, 1.0 - eps, grad_input=w)
+        g = grad if self.count is None else grad / self.count
+        g = g.unsqueeze(dim) if g.dim() else g
+        shift = torch.mul(w, p).sum(dim, keepdim=True).mul_(rescaled)  # sum_c q_c u_c
+        scale = g / s
+        return (w.mul_(scale.neg()).add_(shift.mul_(scale)),)
 
 
 def _rce_per_sample(c: Classes, mask, log_zero: float) -> torch.Tensor:
@@ -700,11 +894,17 @@ def categorical_cross_entropy(
             hint="input holds values outside [0, 1], so it looks like logits: pass "
             "from_logits=True.",
         )
-        # rescale each row to sum to 1, then clip, as Keras does
-        p = x / x.sum(dim, keepdim=True).clamp_min(eps)
-        logp = torch.log(p.clamp(eps, 1.0 - eps))
     if ls:
         q = q * (1.0 - ls) + ls / x.shape[dim]
+    if not from_logits and not q.requires_grad:
+        count = None  # the mean's count, or 1 for the sum, taken in the node itself
+        if reduction == "sum" or (reduction == "mean" and normalizer is None and x.numel()):
+            count = 1 if reduction == "sum" else x.numel() // x.shape[dim]
+        rule = _CategoricalCE(q, dim, eps, count)
+        out = fused(rule, _CategoricalCEPlain(q, dim, eps, count), x)
+        return out if count is not None else reduce(out, reduction, normalizer=normalizer)
+    if not from_logits:
+        logp = _clipped_log_probabilities(x, dim, eps)
     # clipped probabilities have a finite log: 0 log p is 0 without the select
     per = -(q_log_p(q, logp) if from_logits else q * logp).sum(dim)
     return reduce(per, reduction, normalizer=normalizer)
