@@ -504,30 +504,32 @@ def check_class_indices(
     num_classes: int,
     ignore_index: int | None,
     classes_from: str = "input",
-) -> None:
+) -> bool:
     """Value check: class indices in ``0..num_classes-1`` or ``ignore_index``.
 
     ``classes_from`` names the argument that holds the classes, for the message ("but
     input has 4 classes"; ``linear_cross_entropy``'s classes are the rows of
-    ``linear_weight``).
+    ``linear_weight``). Returns whether its one read showed every target a class and
+    none equal to ``ignore_index``: then no mask of ignored targets is needed
+    (``False`` when it does not know: checks off, or an empty target).
     """
     if not checks_enabled() or t.numel() == 0:
-        return
+        return False
+    # one pass and one read when every target is a class (integers: no autograd)
+    lo, hi = _low_high(t)
+    if lo >= 0 and hi < num_classes:
+        return ignore_index is None or not lo <= ignore_index <= hi
     with torch.no_grad():
-        # one pass and one read when every target is a class (no ignore_index among them)
-        lo, hi = _low_high(t)
-        if lo >= 0 and hi < num_classes:
-            return
         if ignore_index is not None:
             lo, hi = _low_high(torch.where(t == ignore_index, 0, t))
             if lo >= 0 and hi < num_classes:
-                return
+                return False
         bad = (t < 0) | (t >= num_classes)
         if ignore_index is not None:
             bad &= t != ignore_index
         n_bad = int(bad.sum())
         if n_bad == 0:
-            return
+            return False
         values = torch.unique(t[bad]).tolist()
         kept = t if ignore_index is None else t[t != ignore_index]
         t_min, t_max = int(kept.min()), int(kept.max())

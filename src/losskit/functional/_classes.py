@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from .. import _checks as C
-from .._reduction import compute_dtype, mean_weight
+from .._reduction import compute_dtype, in_dtype, mean_weight
 from ._fused import eager
 
 TARGET_TYPES = ("auto", "index", "probs")
@@ -53,7 +53,7 @@ class Classes:
         ignored targets are 0 here, so that a NaN or inf in them (a masked vocabulary)
         reaches neither the value nor the gradient."""
         if self._input is None:
-            x = self.raw.to(compute_dtype(self.raw.dtype))
+            x = in_dtype(self.raw, compute_dtype(self.raw.dtype))
             # a copy of the logits only when some target is ignored
             if not self.all_counted:
                 x = x.masked_fill(~self.mask.unsqueeze(self.class_dim), 0.0)
@@ -120,28 +120,15 @@ def prepare_classes(
         w = mean_weight(weight.to(dtype), reduction, normalizer, homogeneous)
     mask = None
     if kind == "index":
-        t = target.long()
-        if not _all_classes(t, num_classes, ignore_index):
-            if ignore_index is not None:
-                mask = t != ignore_index
-            C.check_class_indices(loss, t, num_classes, ignore_index, classes_from=input_name)
+        t = in_dtype(target, torch.int64)
+        # the check's one read may show that no target is ignored: then no mask
+        every = C.check_class_indices(loss, t, num_classes, ignore_index, classes_from=input_name)
+        if ignore_index is not None and not every:
+            mask = t != ignore_index
     else:
         t = target.to(dtype)
         C.check_prob_rows(loss, t, class_dim, target.dtype)
     return Classes(input, t, kind, class_dim, num_classes, w, mask), mask
-
-
-def _all_classes(t: torch.Tensor, num_classes: int, ignore_index: int | None) -> bool:
-    """Where value checks read values: every target is a class in ``0..C-1`` and none is
-    ``ignore_index`` (one pass and one read, the class-index check's own first test),
-    so the check passes and no mask is needed: no ``t != ignore_index`` pass, no
-    ``mask.all()`` read."""
-    if not C.checks_enabled() or t.numel() == 0:
-        return False
-    lo, hi = C._low_high(t)  # integers: no autograd to switch off
-    if lo < 0 or hi >= num_classes:
-        return False
-    return ignore_index is None or not lo <= ignore_index <= hi
 
 
 _SQUEEZE = "squeeze the class dimension: target.squeeze(1)."
