@@ -295,3 +295,96 @@ def test_focal_second_derivatives_are_the_plain_paths(plain_all, fn, args):
     (h1,) = torch.autograd.grad(g1.square().sum(), x1)
     (h2,) = torch.autograd.grad(g2.square().sum(), x2)
     torch.testing.assert_close(h1, h2, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("scale", [1.0, 10.0, 100.0, 1e4])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"label_smoothing": 0.1}, {"ignore_index": -1.0}, {"weight": True}, {"normalizer": 7.0}],
+    ids=["plain", "smoothing", "ignore", "weight", "normalizer"],
+)
+@pytest.mark.parametrize("soft", [False, True], ids=["hard", "soft"])
+def test_bce_with_logits_fast_path_is_the_plain_path(
+    plain_all, dtype, scale, reduction, options, soft
+):
+    """The closed form (for a mean or a sum: two sums of terms >= 0 without a weight or
+    ignored targets, else per element) gives torch's value and gradient (input and
+    target) at logits up to 1e4, agreeing logits included (loss about exp(-|x|), where
+    softplus(x) - x y would cancel); reduction="none" is torch's."""
+    g = torch.Generator().manual_seed(8)
+    x = torch.randn(40, 9, generator=g, dtype=dtype) * scale
+    y = torch.rand(40, 9, generator=g, dtype=dtype)
+    y = y if soft else (y < 0.4).to(dtype)
+    x[0, :3] = torch.tensor([30.0, -30.0, 0.0], dtype=dtype)
+    y[0, :3] = torch.tensor([1.0, 0.0, 1.0], dtype=dtype)
+    options = dict(options)
+    if "normalizer" in options and reduction != "mean":
+        pytest.skip("normalizer goes with reduction='mean' only")
+    if options.pop("weight", False):
+        options["weight"] = torch.rand(9, generator=g, dtype=dtype) + 0.1
+    if "ignore_index" in options:
+        y[1::5, 2] = -1.0
+        x[1::5, 2] = float("nan")  # ignored: inert
+    tol = {torch.float32: 2e-5, torch.float64: 1e-12}[dtype]
+    for target_grad in (False, True):
+        got, want = [], []
+        for run, out in ((lambda f, *a, **k: f(*a, **k), got), (plain_all, want)):
+            xi = x.clone().requires_grad_(True)
+            yi = y.clone().requires_grad_(target_grad)
+            value = run(LF.binary_cross_entropy_with_logits, xi, yi, reduction=reduction, **options)
+            w = torch.rand(value.shape, generator=torch.Generator().manual_seed(1), dtype=dtype)
+            wrt = (xi, yi) if target_grad else (xi,)
+            out.append(value)
+            out.extend(torch.autograd.grad((value * w).sum(), wrt))
+        for a, b in zip(got, want, strict=True):
+            assert torch.isfinite(a).all()
+            scale = max(b.detach().abs().max().item(), 1.0)
+            torch.testing.assert_close(a, b, rtol=tol, atol=tol * 1e-3 * scale)
+
+
+def test_bce_with_logits_agreeing_logits_keep_relative_precision():
+    """A sum of losses of about exp(-|x|) keeps float32's relative precision (torch's
+    ``(1 - y) x - log_sigmoid(x)`` rounds at -x's ulp for y = 0)."""
+    x = torch.tensor([12.0, -15.0, 20.0, -9.0])
+    y = torch.tensor([1.0, 0.0, 1.0, 0.0])
+    w = torch.tensor([1.0, 2.0, 0.5, 3.0])
+    want = torch.nn.functional.softplus(-x.double().abs())  # the exact loss
+    got = LF.binary_cross_entropy_with_logits(x.requires_grad_(True), y, reduction="sum")
+    torch.testing.assert_close(got.double(), want.sum(), rtol=1e-6, atol=0)
+    got = LF.binary_cross_entropy_with_logits(x, y, weight=w)
+    want = (want * w).sum() / w.sum()
+    torch.testing.assert_close(got.double(), want, rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_bce_with_logits_infinite_logits_take_the_careful_path(reduction):
+    x = torch.tensor([float("inf"), float("-inf"), 0.5, float("inf")], requires_grad=True)
+    y = torch.tensor([1.0, 0.0, 1.0, 0.0])
+    out = LF.binary_cross_entropy_with_logits(x, y, reduction=reduction)
+    if reduction == "none":
+        assert out[:3].isfinite().all() and out[3].item() == float("inf")
+        assert out[:2].tolist() == [0.0, 0.0]
+    else:
+        assert out.item() == float("inf")
+    (grad,) = torch.autograd.grad(
+        LF.binary_cross_entropy_with_logits(x[:3], y[:3], reduction=reduction).sum(), x
+    )
+    assert grad[:2].tolist() == [0.0, 0.0] and torch.isfinite(grad).all() and grad[2] != 0
+
+
+def test_bce_with_logits_second_derivative_is_the_plain_paths(plain_all):
+    x = torch.randn(4, 5, dtype=torch.float64)
+    y = (torch.rand(4, 5) < 0.4).double()
+    for reduction in ("mean", "none"):
+        x1, x2 = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+        fn = LF.binary_cross_entropy_with_logits
+        (g1,) = torch.autograd.grad(fn(x1, y, reduction=reduction).sum(), x1, create_graph=True)
+        (g2,) = torch.autograd.grad(
+            plain_all(fn, x2, y, reduction=reduction).sum(), x2, create_graph=True
+        )
+        torch.testing.assert_close(g1, g2, rtol=1e-12, atol=0)
+        (h1,) = torch.autograd.grad(g1.square().sum(), x1)
+        (h2,) = torch.autograd.grad(g2.square().sum(), x2)
+        torch.testing.assert_close(h1, h2, rtol=1e-12, atol=1e-15)
