@@ -126,11 +126,11 @@ def test_fused_without_grad_and_retained_graph():
 @pytest.fixture
 def plain_all(monkeypatch):
     """The plain autograd path of every fast path (eager() false everywhere)."""
-    from losskit.functional import _sigmoid, detection, multilabel
+    from losskit.functional import _sigmoid, binary, detection, multilabel
 
     def run(fn, *args, **kw):
         with monkeypatch.context() as m:
-            for mod in (_fused, regression, _sigmoid, detection, multilabel):
+            for mod in (_fused, regression, _sigmoid, binary, detection, multilabel):
                 m.setattr(mod, "eager", lambda: False)
             return fn(*args, **kw)
 
@@ -380,6 +380,55 @@ def test_bce_with_logits_second_derivative_is_the_plain_paths(plain_all):
     for reduction in ("mean", "none"):
         x1, x2 = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
         fn = LF.binary_cross_entropy_with_logits
+        (g1,) = torch.autograd.grad(fn(x1, y, reduction=reduction).sum(), x1, create_graph=True)
+        (g2,) = torch.autograd.grad(
+            plain_all(fn, x2, y, reduction=reduction).sum(), x2, create_graph=True
+        )
+        torch.testing.assert_close(g1, g2, rtol=1e-12, atol=0)
+        (h1,) = torch.autograd.grad(g1.square().sum(), x1)
+        (h2,) = torch.autograd.grad(g2.square().sum(), x2)
+        torch.testing.assert_close(h1, h2, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("soft", [False, True], ids=["hard", "soft"])
+def test_bce_fast_path_is_torchs(plain_all, dtype, reduction, weighted, soft):
+    """BCE on probabilities from vectorized logs: torch's value (logs clamped at -100) and
+    gradient ((x - y) / max(x (1 - x), 1e-12)) at 0, 1, tiny and nearly-1 probabilities."""
+    g = torch.Generator().manual_seed(9)
+    p = torch.rand(30, 8, generator=g, dtype=torch.float64)
+    p[0] = torch.tensor([0.0, 1.0, 1e-30, 1e-8, 1 - 1e-7, 0.5, 1e-45, 1.0 - 2**-24])
+    x = p.to(dtype)
+    y = torch.rand(30, 8, generator=g, dtype=dtype)
+    y = y if soft else (y < 0.5).to(dtype)
+    y[0, :2] = torch.tensor([1.0, 0.0], dtype=dtype)  # confidently wrong: 100 each
+    w = torch.rand(8, generator=g, dtype=dtype) + 0.1 if weighted else None
+    tol = {torch.float32: 2e-6, torch.float64: 1e-12}[dtype]
+    got, want = [], []
+    for run, out in ((lambda f, *a, **k: f(*a, **k), got), (plain_all, want)):
+        xi = x.clone().requires_grad_(True)
+        value = run(LF.binary_cross_entropy, xi, y, weight=w, reduction=reduction)
+        u = torch.rand(value.shape, generator=torch.Generator().manual_seed(1), dtype=dtype)
+        out.append(value)
+        out.extend(torch.autograd.grad((value * u).sum(), xi))
+    # torch's mean divides its gradient by the count last, the closed form's upstream
+    # gradient comes divided: they differ in the subnormals (x = 1e-45), nowhere else
+    atol = 1e-30 if dtype == torch.float32 else 1e-300
+    for a, b in zip(got, want, strict=True):
+        assert torch.isfinite(a).all()
+        torch.testing.assert_close(a, b, rtol=tol, atol=atol)
+    if reduction == "none" and not weighted:
+        assert got[0][0, :2].tolist() == [100.0, 100.0]
+
+
+def test_bce_second_derivative_is_torchs(plain_all):
+    x = torch.rand(4, 5, dtype=torch.float64) * 0.9 + 0.05
+    y = (torch.rand(4, 5) < 0.4).double()
+    for reduction in ("mean", "none"):
+        x1, x2 = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+        fn = LF.binary_cross_entropy
         (g1,) = torch.autograd.grad(fn(x1, y, reduction=reduction).sum(), x1, create_graph=True)
         (g2,) = torch.autograd.grad(
             plain_all(fn, x2, y, reduction=reduction).sum(), x2, create_graph=True
