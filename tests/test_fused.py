@@ -126,11 +126,11 @@ def test_fused_without_grad_and_retained_graph():
 @pytest.fixture
 def plain_all(monkeypatch):
     """The plain autograd path of every fast path (eager() false everywhere)."""
-    from losskit.functional import _sigmoid, binary, detection, multilabel
+    from losskit.functional import _sigmoid, binary, detection, keras, multilabel
 
     def run(fn, *args, **kw):
         with monkeypatch.context() as m:
-            for mod in (_fused, regression, _sigmoid, binary, detection, multilabel):
+            for mod in (_fused, regression, _sigmoid, binary, detection, keras, multilabel):
                 m.setattr(mod, "eager", lambda: False)
             return fn(*args, **kw)
 
@@ -437,3 +437,74 @@ def test_bce_second_derivative_is_torchs(plain_all):
         (h1,) = torch.autograd.grad(g1.square().sum(), x1)
         (h2,) = torch.autograd.grad(g2.square().sum(), x2)
         torch.testing.assert_close(h1, h2, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize(
+    "case", ["plain", "scales", "dim0", "weight", "broadcast", "floor", "zero", "huge", "eps"]
+)
+def test_cosine_fast_path_is_the_scaled_path(plain_all, dtype, reduction, case):
+    """-x.y / (|x| |y|) and its closed-form gradients (input and target) give the scaled
+    l2_normalize form's values and gradients, for vectors from 1e-6 to 1e15 and nearly
+    parallel ones; zero, floored, huge (1e20) and tiny vectors take the scaled form."""
+    g = torch.Generator().manual_seed(10)
+    x = torch.randn(12, 9, generator=g, dtype=torch.float64)
+    y = torch.randn(12, 9, generator=g, dtype=torch.float64)
+    y[0] = x[0] * 3 + 1e-4 * y[0]  # nearly parallel
+    y[1] = -x[1]
+    options = {"dim": 0} if case == "dim0" else {}
+    if case == "scales":
+        x = x * torch.logspace(-6, 15, 12, dtype=torch.float64)[:, None]
+        y = y * torch.logspace(15, -6, 12, dtype=torch.float64)[:, None]
+    elif case == "weight":
+        options["weight"] = torch.rand(12, generator=g, dtype=torch.float64)
+    elif case == "broadcast":
+        y, options["broadcast"] = y[:1], True
+    elif case == "floor":
+        x[2] *= 1e-9  # norm below eps: floored
+    elif case == "zero":
+        x[3] = 0.0
+    elif case == "huge":
+        x[4] *= 1e20
+    elif case == "eps":
+        options["eps"] = 0.5
+    # float64 is its own reference: the cancellation of nearly parallel vectors (1e-4
+    # apart) costs 1e4 ulps of the gradient there
+    tol = {torch.float32: 2e-5, torch.float64: 1e-10}[dtype]
+
+    def results(run, dtype, target_grad):
+        xi = x.to(dtype).requires_grad_(True)
+        yi = y.to(dtype).requires_grad_(target_grad)
+        value = run(LF.cosine_similarity_loss, xi, yi, reduction=reduction, **options)
+        u = torch.rand(value.shape, generator=torch.Generator().manual_seed(1)).to(dtype)
+        grads = torch.autograd.grad((value * u).sum(), (xi, yi) if target_grad else (xi,))
+        return [t.double() for t in (value, *grads)]
+
+    def fast(fn, *a, **k):
+        return fn(*a, **k)
+
+    for target_grad in (False, True):
+        got = results(fast, dtype, target_grad)
+        want = results(plain_all, dtype, target_grad)
+        exact = results(plain_all, torch.float64, target_grad)
+        # about as close to the float64 result as the scaled form in this dtype (within 4x:
+        # their rounding differs; gradients of nearly parallel vectors cancel in both),
+        # within tol of the largest value
+        for a, b, e in zip(got, want, exact, strict=True):
+            assert torch.isfinite(a).all()
+            err, bound = (a - e).abs().max(), 4 * (b - e).abs().max()
+            assert err <= bound + tol * e.abs().max(), (err, bound)
+
+
+def test_cosine_second_derivative_is_the_plain_paths(plain_all):
+    x = torch.randn(4, 5, dtype=torch.float64)
+    y = torch.randn(4, 5, dtype=torch.float64)
+    x1, x2 = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    fn = LF.cosine_similarity_loss
+    (g1,) = torch.autograd.grad(fn(x1, y), x1, create_graph=True)
+    (g2,) = torch.autograd.grad(plain_all(fn, x2, y), x2, create_graph=True)
+    torch.testing.assert_close(g1, g2, rtol=1e-12, atol=0)
+    (h1,) = torch.autograd.grad(g1.square().sum(), x1)
+    (h2,) = torch.autograd.grad(g2.square().sum(), x2)
+    torch.testing.assert_close(h1, h2, rtol=1e-12, atol=1e-15)

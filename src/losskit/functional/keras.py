@@ -22,10 +22,13 @@ Example:
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from .. import _checks as C
 from .._reduction import compute_dtype, reduce
+from ._fused import eager, fused
 
 __all__ = [
     "mean_absolute_percentage_error",
@@ -342,8 +345,55 @@ def cosine_similarity_loss(
     name = "cosine_similarity_loss"
     eps = _eps(name, eps)
     x, y, w = _prepare(name, input, target, weight, reduction, normalizer, broadcast, dim=dim)
-    per_sample = -(_l2_normalize(x, dim, eps) * _l2_normalize(y, dim, eps)).sum(dim=dim)
-    return _finish(per_sample, reduction, w, normalizer)
+    plain = functools.partial(_cosine_plain, dim=dim, eps=eps)
+    if x.device.type == "cpu" and x.shape[dim] and x.numel() and eager():
+        with torch.no_grad():
+            n = torch.linalg.vector_norm(x.detach(), dim=dim)
+            m = torch.linalg.vector_norm(y.detach(), dim=dim)
+            lo, hi = torch.aminmax(torch.stack((n, m)))
+        # every norm above the floor eps (and below 1e18, where no square or product
+        # overflows): the closed form; else (a zero vector, huge or tiny ones, NaN) the
+        # scaled form. Reading that is no device sync on CPU
+        if bool((lo > eps) & (hi < 1e18)):
+            per_sample = fused(_Cosine(dim, n, m), plain, x, y)
+            return _finish(per_sample, reduction, w, normalizer)
+    return _finish(plain(x, y), reduction, w, normalizer)
+
+
+def _cosine_plain(x, y, *, dim, eps):
+    """The negative cosine similarity through autograd, in the scaled form: the
+    definition :class:`_Cosine` is checked against, and the one differentiated twice."""
+    return -(_l2_normalize(x, dim, eps) * _l2_normalize(y, dim, eps)).sum(dim=dim)
+
+
+class _Cosine:
+    """``L = -x.y / (|x| |y|)`` per vector, for norms above the floor ``eps`` (given:
+    ``n = |x|``, ``m = |y|``), and its derivatives ``dL/dx = -(y - (x.y / n^2) x) / (n m)``
+    (``y`` likewise): one dot product per vector forward, one pass for each gradient,
+    where the composition normalises both vectors, multiplies and differentiates all of
+    it."""
+
+    def __init__(self, dim, n, m):
+        self.dim, self.n, self.m = dim, n, m
+
+    def forward(self, x, y):
+        d = torch.linalg.vecdot(x, y, dim=self.dim)
+        nm = self.n * self.m
+        return (d / nm).neg_(), (x, y, d, nm)
+
+    def backward(self, state, grad, needs):
+        x, y, d, nm = state
+        inv = grad / nm
+        gx = gy = None
+        if needs[0]:
+            a = (-inv).unsqueeze(self.dim)
+            b = (inv * d / self.n / self.n).unsqueeze(self.dim)
+            gx = torch.mul(y, a).addcmul_(x, b)
+        if needs[1]:
+            a = (-inv).unsqueeze(self.dim)
+            b = (inv * d / self.m / self.m).unsqueeze(self.dim)
+            gy = torch.mul(x, a).addcmul_(y, b)
+        return gx, gy
 
 
 def poisson_loss(
