@@ -508,3 +508,54 @@ def test_cosine_second_derivative_is_the_plain_paths(plain_all):
     (h1,) = torch.autograd.grad(g1.square().sum(), x1)
     (h2,) = torch.autograd.grad(g2.square().sum(), x2)
     torch.testing.assert_close(h1, h2, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("fn", [LF.hinge, LF.squared_hinge], ids=["hinge", "squared"])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("labels", ["zero_one", "signs", "ones", "weight", "unchecked"])
+def test_hinge_fast_path_is_the_plain_path(plain_all, dtype, fn, reduction, labels):
+    """The margin's closed form (labels read from float passes) gives the plain form's
+    values and gradients: 0/1 labels converted, -1/1 labels, all ones, margins exactly 0,
+    logits of 1e30, per-sample weights, and unconverted labels with value checks off."""
+    import losskit
+
+    g = torch.Generator().manual_seed(11)
+    x = torch.randn(20, 6, generator=g, dtype=dtype) * 2
+    x[0] = torch.tensor([1.0, -1.0, 1e30, -1e30, 0.0, 1.0], dtype=dtype)
+    y = (torch.rand(20, 6, generator=g) < 0.5).to(dtype)
+    options = {}
+    if labels == "signs":
+        y = y * 2 - 1
+    elif labels == "ones":
+        y = torch.ones_like(y)
+    elif labels == "weight":
+        options["weight"] = torch.rand(20, generator=g, dtype=dtype)
+    elif labels == "unchecked":
+        y[1:] = y[1:] * 2 - 1
+        y[0, 0] = 0.0  # -1 and 0 mixed: an error under value checks, unconverted without
+    tol = {torch.float32: 1e-6, torch.float64: 1e-14}[dtype]
+    got, want = [], []
+    with losskit.set_checks(labels != "unchecked"):
+        for run, out in ((lambda f, *a, **k: f(*a, **k), got), (plain_all, want)):
+            xi = x.clone().requires_grad_(True)
+            value = run(fn, xi, y, reduction=reduction, **options)
+            u = torch.rand(value.shape, generator=torch.Generator().manual_seed(1), dtype=dtype)
+            out.extend((value, *torch.autograd.grad((value * u).sum(), xi)))
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, rtol=tol, atol=0)
+
+
+@pytest.mark.parametrize("fn", [LF.hinge, LF.squared_hinge], ids=["hinge", "squared"])
+def test_hinge_labels_from_float_passes_keep_the_messages(fn):
+    import losskit
+
+    x = torch.randn(3, 4)
+    for bad, text in [
+        (torch.tensor([0.0, 1.0, 0.5, 1.0]), "found 0.5"),
+        (torch.tensor([0.0, 1.0, 2.0, 1.0]), "found 2.0"),
+        (torch.tensor([-1.0, 1.0, 0.0, 1.0]), "mixes the labels -1 and 0"),
+        (torch.tensor([-1.0, 1.0, float("nan"), 1.0]), "nan"),
+    ]:
+        with pytest.raises(losskit.LossInputError, match=text):
+            fn(x, bad.expand(3, 4).clone())

@@ -456,6 +456,76 @@ def _hinge_margin(name, input, target, weight, reduction, normalizer):
     return 1.0 - y * x, w
 
 
+def _fast_hinge(input) -> bool:
+    """The closed forms run on CPU tensors in eager mode (where the labels' kind is read
+    on the host without a sync)."""
+    return isinstance(input, torch.Tensor) and input.device.type == "cpu" and eager()
+
+
+def _zero_one_labels(name, y: torch.Tensor) -> bool:
+    """Whether every label is 0 or 1 (Keras then converts them to -1 and 1), under value
+    checks also that they are -1 and 1 otherwise, read on the host (on CPU: no sync) from
+    float passes: torch's comparisons to bool cost about six times an ``abs``.
+
+    In [0, 1] the labels are 0 or 1 where ``frac(y)`` is 0 throughout; in [-1, 1] they are
+    -1 or 1 where ``|y|`` is 1 throughout. Anything else is reported by
+    :func:`_check_hinge_labels`."""
+    if y.numel() == 0:
+        return True
+    with torch.no_grad():
+        v = y.detach()
+        lo, hi = (float(t) for t in torch.aminmax(v))  # NaN: neither range
+        zero_one = lo >= 0 and hi <= 1 and float(torch.frac(v).amax()) == 0
+        if zero_one or not C.checks_enabled():
+            return zero_one
+        if lo >= -1 and hi <= 1 and float(v.abs().amin()) == 1:
+            return False
+    _check_hinge_labels(name, y)  # raises, with the values found
+    return False
+
+
+def _hinge_fast(name, input, target, weight, reduction, normalizer, squared):
+    """:func:`hinge` (``squared``: :func:`squared_hinge`) through :class:`_Hinge`."""
+    x, y, w = _prepare(name, input, target, weight, reduction, normalizer)
+    zero_one = _zero_one_labels(name, y)
+    plain = functools.partial(_hinge_plain, zero_one=zero_one, squared=squared)
+    per_element = fused(_Hinge(zero_one, squared), plain, x, y)
+    return _finish(_mean_last(per_element), reduction, w, normalizer)
+
+
+def _hinge_plain(x, y, *, zero_one, squared):
+    """``max(1 - y x, 0)`` (squared) through autograd, labels converted: the definition
+    :class:`_Hinge` is checked against, and the one differentiated twice."""
+    r = torch.relu(1.0 - (2.0 * y - 1.0 if zero_one else y) * x)
+    return r.square() if squared else r
+
+
+class _Hinge:
+    """``r = max(1 - s x, 0)`` per element (``s = 2 y - 1`` for 0/1 labels, else ``y``),
+    or ``r^2``, and the derivative ``-s [r > 0]`` (``-2 s r``): the margin in one buffer,
+    kept for the backward, whose gradient is one pass over it and the target."""
+
+    def __init__(self, zero_one, squared):
+        self.zero_one, self.squared = zero_one, squared
+
+    def forward(self, x, y):
+        if self.zero_one:
+            r = torch.mul(y, 2.0).sub_(1.0).mul_(x)  # s x, exactly +-x
+        else:
+            r = torch.mul(y, x)
+        r.neg_().add_(1.0).clamp_min_(0.0)  # max(1 - s x, 0)
+        return (r.square() if self.squared else r), (r, y)
+
+    def backward(self, state, grad, needs):
+        r, y = state
+        t = torch.mul(r, 2.0) if self.squared else torch.sign(r)  # 2 r, or [r > 0]
+        if self.zero_one:
+            t.addcmul_(t, y, value=-2.0)  # -s t = (1 - 2 y) t
+        else:
+            t.mul_(y).neg_()
+        return t.mul_(grad), None
+
+
 def hinge(input, target, *, weight=None, reduction="mean", normalizer=None):
     r"""Hinge loss, as ``keras.losses.hinge``.
 
@@ -488,6 +558,8 @@ def hinge(input, target, *, weight=None, reduction="mean", normalizer=None):
         >>> LF.hinge(torch.tensor([[0.6, 0.4], [0.4, 0.6]]), torch.tensor([[0., 1.], [0., 0.]]))
         tensor(1.3000)
     """
+    if _fast_hinge(input):
+        return _hinge_fast("hinge", input, target, weight, reduction, normalizer, False)
     margin, w = _hinge_margin("hinge", input, target, weight, reduction, normalizer)
     return _finish(_mean_last(torch.relu(margin)), reduction, w, normalizer)
 
@@ -513,6 +585,8 @@ def squared_hinge(input, target, *, weight=None, reduction="mean", normalizer=No
         ...                  torch.tensor([[0., 1.], [0., 0.]]))
         tensor(1.8600)
     """
+    if _fast_hinge(input):
+        return _hinge_fast("squared_hinge", input, target, weight, reduction, normalizer, True)
     margin, w = _hinge_margin("squared_hinge", input, target, weight, reduction, normalizer)
     return _finish(_mean_last(torch.relu(margin).square()), reduction, w, normalizer)
 
