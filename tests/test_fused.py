@@ -559,3 +559,36 @@ def test_hinge_labels_from_float_passes_keep_the_messages(fn):
     ]:
         with pytest.raises(losskit.LossInputError, match=text):
             fn(x, bad.expand(3, 4).clone())
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("case", ["onehot", "soft", "ties", "maps", "weight", "inactive"])
+def test_categorical_hinge_fast_path_is_the_plain_path(plain_all, dtype, reduction, case):
+    """The closed form (the max's ties counted from one sign pass, the gradient scattered
+    to the one max of each row, or shared among ties as amax's backward shares it) gives
+    the plain form's values and gradients."""
+    g = torch.Generator().manual_seed(12)
+    shape = (2, 5, 7) if case == "maps" else (16, 7)
+    x = torch.randn(shape, generator=g, dtype=dtype)
+    y = torch.nn.functional.one_hot(torch.randint(0, 7, shape[:-1], generator=g), 7).to(dtype)
+    options = {}
+    if case == "soft":
+        y = torch.softmax(torch.randn(shape, generator=g, dtype=dtype) * 3, dim=-1)
+    elif case == "ties":
+        x = torch.randint(-2, 3, shape, generator=g).to(dtype)  # many equal maxima
+        x[0] = 0.0  # the true class's 0 ties with the others
+    elif case == "weight":
+        options["weight"] = torch.rand(shape[:-1], generator=g, dtype=dtype)
+    elif case == "inactive":
+        x = x + 10 * y  # margins met: loss 0, no gradient
+        x[0] = y[0] * 1.0  # margin exactly 0
+    got, want = [], []
+    for run, out in ((lambda f, *a, **k: f(*a, **k), got), (plain_all, want)):
+        xi = x.clone().requires_grad_(True)
+        value = run(LF.categorical_hinge, xi, y, reduction=reduction, **options)
+        u = torch.rand(value.shape, generator=torch.Generator().manual_seed(1), dtype=dtype)
+        out.extend((value, *torch.autograd.grad((value * u).sum(), xi)))
+    tol = {torch.float32: 1e-6, torch.float64: 1e-14}[dtype]
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, rtol=tol, atol=tol)
