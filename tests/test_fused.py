@@ -126,11 +126,12 @@ def test_fused_without_grad_and_retained_graph():
 @pytest.fixture
 def plain_all(monkeypatch):
     """The plain autograd path of every fast path (eager() false everywhere)."""
-    from losskit.functional import _sigmoid, binary, detection, keras, multilabel
+    from losskit.functional import _sigmoid, binary, detection, distributions, keras, multilabel
 
     def run(fn, *args, **kw):
         with monkeypatch.context() as m:
-            for mod in (_fused, regression, _sigmoid, binary, detection, keras, multilabel):
+            modules = (_fused, regression, _sigmoid, binary, detection, distributions, keras)
+            for mod in (*modules, multilabel):
                 m.setattr(mod, "eager", lambda: False)
             return fn(*args, **kw)
 
@@ -592,3 +593,69 @@ def test_categorical_hinge_fast_path_is_the_plain_path(plain_all, dtype, reducti
     tol = {torch.float32: 1e-6, torch.float64: 1e-14}[dtype]
     for a, b in zip(got, want, strict=True):
         torch.testing.assert_close(a, b, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("case", ["plain", "zeros", "weight", "eps"])
+def test_poisson_fast_path_is_the_plain_path(plain_all, dtype, reduction, case):
+    """x - y log(x + eps) and 1 - y / (x + eps): the plain form's values and gradients,
+    rates of 0 and from 1e-30 to 1e30 included."""
+    g = torch.Generator().manual_seed(13)
+    x = torch.rand(16, 6, generator=g, dtype=torch.float64) * 4
+    x[0] = torch.tensor([0.0, 1e-30, 1e-8, 1e30, 1.0, 7.0])
+    y = torch.poisson(torch.full((16, 6), 2.0, dtype=torch.float64), generator=g)
+    options = {}
+    if case == "zeros":
+        y[::2] = 0.0
+    elif case == "weight":
+        options["weight"] = torch.rand(16, generator=g, dtype=torch.float64)
+    elif case == "eps":
+        options["eps"] = 0.5
+    x, y = x.to(dtype), y.to(dtype)
+
+    def results(run, y):
+        xi = x.clone().requires_grad_(True)
+        value = run(LF.poisson_loss, xi, y, reduction=reduction, **options)
+        u = torch.rand(value.shape, generator=torch.Generator().manual_seed(1), dtype=dtype)
+        return value, *torch.autograd.grad((value * u).sum(), xi)
+
+    got, want = results(lambda f, *a, **k: f(*a, **k), y), results(plain_all, y)
+    tol = {torch.float32: 1e-6, torch.float64: 1e-14}[dtype]
+    assert torch.isfinite(got[1]).all()
+    torch.testing.assert_close(got[0], want[0], rtol=tol, atol=0)
+    # 1 - y / (x + eps) cancels near x = y in either form's rounding: within tol of its
+    # terms' size, (1 + y / (x + eps)) times the upstream gradient (the gradient at y = 0)
+    upstream = results(plain_all, torch.zeros_like(y))[1].abs()
+    bound = tol * (1 + y / (x + options.get("eps", 1e-7))) * upstream
+    assert ((got[1] - want[1]).abs() <= bound).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none", "batchmean"])
+@pytest.mark.parametrize("case", ["plain", "zeros", "masked", "subnormal"])
+def test_kl_div_unmasked_fast_path_is_the_plain_path(plain_all, dtype, reduction, case):
+    """q (log max(q, 2^-149) - x) and -q without masks: the masked form's values and
+    gradients; an input of -inf where q = 0 (a masked class) and subnormal targets are
+    computed again with the masks."""
+    g = torch.Generator().manual_seed(14)
+    x = torch.log_softmax(torch.randn(12, 7, generator=g, dtype=dtype) * 3, dim=-1)
+    y = torch.softmax(torch.randn(12, 7, generator=g, dtype=dtype) * 3, dim=-1)
+    if case in ("zeros", "masked"):
+        y[::3, 2] = 0.0
+    if case == "masked":
+        x[0, 2] = float("-inf")
+    if case == "subnormal":
+        y[1, 1] = torch.finfo(dtype).tiny / 8
+        y[2, 3] = 2.0 ** (-1074 if dtype == torch.float64 else -149)
+    got, want = [], []
+    for run, out in ((lambda f, *a, **k: f(*a, **k), got), (plain_all, want)):
+        xi = x.clone().requires_grad_(True)
+        value = run(LF.kl_div, xi, y, reduction=reduction)
+        u = torch.rand(value.shape, generator=torch.Generator().manual_seed(1), dtype=dtype)
+        out.extend((value, *torch.autograd.grad((value * u).sum(), xi)))
+    tol = {torch.float32: 1e-6, torch.float64: 1e-14}[dtype]
+    for a, b in zip(got, want, strict=True):
+        assert torch.isfinite(a).all()
+        torch.testing.assert_close(a, b, rtol=tol, atol=tol * 1e-3)
+    assert not (torch.signbit(got[0]) & (got[0] == 0)).any()  # q = 0 adds 0.0, not -0.0
