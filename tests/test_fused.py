@@ -659,3 +659,42 @@ def test_kl_div_unmasked_fast_path_is_the_plain_path(plain_all, dtype, reduction
         assert torch.isfinite(a).all()
         torch.testing.assert_close(a, b, rtol=tol, atol=tol * 1e-3)
     assert not (torch.signbit(got[0]) & (got[0] == 0)).any()  # q = 0 adds 0.0, not -0.0
+
+
+def test_closed_forms_read_their_checks_without_warnings():
+    """The host reads of the fast paths (a finite sum, the labels' kind) detach first:
+    torch warns on ``item()`` of a tensor that requires grad."""
+    import warnings
+
+    x = torch.randn(4, 5, requires_grad=True)
+    y = (torch.rand(4, 5) < 0.5).float()
+    calls = [
+        lambda: LF.binary_cross_entropy_with_logits(x, y),
+        lambda: LF.binary_cross_entropy_with_logits(x, y, weight=torch.rand(5)),
+        lambda: LF.binary_cross_entropy(torch.sigmoid(x), y),
+        lambda: LF.kl_div(torch.log_softmax(x, -1), torch.softmax(y, -1)),
+        lambda: LF.kl_div(torch.log_softmax(x, -1), torch.softmax(y, -1), reduction="none"),
+        lambda: LF.cosine_similarity_loss(x, y + 1),
+        lambda: LF.hinge(x, y),
+        lambda: LF.squared_hinge(x, y),
+        lambda: LF.categorical_hinge(x, torch.softmax(y, -1)),
+        lambda: LF.poisson_loss(x.exp(), y),
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for call in calls:
+            call().sum().backward()
+
+
+def test_bce_with_logits_retained_graph_keeps_its_gradient():
+    x = torch.randn(6, 4, requires_grad=True)
+    y = torch.rand(6, 4)
+    out = LF.binary_cross_entropy_with_logits(x, y)
+    (g1,) = torch.autograd.grad(out, x, retain_graph=True)
+    (g2,) = torch.autograd.grad(out, x)
+    assert torch.equal(g1, g2)
+    torch.testing.assert_close(g1, (torch.sigmoid(x) - y).detach() / x.numel())
+    out = LF.binary_cross_entropy_with_logits(x, y, reduction="sum")
+    out.backward(retain_graph=True)
+    out.backward()
+    torch.testing.assert_close(x.grad, 2 * (torch.sigmoid(x) - y).detach())

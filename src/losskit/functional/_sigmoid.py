@@ -194,12 +194,12 @@ def bce_with_logits(
         # CPU, and it replaces the logits' finiteness pass
         if w is None and mask is None:
             total = fused(_BCESum, _bce_sum_plain, x, y)
-            if math.isfinite(total.item()):
+            if math.isfinite(total.detach().item()):
                 return finish_sum(total, x.numel(), reduction, normalizer)
         else:
             out = fused(_BCE, _bce_plain, x, y)
             out = reduce(out, reduction, weight=w, mask=mask, normalizer=normalizer)
-            if math.isfinite(out.item()):
+            if math.isfinite(out.detach().item()):
                 return out
     x, infinite = _saturated(x, y)
     out = reduce_builtin(
@@ -255,7 +255,20 @@ class _BCESum(_BCE):
         buf = x.abs().neg_().exp_().log1p_()
         total = buf.sum()
         total += torch.clamp_min(x, 0.0, out=buf).addcmul_(x, y, value=-1.0).sum()
-        return total, (x, y)
+        # the buffer is kept for the gradient (no allocation in the backward); taken by
+        # the first backward (a retained graph's next one allocates its own)
+        return total, (x, y, [buf])
+
+    @staticmethod
+    def backward(state, grad, needs):
+        x, y, spare = state
+        gx = gy = None
+        if needs[0]:
+            out = spare.pop() if spare else None
+            gx = torch.sigmoid(x, out=out).sub_(y).mul_(grad)
+        if needs[1]:
+            gy = torch.mul(x, grad).neg_()
+        return gx, gy
 
 
 def _saturated(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -229,7 +229,7 @@ def kl_div(
             # the closed form without masks; a value that is not finite (an input of
             # -inf where q = 0, a subnormal q) is computed again with them
             out = _kl_reduce(fused(_KLUnmasked, _kl_plain, x, y), x, reduction, normalizer)
-            if math.isfinite((out if out.dim() == 0 else out.sum()).item()):
+            if math.isfinite((out if out.dim() == 0 else out.sum()).detach().item()):
                 return out
         loss = fused(_KL, _kl_plain, x, y)
     return _kl_reduce(loss, x, reduction, normalizer)
