@@ -564,7 +564,9 @@ def test_hinge_labels_from_float_passes_keep_the_messages(fn):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
-@pytest.mark.parametrize("case", ["onehot", "soft", "ties", "maps", "weight", "inactive"])
+@pytest.mark.parametrize(
+    "case", ["onehot", "soft", "ties", "maps", "weight", "inactive", "infinite"]
+)
 def test_categorical_hinge_fast_path_is_the_plain_path(plain_all, dtype, reduction, case):
     """The closed form (the max's ties counted from one sign pass, the gradient scattered
     to the one max of each row, or shared among ties as amax's backward shares it) gives
@@ -584,6 +586,10 @@ def test_categorical_hinge_fast_path_is_the_plain_path(plain_all, dtype, reducti
     elif case == "inactive":
         x = x + 10 * y  # margins met: loss 0, no gradient
         x[0] = y[0] * 1.0  # margin exactly 0
+    elif case == "infinite":
+        # a wrong class's infinite score: sum(y x) holds 0 * inf (NaN) in both forms; the
+        # indicator's inf - inf takes the comparison
+        x[0, (y[0].argmax() + 1) % 7] = float("inf")
     got, want = [], []
     for run, out in ((lambda f, *a, **k: f(*a, **k), got), (plain_all, want)):
         xi = x.clone().requires_grad_(True)
@@ -592,7 +598,7 @@ def test_categorical_hinge_fast_path_is_the_plain_path(plain_all, dtype, reducti
         out.extend((value, *torch.autograd.grad((value * u).sum(), xi)))
     tol = {torch.float32: 1e-6, torch.float64: 1e-14}[dtype]
     for a, b in zip(got, want, strict=True):
-        torch.testing.assert_close(a, b, rtol=tol, atol=tol)
+        torch.testing.assert_close(a, b, rtol=tol, atol=tol, equal_nan=case == "infinite")
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
@@ -698,3 +704,12 @@ def test_bce_with_logits_retained_graph_keeps_its_gradient():
     out.backward(retain_graph=True)
     out.backward()
     torch.testing.assert_close(x.grad, 2 * (torch.sigmoid(x) - y).detach())
+
+
+def test_categorical_hinge_retained_graph_keeps_its_gradient():
+    x = torch.randn(5, 4, requires_grad=True)
+    y = torch.nn.functional.one_hot(torch.tensor([0, 1, 2, 3, 0]), 4).float()
+    out = LF.categorical_hinge(x, y)
+    (g1,) = torch.autograd.grad(out, x, retain_graph=True)
+    (g2,) = torch.autograd.grad(out, x)
+    assert torch.equal(g1, g2)

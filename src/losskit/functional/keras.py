@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import math
 
 import torch
 
@@ -688,30 +689,34 @@ def _categorical_hinge_plain(x, y):
 
 class _CategoricalHinge:
     """``L = max(max_j (1 - y_j) x_j - sum_j y_j x_j + 1, 0)`` per row and its derivative
-    ``[L > 0] ((1 - y) e - y)``, ``e`` the indicator of the max shared by its ties (as
-    ``amax``'s backward shares it): the number of ties counted in the forward from one
-    ``sign`` of ``(1 - y) x - max`` (torch's comparison to bool and its conversion cost
-    several times that), and the gradient one pass and a scatter where no row has a tie."""
+    ``[L > 0] ((1 - y) e / k - y)``, ``e`` the indicator of the row's maxima and ``k``
+    their number (``amax``'s backward shares the max among ties so): ``e`` from one
+    ``sign`` of ``(1 - y) x - max`` plus 1, in the buffer of ``(1 - y) x`` (torch's
+    comparison to bool and its conversion cost several times that), kept for the
+    backward's two passes. Where that is not finite (an infinite score: ``inf - inf``),
+    ``e`` is the comparison itself."""
 
     @staticmethod
     def forward(x, y):
         t = torch.rsub(y, 1.0).mul_(x)  # (1 - y) x, rounded as the composition does
-        neg, idx = t.max(dim=-1)
+        neg = t.amax(dim=-1)
         loss = (neg - torch.linalg.vecdot(y, x, dim=-1)).add_(1.0)
-        # ties of the max: (1 - y) x - max is 0 there and < 0 elsewhere (NaN: not a count)
-        count = t.sub_(neg.unsqueeze(-1)).sign_().sum(dim=-1).add_(t.shape[-1])
-        ties = not bool((count == 1).all())
-        active = loss > 0
-        return loss.clamp_min_(0.0), (x, y, neg, idx, count if ties else None, active)
+        top = t.sub_(neg.unsqueeze(-1)).sign_().add_(1.0)  # 1 at the maxima, else 0
+        count = top.sum(dim=-1)
+        if not math.isfinite(count.sum().item()):
+            top = (torch.rsub(y, 1.0).mul_(x) == neg.unsqueeze(-1)).to(x.dtype)
+            count = top.sum(dim=-1)
+        active = torch.le(loss, 0.0).logical_not_()  # relu's backward passes NaN rows too
+        return loss.clamp_min_(0.0), (y, [top], x, neg, count, active)
 
     @staticmethod
     def backward(state, grad, needs):
-        x, y, neg, idx, count, active = state
+        y, spare, x, neg, count, active = state
         act = (grad * active).unsqueeze(-1)
+        if spare:  # the first backward takes the indicator (a retained graph's next: again)
+            top = spare.pop()
+        else:
+            top = (torch.rsub(y, 1.0).mul_(x) == neg.unsqueeze(-1)).to(x.dtype)
+        share = top.addcmul_(top, y, value=-1.0)  # (1 - y) e
         gx = torch.mul(y, act).neg_()  # -y [L > 0]
-        if count is None:  # one max per row: (1 - y) there
-            top = torch.gather(y, -1, idx.unsqueeze(-1)).neg_().add_(1.0).mul_(act)
-            return gx.scatter_add_(-1, idx.unsqueeze(-1), top), None
-        t = torch.rsub(y, 1.0).mul_(x)
-        share = (t == neg.unsqueeze(-1)).to(x.dtype).mul_(torch.rsub(y, 1.0))
         return gx.addcmul_(share, act / count.unsqueeze(-1)), None
