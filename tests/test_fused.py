@@ -713,3 +713,21 @@ def test_categorical_hinge_retained_graph_keeps_its_gradient():
     (g1,) = torch.autograd.grad(out, x, retain_graph=True)
     (g2,) = torch.autograd.grad(out, x)
     assert torch.equal(g1, g2)
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [LF.hinge, LF.squared_hinge, LF.categorical_hinge, LF.poisson_loss],
+    ids=["hinge", "squared_hinge", "categorical_hinge", "poisson_loss"],
+)
+def test_closed_forms_keep_the_targets_gradient(plain_all, fn):
+    """A target that requires grad gets the plain form's gradient (the closed forms
+    without a target gradient step aside)."""
+    x = torch.rand(5, 4, dtype=torch.float64) + 0.1
+    y = torch.nn.functional.one_hot(torch.tensor([0, 1, 2, 3, 0]), 4).double()
+    grads = []
+    for run in (lambda f, *a, **k: f(*a, **k), plain_all):
+        xi, yi = x.clone().requires_grad_(True), y.clone().requires_grad_(True)
+        grads.append(torch.autograd.grad(run(fn, xi, yi), (xi, yi)))
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-15)

@@ -484,10 +484,15 @@ def _hinge_margin(name, input, target, weight, reduction, normalizer):
     return 1.0 - y * x, w
 
 
-def _fast_hinge(input) -> bool:
+def _fast_hinge(input, target) -> bool:
     """The closed forms run on CPU tensors in eager mode (where the labels' kind is read
-    on the host without a sync)."""
-    return isinstance(input, torch.Tensor) and input.device.type == "cpu" and eager()
+    on the host without a sync), for a target without a gradient."""
+    return (
+        isinstance(input, torch.Tensor)
+        and input.device.type == "cpu"
+        and not (isinstance(target, torch.Tensor) and target.requires_grad)
+        and eager()
+    )
 
 
 def _zero_one_labels(name, y: torch.Tensor) -> bool:
@@ -586,7 +591,7 @@ def hinge(input, target, *, weight=None, reduction="mean", normalizer=None):
         >>> LF.hinge(torch.tensor([[0.6, 0.4], [0.4, 0.6]]), torch.tensor([[0., 1.], [0., 0.]]))
         tensor(1.3000)
     """
-    if _fast_hinge(input):
+    if _fast_hinge(input, target):
         return _hinge_fast("hinge", input, target, weight, reduction, normalizer, False)
     margin, w = _hinge_margin("hinge", input, target, weight, reduction, normalizer)
     return _finish(_mean_last(torch.relu(margin)), reduction, w, normalizer)
@@ -613,7 +618,7 @@ def squared_hinge(input, target, *, weight=None, reduction="mean", normalizer=No
         ...                  torch.tensor([[0., 1.], [0., 0.]]))
         tensor(1.8600)
     """
-    if _fast_hinge(input):
+    if _fast_hinge(input, target):
         return _hinge_fast("squared_hinge", input, target, weight, reduction, normalizer, True)
     margin, w = _hinge_margin("squared_hinge", input, target, weight, reduction, normalizer)
     return _finish(_mean_last(torch.relu(margin).square()), reduction, w, normalizer)
