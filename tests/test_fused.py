@@ -166,11 +166,12 @@ def test_fused_without_grad_and_retained_graph():
 @pytest.fixture
 def plain_all(monkeypatch):
     """The plain autograd path of every fast path (eager() false everywhere)."""
-    from losskit.functional import _sigmoid, detection, multilabel
+    from losskit.functional import _sigmoid, binary, detection, distributions, keras, multilabel
 
     def run(fn, *args, **kw):
         with monkeypatch.context() as m:
-            for mod in (_fused, regression, _sigmoid, detection, multilabel):
+            modules = (_fused, regression, _sigmoid, binary, detection, distributions, keras)
+            for mod in (*modules, multilabel):
                 m.setattr(mod, "eager", lambda: False)
             return fn(*args, **kw)
 
@@ -561,3 +562,438 @@ def test_categorical_cross_entropy_second_derivatives_are_the_plain_paths(plain_
         (h1,) = torch.autograd.grad(g1.square().sum(), x1)
         (h2,) = torch.autograd.grad(g2.square().sum(), x2)
         torch.testing.assert_close(h1, h2, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("scale", [1.0, 10.0, 100.0, 1e4])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"label_smoothing": 0.1}, {"ignore_index": -1.0}, {"weight": True}, {"normalizer": 7.0}],
+    ids=["plain", "smoothing", "ignore", "weight", "normalizer"],
+)
+@pytest.mark.parametrize("soft", [False, True], ids=["hard", "soft"])
+def test_bce_with_logits_fast_path_is_the_plain_path(
+    plain_all, dtype, scale, reduction, options, soft
+):
+    """The closed form (for a mean or a sum: two sums of terms >= 0 without a weight or
+    ignored targets, else per element) gives torch's value and gradient (input and
+    target) at logits up to 1e4, agreeing logits included (loss about exp(-|x|), where
+    softplus(x) - x y would cancel); reduction="none" is torch's."""
+    g = torch.Generator().manual_seed(8)
+    x = torch.randn(40, 9, generator=g, dtype=dtype) * scale
+    y = torch.rand(40, 9, generator=g, dtype=dtype)
+    y = y if soft else (y < 0.4).to(dtype)
+    x[0, :3] = torch.tensor([30.0, -30.0, 0.0], dtype=dtype)
+    y[0, :3] = torch.tensor([1.0, 0.0, 1.0], dtype=dtype)
+    options = dict(options)
+    if "normalizer" in options and reduction != "mean":
+        pytest.skip("normalizer goes with reduction='mean' only")
+    if options.pop("weight", False):
+        options["weight"] = torch.rand(9, generator=g, dtype=dtype) + 0.1
+    if "ignore_index" in options:
+        y[1::5, 2] = -1.0
+        x[1::5, 2] = float("nan")  # ignored: inert
+    tol = {torch.float32: 2e-5, torch.float64: 1e-12}[dtype]
+    for target_grad in (False, True):
+        got, want = [], []
+        for run, out in ((lambda f, *a, **k: f(*a, **k), got), (plain_all, want)):
+            xi = x.clone().requires_grad_(True)
+            yi = y.clone().requires_grad_(target_grad)
+            value = run(LF.binary_cross_entropy_with_logits, xi, yi, reduction=reduction, **options)
+            w = torch.rand(value.shape, generator=torch.Generator().manual_seed(1), dtype=dtype)
+            wrt = (xi, yi) if target_grad else (xi,)
+            out.append(value)
+            out.extend(torch.autograd.grad((value * w).sum(), wrt))
+        for a, b in zip(got, want, strict=True):
+            assert torch.isfinite(a).all()
+            scale = max(b.detach().abs().max().item(), 1.0)
+            torch.testing.assert_close(a, b, rtol=tol, atol=tol * 1e-3 * scale)
+
+
+def test_bce_with_logits_agreeing_logits_keep_relative_precision():
+    """A sum of losses of about exp(-|x|) keeps float32's relative precision (torch's
+    ``(1 - y) x - log_sigmoid(x)`` rounds at -x's ulp for y = 0)."""
+    x = torch.tensor([12.0, -15.0, 20.0, -9.0])
+    y = torch.tensor([1.0, 0.0, 1.0, 0.0])
+    w = torch.tensor([1.0, 2.0, 0.5, 3.0])
+    want = torch.nn.functional.softplus(-x.double().abs())  # the exact loss
+    got = LF.binary_cross_entropy_with_logits(x.requires_grad_(True), y, reduction="sum")
+    torch.testing.assert_close(got.double(), want.sum(), rtol=1e-6, atol=0)
+    got = LF.binary_cross_entropy_with_logits(x, y, weight=w)
+    want = (want * w).sum() / w.sum()
+    torch.testing.assert_close(got.double(), want, rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_bce_with_logits_infinite_logits_take_the_careful_path(reduction):
+    x = torch.tensor([float("inf"), float("-inf"), 0.5, float("inf")], requires_grad=True)
+    y = torch.tensor([1.0, 0.0, 1.0, 0.0])
+    out = LF.binary_cross_entropy_with_logits(x, y, reduction=reduction)
+    if reduction == "none":
+        assert out[:3].isfinite().all() and out[3].item() == float("inf")
+        assert out[:2].tolist() == [0.0, 0.0]
+    else:
+        assert out.item() == float("inf")
+    (grad,) = torch.autograd.grad(
+        LF.binary_cross_entropy_with_logits(x[:3], y[:3], reduction=reduction).sum(), x
+    )
+    assert grad[:2].tolist() == [0.0, 0.0] and torch.isfinite(grad).all() and grad[2] != 0
+
+
+def test_bce_with_logits_second_derivative_is_the_plain_paths(plain_all):
+    x = torch.randn(4, 5, dtype=torch.float64)
+    y = (torch.rand(4, 5) < 0.4).double()
+    for reduction in ("mean", "none"):
+        x1, x2 = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+        fn = LF.binary_cross_entropy_with_logits
+        (g1,) = torch.autograd.grad(fn(x1, y, reduction=reduction).sum(), x1, create_graph=True)
+        (g2,) = torch.autograd.grad(
+            plain_all(fn, x2, y, reduction=reduction).sum(), x2, create_graph=True
+        )
+        torch.testing.assert_close(g1, g2, rtol=1e-12, atol=0)
+        (h1,) = torch.autograd.grad(g1.square().sum(), x1)
+        (h2,) = torch.autograd.grad(g2.square().sum(), x2)
+        torch.testing.assert_close(h1, h2, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("soft", [False, True], ids=["hard", "soft"])
+def test_bce_fast_path_is_torchs(plain_all, dtype, reduction, weighted, soft):
+    """BCE on probabilities from vectorized logs: torch's value (logs clamped at -100) and
+    gradient ((x - y) / max(x (1 - x), 1e-12)) at 0, 1, tiny and nearly-1 probabilities."""
+    g = torch.Generator().manual_seed(9)
+    p = torch.rand(30, 8, generator=g, dtype=torch.float64)
+    p[0] = torch.tensor([0.0, 1.0, 1e-30, 1e-8, 1 - 1e-7, 0.5, 1e-45, 1.0 - 2**-24])
+    x = p.to(dtype)
+    y = torch.rand(30, 8, generator=g, dtype=dtype)
+    y = y if soft else (y < 0.5).to(dtype)
+    y[0, :2] = torch.tensor([1.0, 0.0], dtype=dtype)  # confidently wrong: 100 each
+    w = torch.rand(8, generator=g, dtype=dtype) + 0.1 if weighted else None
+    tol = {torch.float32: 2e-6, torch.float64: 1e-12}[dtype]
+    got, want = [], []
+    for run, out in ((lambda f, *a, **k: f(*a, **k), got), (plain_all, want)):
+        xi = x.clone().requires_grad_(True)
+        value = run(LF.binary_cross_entropy, xi, y, weight=w, reduction=reduction)
+        u = torch.rand(value.shape, generator=torch.Generator().manual_seed(1), dtype=dtype)
+        out.append(value)
+        out.extend(torch.autograd.grad((value * u).sum(), xi))
+    # torch's mean divides its gradient by the count last, the closed form's upstream
+    # gradient comes divided: they differ in the subnormals (x = 1e-45), nowhere else
+    atol = 1e-30 if dtype == torch.float32 else 1e-300
+    for a, b in zip(got, want, strict=True):
+        assert torch.isfinite(a).all()
+        torch.testing.assert_close(a, b, rtol=tol, atol=atol)
+    if reduction == "none" and not weighted:
+        assert got[0][0, :2].tolist() == [100.0, 100.0]
+
+
+def test_bce_second_derivative_is_torchs(plain_all):
+    x = torch.rand(4, 5, dtype=torch.float64) * 0.9 + 0.05
+    y = (torch.rand(4, 5) < 0.4).double()
+    for reduction in ("mean", "none"):
+        x1, x2 = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+        fn = LF.binary_cross_entropy
+        (g1,) = torch.autograd.grad(fn(x1, y, reduction=reduction).sum(), x1, create_graph=True)
+        (g2,) = torch.autograd.grad(
+            plain_all(fn, x2, y, reduction=reduction).sum(), x2, create_graph=True
+        )
+        torch.testing.assert_close(g1, g2, rtol=1e-12, atol=0)
+        (h1,) = torch.autograd.grad(g1.square().sum(), x1)
+        (h2,) = torch.autograd.grad(g2.square().sum(), x2)
+        torch.testing.assert_close(h1, h2, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize(
+    "case", ["plain", "scales", "dim0", "weight", "broadcast", "floor", "zero", "huge", "eps"]
+)
+def test_cosine_fast_path_is_the_scaled_path(plain_all, dtype, reduction, case):
+    """-x.y / (|x| |y|) and its closed-form gradients (input and target) give the scaled
+    l2_normalize form's values and gradients, for vectors from 1e-6 to 1e15 and nearly
+    parallel ones; zero, floored, huge (1e20) and tiny vectors take the scaled form."""
+    g = torch.Generator().manual_seed(10)
+    x = torch.randn(12, 9, generator=g, dtype=torch.float64)
+    y = torch.randn(12, 9, generator=g, dtype=torch.float64)
+    y[0] = x[0] * 3 + 1e-4 * y[0]  # nearly parallel
+    y[1] = -x[1]
+    options = {"dim": 0} if case == "dim0" else {}
+    if case == "scales":
+        x = x * torch.logspace(-6, 15, 12, dtype=torch.float64)[:, None]
+        y = y * torch.logspace(15, -6, 12, dtype=torch.float64)[:, None]
+    elif case == "weight":
+        options["weight"] = torch.rand(12, generator=g, dtype=torch.float64)
+    elif case == "broadcast":
+        y, options["broadcast"] = y[:1], True
+    elif case == "floor":
+        x[2] *= 1e-9  # norm below eps: floored
+    elif case == "zero":
+        x[3] = 0.0
+    elif case == "huge":
+        x[4] *= 1e20
+    elif case == "eps":
+        options["eps"] = 0.5
+    # float64 is its own reference: the cancellation of nearly parallel vectors (1e-4
+    # apart) costs 1e4 ulps of the gradient there
+    tol = {torch.float32: 2e-5, torch.float64: 1e-10}[dtype]
+
+    def results(run, dtype, target_grad):
+        xi = x.to(dtype).requires_grad_(True)
+        yi = y.to(dtype).requires_grad_(target_grad)
+        value = run(LF.cosine_similarity_loss, xi, yi, reduction=reduction, **options)
+        u = torch.rand(value.shape, generator=torch.Generator().manual_seed(1)).to(dtype)
+        grads = torch.autograd.grad((value * u).sum(), (xi, yi) if target_grad else (xi,))
+        return [t.double() for t in (value, *grads)]
+
+    def fast(fn, *a, **k):
+        return fn(*a, **k)
+
+    for target_grad in (False, True):
+        got = results(fast, dtype, target_grad)
+        want = results(plain_all, dtype, target_grad)
+        exact = results(plain_all, torch.float64, target_grad)
+        # about as close to the float64 result as the scaled form in this dtype (within 4x:
+        # their rounding differs; gradients of nearly parallel vectors cancel in both),
+        # within tol of the largest value
+        for a, b, e in zip(got, want, exact, strict=True):
+            assert torch.isfinite(a).all()
+            err, bound = (a - e).abs().max(), 4 * (b - e).abs().max()
+            assert err <= bound + tol * e.abs().max(), (err, bound)
+
+
+def test_cosine_second_derivative_is_the_plain_paths(plain_all):
+    x = torch.randn(4, 5, dtype=torch.float64)
+    y = torch.randn(4, 5, dtype=torch.float64)
+    x1, x2 = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    fn = LF.cosine_similarity_loss
+    (g1,) = torch.autograd.grad(fn(x1, y), x1, create_graph=True)
+    (g2,) = torch.autograd.grad(plain_all(fn, x2, y), x2, create_graph=True)
+    torch.testing.assert_close(g1, g2, rtol=1e-12, atol=0)
+    (h1,) = torch.autograd.grad(g1.square().sum(), x1)
+    (h2,) = torch.autograd.grad(g2.square().sum(), x2)
+    torch.testing.assert_close(h1, h2, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("fn", [LF.hinge, LF.squared_hinge], ids=["hinge", "squared"])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("labels", ["zero_one", "signs", "ones", "weight", "unchecked"])
+def test_hinge_fast_path_is_the_plain_path(plain_all, dtype, fn, reduction, labels):
+    """The margin's closed form (labels read from float passes) gives the plain form's
+    values and gradients: 0/1 labels converted, -1/1 labels, all ones, margins exactly 0,
+    logits of 1e30, per-sample weights, and unconverted labels with value checks off."""
+    import losskit
+
+    g = torch.Generator().manual_seed(11)
+    x = torch.randn(20, 6, generator=g, dtype=dtype) * 2
+    x[0] = torch.tensor([1.0, -1.0, 1e30, -1e30, 0.0, 1.0], dtype=dtype)
+    y = (torch.rand(20, 6, generator=g) < 0.5).to(dtype)
+    options = {}
+    if labels == "signs":
+        y = y * 2 - 1
+    elif labels == "ones":
+        y = torch.ones_like(y)
+    elif labels == "weight":
+        options["weight"] = torch.rand(20, generator=g, dtype=dtype)
+    elif labels == "unchecked":
+        y[1:] = y[1:] * 2 - 1
+        y[0, 0] = 0.0  # -1 and 0 mixed: an error under value checks, unconverted without
+    tol = {torch.float32: 1e-6, torch.float64: 1e-14}[dtype]
+    got, want = [], []
+    with losskit.set_checks(labels != "unchecked"):
+        for run, out in ((lambda f, *a, **k: f(*a, **k), got), (plain_all, want)):
+            xi = x.clone().requires_grad_(True)
+            value = run(fn, xi, y, reduction=reduction, **options)
+            u = torch.rand(value.shape, generator=torch.Generator().manual_seed(1), dtype=dtype)
+            out.extend((value, *torch.autograd.grad((value * u).sum(), xi)))
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, rtol=tol, atol=0)
+
+
+@pytest.mark.parametrize("fn", [LF.hinge, LF.squared_hinge], ids=["hinge", "squared"])
+def test_hinge_labels_from_float_passes_keep_the_messages(fn):
+    import losskit
+
+    x = torch.randn(3, 4)
+    for bad, text in [
+        (torch.tensor([0.0, 1.0, 0.5, 1.0]), "found 0.5"),
+        (torch.tensor([0.0, 1.0, 2.0, 1.0]), "found 2.0"),
+        (torch.tensor([-1.0, 1.0, 0.0, 1.0]), "mixes the labels -1 and 0"),
+        (torch.tensor([-1.0, 1.0, float("nan"), 1.0]), "nan"),
+    ]:
+        with pytest.raises(losskit.LossInputError, match=text):
+            fn(x, bad.expand(3, 4).clone())
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize(
+    "case", ["onehot", "soft", "ties", "maps", "weight", "inactive", "infinite"]
+)
+def test_categorical_hinge_fast_path_is_the_plain_path(plain_all, dtype, reduction, case):
+    """The closed form (the max's ties counted from one sign pass, the gradient scattered
+    to the one max of each row, or shared among ties as amax's backward shares it) gives
+    the plain form's values and gradients."""
+    g = torch.Generator().manual_seed(12)
+    shape = (2, 5, 7) if case == "maps" else (16, 7)
+    x = torch.randn(shape, generator=g, dtype=dtype)
+    y = torch.nn.functional.one_hot(torch.randint(0, 7, shape[:-1], generator=g), 7).to(dtype)
+    options = {}
+    if case == "soft":
+        y = torch.softmax(torch.randn(shape, generator=g, dtype=dtype) * 3, dim=-1)
+    elif case == "ties":
+        x = torch.randint(-2, 3, shape, generator=g).to(dtype)  # many equal maxima
+        x[0] = 0.0  # the true class's 0 ties with the others
+    elif case == "weight":
+        options["weight"] = torch.rand(shape[:-1], generator=g, dtype=dtype)
+    elif case == "inactive":
+        x = x + 10 * y  # margins met: loss 0, no gradient
+        x[0] = y[0] * 1.0  # margin exactly 0
+    elif case == "infinite":
+        # a wrong class's infinite score: sum(y x) holds 0 * inf (NaN) in both forms; the
+        # indicator's inf - inf takes the comparison
+        x[0, (y[0].argmax() + 1) % 7] = float("inf")
+    got, want = [], []
+    for run, out in ((lambda f, *a, **k: f(*a, **k), got), (plain_all, want)):
+        xi = x.clone().requires_grad_(True)
+        value = run(LF.categorical_hinge, xi, y, reduction=reduction, **options)
+        u = torch.rand(value.shape, generator=torch.Generator().manual_seed(1), dtype=dtype)
+        out.extend((value, *torch.autograd.grad((value * u).sum(), xi)))
+    tol = {torch.float32: 1e-6, torch.float64: 1e-14}[dtype]
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, rtol=tol, atol=tol, equal_nan=case == "infinite")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("case", ["plain", "zeros", "weight", "eps"])
+def test_poisson_fast_path_is_the_plain_path(plain_all, dtype, reduction, case):
+    """x - y log(x + eps) and 1 - y / (x + eps): the plain form's values and gradients,
+    rates of 0 and from 1e-30 to 1e30 included."""
+    g = torch.Generator().manual_seed(13)
+    x = torch.rand(16, 6, generator=g, dtype=torch.float64) * 4
+    x[0] = torch.tensor([0.0, 1e-30, 1e-8, 1e30, 1.0, 7.0])
+    y = torch.poisson(torch.full((16, 6), 2.0, dtype=torch.float64), generator=g)
+    options = {}
+    if case == "zeros":
+        y[::2] = 0.0
+    elif case == "weight":
+        options["weight"] = torch.rand(16, generator=g, dtype=torch.float64)
+    elif case == "eps":
+        options["eps"] = 0.5
+    x, y = x.to(dtype), y.to(dtype)
+
+    def results(run, y):
+        xi = x.clone().requires_grad_(True)
+        value = run(LF.poisson_loss, xi, y, reduction=reduction, **options)
+        u = torch.rand(value.shape, generator=torch.Generator().manual_seed(1), dtype=dtype)
+        return value, *torch.autograd.grad((value * u).sum(), xi)
+
+    got, want = results(lambda f, *a, **k: f(*a, **k), y), results(plain_all, y)
+    tol = {torch.float32: 1e-6, torch.float64: 1e-14}[dtype]
+    assert torch.isfinite(got[1]).all()
+    torch.testing.assert_close(got[0], want[0], rtol=tol, atol=0)
+    # 1 - y / (x + eps) cancels near x = y in either form's rounding: within tol of its
+    # terms' size, (1 + y / (x + eps)) times the upstream gradient (the gradient at y = 0)
+    upstream = results(plain_all, torch.zeros_like(y))[1].abs()
+    bound = tol * (1 + y / (x + options.get("eps", 1e-7))) * upstream
+    assert ((got[1] - want[1]).abs() <= bound).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none", "batchmean"])
+@pytest.mark.parametrize("case", ["plain", "zeros", "masked", "subnormal"])
+def test_kl_div_unmasked_fast_path_is_the_plain_path(plain_all, dtype, reduction, case):
+    """q (log max(q, 2^-149) - x) and -q without masks: the masked form's values and
+    gradients; an input of -inf where q = 0 (a masked class) and subnormal targets are
+    computed again with the masks."""
+    g = torch.Generator().manual_seed(14)
+    x = torch.log_softmax(torch.randn(12, 7, generator=g, dtype=dtype) * 3, dim=-1)
+    y = torch.softmax(torch.randn(12, 7, generator=g, dtype=dtype) * 3, dim=-1)
+    if case in ("zeros", "masked"):
+        y[::3, 2] = 0.0
+    if case == "masked":
+        x[0, 2] = float("-inf")
+    if case == "subnormal":
+        y[1, 1] = torch.finfo(dtype).tiny / 8
+        y[2, 3] = 2.0 ** (-1074 if dtype == torch.float64 else -149)
+    got, want = [], []
+    for run, out in ((lambda f, *a, **k: f(*a, **k), got), (plain_all, want)):
+        xi = x.clone().requires_grad_(True)
+        value = run(LF.kl_div, xi, y, reduction=reduction)
+        u = torch.rand(value.shape, generator=torch.Generator().manual_seed(1), dtype=dtype)
+        out.extend((value, *torch.autograd.grad((value * u).sum(), xi)))
+    tol = {torch.float32: 1e-6, torch.float64: 1e-14}[dtype]
+    for a, b in zip(got, want, strict=True):
+        assert torch.isfinite(a).all()
+        torch.testing.assert_close(a, b, rtol=tol, atol=tol * 1e-3)
+    assert not (torch.signbit(got[0]) & (got[0] == 0)).any()  # q = 0 adds 0.0, not -0.0
+
+
+def test_closed_forms_read_their_checks_without_warnings():
+    """The host reads of the fast paths (a finite sum, the labels' kind) detach first:
+    torch warns on ``item()`` of a tensor that requires grad."""
+    import warnings
+
+    x = torch.randn(4, 5, requires_grad=True)
+    y = (torch.rand(4, 5) < 0.5).float()
+    calls = [
+        lambda: LF.binary_cross_entropy_with_logits(x, y),
+        lambda: LF.binary_cross_entropy_with_logits(x, y, weight=torch.rand(5)),
+        lambda: LF.binary_cross_entropy(torch.sigmoid(x), y),
+        lambda: LF.kl_div(torch.log_softmax(x, -1), torch.softmax(y, -1)),
+        lambda: LF.kl_div(torch.log_softmax(x, -1), torch.softmax(y, -1), reduction="none"),
+        lambda: LF.cosine_similarity_loss(x, y + 1),
+        lambda: LF.hinge(x, y),
+        lambda: LF.squared_hinge(x, y),
+        lambda: LF.categorical_hinge(x, torch.softmax(y, -1)),
+        lambda: LF.poisson_loss(x.exp(), y),
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for call in calls:
+            call().sum().backward()
+
+
+def test_bce_with_logits_retained_graph_keeps_its_gradient():
+    x = torch.randn(6, 4, requires_grad=True)
+    y = torch.rand(6, 4)
+    out = LF.binary_cross_entropy_with_logits(x, y)
+    (g1,) = torch.autograd.grad(out, x, retain_graph=True)
+    (g2,) = torch.autograd.grad(out, x)
+    assert torch.equal(g1, g2)
+    torch.testing.assert_close(g1, (torch.sigmoid(x) - y).detach() / x.numel())
+    out = LF.binary_cross_entropy_with_logits(x, y, reduction="sum")
+    out.backward(retain_graph=True)
+    out.backward()
+    torch.testing.assert_close(x.grad, 2 * (torch.sigmoid(x) - y).detach())
+
+
+def test_categorical_hinge_retained_graph_keeps_its_gradient():
+    x = torch.randn(5, 4, requires_grad=True)
+    y = torch.nn.functional.one_hot(torch.tensor([0, 1, 2, 3, 0]), 4).float()
+    out = LF.categorical_hinge(x, y)
+    (g1,) = torch.autograd.grad(out, x, retain_graph=True)
+    (g2,) = torch.autograd.grad(out, x)
+    assert torch.equal(g1, g2)
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [LF.hinge, LF.squared_hinge, LF.categorical_hinge, LF.poisson_loss],
+    ids=["hinge", "squared_hinge", "categorical_hinge", "poisson_loss"],
+)
+def test_closed_forms_keep_the_targets_gradient(plain_all, fn):
+    """A target that requires grad gets the plain form's gradient (the closed forms
+    without a target gradient step aside)."""
+    x = torch.rand(5, 4, dtype=torch.float64) + 0.1
+    y = torch.nn.functional.one_hot(torch.tensor([0, 1, 2, 3, 0]), 4).double()
+    grads = []
+    for run in (lambda f, *a, **k: f(*a, **k), plain_all):
+        xi, yi = x.clone().requires_grad_(True), y.clone().requires_grad_(True)
+        grads.append(torch.autograd.grad(run(fn, xi, yi), (xi, yi)))
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-15)

@@ -6,6 +6,7 @@ each reporting errors under its own name."""
 from __future__ import annotations
 
 import functools
+import math
 
 import torch
 import torch.nn.functional as TF
@@ -186,6 +187,20 @@ def bce_with_logits(
     x, y, w, pw, mask = torch_path
     if ls:
         y = y * (1.0 - ls) + 0.5 * ls
+    if pw is None and reduction != "none" and x.device.type == "cpu" and eager():
+        # the closed form, for a mean or a sum (reduction="none" stays torch's, bit for
+        # bit); a loss that is not finite (an infinite or NaN logit, an infinite weight)
+        # is computed again on the careful path below. Reading that is no device sync on
+        # CPU, and it replaces the logits' finiteness pass
+        if w is None and mask is None:
+            total = fused(_BCESum, _bce_sum_plain, x, y)
+            if math.isfinite(total.detach().item()):
+                return finish_sum(total, x.numel(), reduction, normalizer)
+        else:
+            out = fused(_BCE, _bce_plain, x, y)
+            out = reduce(out, reduction, weight=w, mask=mask, normalizer=normalizer)
+            if math.isfinite(out.detach().item()):
+                return out
     x, infinite = _saturated(x, y)
     out = reduce_builtin(
         lambda red: TF.binary_cross_entropy_with_logits(x, y, pos_weight=pw, reduction=red),
@@ -196,6 +211,64 @@ def bce_with_logits(
         numel=x.numel(),
     )
     return _infinite_where(out, infinite)
+
+
+def _bce_plain(x, y):
+    """Binary cross entropy with logits per element through torch's autograd: the
+    definition :class:`_BCE` is checked against, and the one differentiated twice."""
+    return TF.binary_cross_entropy_with_logits(x, y, reduction="none")
+
+
+class _BCE:
+    """``max(x, 0) - x y + log1p(exp(-|x|))`` (torch's ``(1 - y) x - log_sigmoid(x)``,
+    rearranged: exact where the logit agrees with its target, no ``log 0``) and its
+    derivatives ``d/dx = sigmoid(x) - y``, ``d/dy = -x``, for finite logits: one ``exp``
+    and one ``log1p`` forward, against torch's composite of about ten kernels, and the
+    gradient from one ``sigmoid`` in the backward (nothing saved beyond the inputs)."""
+
+    @staticmethod
+    def forward(x, y):
+        loss = x.abs().neg_().exp_().log1p_()  # log1p(exp(-|x|)) = softplus(-|x|)
+        # max(x, 0) - x y first: exactly 0 where the logit agrees with a hard target
+        loss.add_(x.clamp_min(0.0).addcmul_(x, y, value=-1.0))
+        return loss, (x, y)
+
+    @staticmethod
+    def backward(state, grad, needs):
+        x, y = state
+        gx = torch.sigmoid(x).sub_(y).mul_(grad) if needs[0] else None
+        gy = torch.mul(x, grad).neg_() if needs[1] else None
+        return gx, gy
+
+
+def _bce_sum_plain(x, y):
+    return _bce_plain(x, y).sum()
+
+
+class _BCESum(_BCE):
+    """The sum of :class:`_BCE`'s loss, in one buffer: ``sum log1p(exp(-|x|))`` plus
+    ``sum (max(x, 0) - x y)``, two sums of terms ``>= 0`` (for ``y`` in [0, 1]), so as
+    exact as the sum of the loss, with no per-element loss kept."""
+
+    @staticmethod
+    def forward(x, y):
+        buf = x.abs().neg_().exp_().log1p_()
+        total = buf.sum()
+        total += torch.clamp_min(x, 0.0, out=buf).addcmul_(x, y, value=-1.0).sum()
+        # the buffer is kept for the gradient (no allocation in the backward); taken by
+        # the first backward (a retained graph's next one allocates its own)
+        return total, (x, y, [buf])
+
+    @staticmethod
+    def backward(state, grad, needs):
+        x, y, spare = state
+        gx = gy = None
+        if needs[0]:
+            out = spare.pop() if spare else None
+            gx = torch.sigmoid(x, out=out).sub_(y).mul_(grad)
+        if needs[1]:
+            gy = torch.mul(x, grad).neg_()
+        return gx, gy
 
 
 def _saturated(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

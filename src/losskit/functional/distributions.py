@@ -25,7 +25,7 @@ import torch
 
 from .. import _checks as C
 from .._reduction import compute_dtype, reduce
-from ._fused import fused
+from ._fused import eager, fused
 
 __all__ = ["kl_div", "poisson_nll_loss", "gaussian_nll_loss"]
 
@@ -118,6 +118,25 @@ class _KL:
         return gx, gy
 
 
+class _KLUnmasked:
+    """:class:`_KL` without its masks (its comparison to bool, ``where`` and
+    ``masked_fill`` cost several times the ``log``): ``q (log max(q, 2^-149) - x)`` is
+    ``q (log q - x)`` for ``q > 0`` (every positive float is at least the least subnormal)
+    and 0 at ``q = 0`` for a finite input; ``d/dx = -q`` is 0 there by itself. Only for
+    inputs whose loss comes out finite (:func:`kl_div` checks its sum); no target
+    gradient."""
+
+    @staticmethod
+    def forward(x, y):
+        tiny = 2.0**-1074 if y.dtype == torch.float64 else 2.0**-149
+        loss = torch.clamp_min(y, tiny).log_().sub_(x).mul_(y)
+        return loss.add_(0.0), y  # -0.0 (0 times a negative) made 0, all else unchanged
+
+    @staticmethod
+    def backward(y, grad, needs):
+        return torch.mul(y, grad).neg_(), None
+
+
 def _check_not_nan(name, arg, t, hint):
     """Value check: no element of ``t`` is NaN."""
     if not C.checks_enabled() or t.numel() == 0:
@@ -182,7 +201,6 @@ def kl_div(
         https://doi.org/10.1214/aoms/1177729694
     """
     name = "kl_div"
-    batchmean = reduction == "batchmean"
     x, y, _ = _pair(
         name,
         input,
@@ -207,8 +225,18 @@ def kl_div(
             target,
             "target holds probabilities; for log-probabilities pass log_target=True.",
         )
+        if x.device.type == "cpu" and not y.requires_grad and eager():
+            # the closed form without masks; a value that is not finite (an input of
+            # -inf where q = 0, a subnormal q) is computed again with them
+            out = _kl_reduce(fused(_KLUnmasked, _kl_plain, x, y), x, reduction, normalizer)
+            if math.isfinite((out if out.dim() == 0 else out.sum()).detach().item()):
+                return out
         loss = fused(_KL, _kl_plain, x, y)
-    if batchmean:
+    return _kl_reduce(loss, x, reduction, normalizer)
+
+
+def _kl_reduce(loss, x, reduction, normalizer):
+    if reduction == "batchmean":
         total = reduce(loss, "sum")
         n = x.shape[0] if x.dim() else 1
         return total / n if n else total

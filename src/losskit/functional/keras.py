@@ -22,10 +22,14 @@ Example:
 
 from __future__ import annotations
 
+import functools
+import math
+
 import torch
 
 from .. import _checks as C
 from .._reduction import compute_dtype, reduce
+from ._fused import eager, fused
 
 __all__ = [
     "mean_absolute_percentage_error",
@@ -342,8 +346,55 @@ def cosine_similarity_loss(
     name = "cosine_similarity_loss"
     eps = _eps(name, eps)
     x, y, w = _prepare(name, input, target, weight, reduction, normalizer, broadcast, dim=dim)
-    per_sample = -(_l2_normalize(x, dim, eps) * _l2_normalize(y, dim, eps)).sum(dim=dim)
-    return _finish(per_sample, reduction, w, normalizer)
+    plain = functools.partial(_cosine_plain, dim=dim, eps=eps)
+    if x.device.type == "cpu" and x.shape[dim] and x.numel() and eager():
+        with torch.no_grad():
+            n = torch.linalg.vector_norm(x.detach(), dim=dim)
+            m = torch.linalg.vector_norm(y.detach(), dim=dim)
+            lo, hi = torch.aminmax(torch.stack((n, m)))
+        # every norm above the floor eps (and below 1e18, where no square or product
+        # overflows): the closed form; else (a zero vector, huge or tiny ones, NaN) the
+        # scaled form. Reading that is no device sync on CPU
+        if bool((lo > eps) & (hi < 1e18)):
+            per_sample = fused(_Cosine(dim, n, m), plain, x, y)
+            return _finish(per_sample, reduction, w, normalizer)
+    return _finish(plain(x, y), reduction, w, normalizer)
+
+
+def _cosine_plain(x, y, *, dim, eps):
+    """The negative cosine similarity through autograd, in the scaled form: the
+    definition :class:`_Cosine` is checked against, and the one differentiated twice."""
+    return -(_l2_normalize(x, dim, eps) * _l2_normalize(y, dim, eps)).sum(dim=dim)
+
+
+class _Cosine:
+    """``L = -x.y / (|x| |y|)`` per vector, for norms above the floor ``eps`` (given:
+    ``n = |x|``, ``m = |y|``), and its derivatives ``dL/dx = -(y - (x.y / n^2) x) / (n m)``
+    (``y`` likewise): one dot product per vector forward, one pass for each gradient,
+    where the composition normalises both vectors, multiplies and differentiates all of
+    it."""
+
+    def __init__(self, dim, n, m):
+        self.dim, self.n, self.m = dim, n, m
+
+    def forward(self, x, y):
+        d = torch.linalg.vecdot(x, y, dim=self.dim)
+        nm = self.n * self.m
+        return (d / nm).neg_(), (x, y, d, nm)
+
+    def backward(self, state, grad, needs):
+        x, y, d, nm = state
+        inv = grad / nm
+        gx = gy = None
+        if needs[0]:
+            a = (-inv).unsqueeze(self.dim)
+            b = (inv * d / self.n / self.n).unsqueeze(self.dim)
+            gx = torch.mul(y, a).addcmul_(x, b)
+        if needs[1]:
+            a = (-inv).unsqueeze(self.dim)
+            b = (inv * d / self.m / self.m).unsqueeze(self.dim)
+            gy = torch.mul(x, a).addcmul_(y, b)
+        return gx, gy
 
 
 def poisson_loss(
@@ -392,8 +443,35 @@ def poisson_loss(
         "poisson_loss takes rates (the Poisson mean) and counts; for a log-rate input "
         "pass input.exp().",
     )
-    per_element = x - y * torch.log(x + eps)
+    if x.device.type == "cpu" and not y.requires_grad and eager():
+        per_element = fused(_Poisson(eps), functools.partial(_poisson_plain, eps=eps), x, y)
+    else:
+        per_element = _poisson_plain(x, y, eps=eps)
     return _finish(_mean_last(per_element), reduction, w, normalizer)
+
+
+def _poisson_plain(x, y, *, eps):
+    """``x - y log(x + eps)`` through autograd: the definition :class:`_Poisson` is
+    checked against, and the one differentiated twice."""
+    return x - y * torch.log(x + eps)
+
+
+class _Poisson:
+    """``x - y log(x + eps)`` in one buffer and its derivative ``1 - y / (x + eps)`` in
+    another, from the inputs alone (the composition keeps ``x + eps`` and ``log`` of it
+    for its backward, and takes four kernels more)."""
+
+    def __init__(self, eps):
+        self.eps = eps
+
+    def forward(self, x, y):
+        t = torch.add(x, self.eps).log_().mul_(y)  # y log(x + eps)
+        return t.neg_().add_(x), (x, y)  # x - y log(x + eps), rounded as x - t
+
+    def backward(self, state, grad, needs):
+        x, y = state
+        d = torch.add(x, self.eps)
+        return torch.div(y, d, out=d).neg_().add_(1.0).mul_(grad), None
 
 
 # --------------------------------------------------------------------------- classification
@@ -404,6 +482,81 @@ def _hinge_margin(name, input, target, weight, reduction, normalizer):
     zero_one = ((y == 0) | (y == 1)).all()  # on the device: no host read
     y = torch.where(zero_one, 2.0 * y - 1.0, y)
     return 1.0 - y * x, w
+
+
+def _fast_hinge(input, target) -> bool:
+    """The closed forms run on CPU tensors in eager mode (where the labels' kind is read
+    on the host without a sync), for a target without a gradient."""
+    return (
+        isinstance(input, torch.Tensor)
+        and input.device.type == "cpu"
+        and not (isinstance(target, torch.Tensor) and target.requires_grad)
+        and eager()
+    )
+
+
+def _zero_one_labels(name, y: torch.Tensor) -> bool:
+    """Whether every label is 0 or 1 (Keras then converts them to -1 and 1), under value
+    checks also that they are -1 and 1 otherwise, read on the host (on CPU: no sync) from
+    float passes: torch's comparisons to bool cost about six times an ``abs``.
+
+    In [0, 1] the labels are 0 or 1 where ``frac(y)`` is 0 throughout; in [-1, 1] they are
+    -1 or 1 where ``|y|`` is 1 throughout. Anything else is reported by
+    :func:`_check_hinge_labels`."""
+    if y.numel() == 0:
+        return True
+    with torch.no_grad():
+        v = y.detach()
+        lo, hi = (float(t) for t in torch.aminmax(v))  # NaN: neither range
+        zero_one = lo >= 0 and hi <= 1 and float(torch.frac(v).amax()) == 0
+        if zero_one or not C.checks_enabled():
+            return zero_one
+        if lo >= -1 and hi <= 1 and float(v.abs().amin()) == 1:
+            return False
+    _check_hinge_labels(name, y)  # raises, with the values found
+    return False
+
+
+def _hinge_fast(name, input, target, weight, reduction, normalizer, squared):
+    """:func:`hinge` (``squared``: :func:`squared_hinge`) through :class:`_Hinge`."""
+    x, y, w = _prepare(name, input, target, weight, reduction, normalizer)
+    zero_one = _zero_one_labels(name, y)
+    plain = functools.partial(_hinge_plain, zero_one=zero_one, squared=squared)
+    per_element = fused(_Hinge(zero_one, squared), plain, x, y)
+    return _finish(_mean_last(per_element), reduction, w, normalizer)
+
+
+def _hinge_plain(x, y, *, zero_one, squared):
+    """``max(1 - y x, 0)`` (squared) through autograd, labels converted: the definition
+    :class:`_Hinge` is checked against, and the one differentiated twice."""
+    r = torch.relu(1.0 - (2.0 * y - 1.0 if zero_one else y) * x)
+    return r.square() if squared else r
+
+
+class _Hinge:
+    """``r = max(1 - s x, 0)`` per element (``s = 2 y - 1`` for 0/1 labels, else ``y``),
+    or ``r^2``, and the derivative ``-s [r > 0]`` (``-2 s r``): the margin in one buffer,
+    kept for the backward, whose gradient is one pass over it and the target."""
+
+    def __init__(self, zero_one, squared):
+        self.zero_one, self.squared = zero_one, squared
+
+    def forward(self, x, y):
+        if self.zero_one:
+            r = torch.mul(y, 2.0).sub_(1.0).mul_(x)  # s x, exactly +-x
+        else:
+            r = torch.mul(y, x)
+        r.neg_().add_(1.0).clamp_min_(0.0)  # max(1 - s x, 0)
+        return (r.square() if self.squared else r), (r, y)
+
+    def backward(self, state, grad, needs):
+        r, y = state
+        t = torch.mul(r, 2.0) if self.squared else torch.sign(r)  # 2 r, or [r > 0]
+        if self.zero_one:
+            t.addcmul_(t, y, value=-2.0)  # -s t = (1 - 2 y) t
+        else:
+            t.mul_(y).neg_()
+        return t.mul_(grad), None
 
 
 def hinge(input, target, *, weight=None, reduction="mean", normalizer=None):
@@ -438,6 +591,8 @@ def hinge(input, target, *, weight=None, reduction="mean", normalizer=None):
         >>> LF.hinge(torch.tensor([[0.6, 0.4], [0.4, 0.6]]), torch.tensor([[0., 1.], [0., 0.]]))
         tensor(1.3000)
     """
+    if _fast_hinge(input, target):
+        return _hinge_fast("hinge", input, target, weight, reduction, normalizer, False)
     margin, w = _hinge_margin("hinge", input, target, weight, reduction, normalizer)
     return _finish(_mean_last(torch.relu(margin)), reduction, w, normalizer)
 
@@ -463,6 +618,8 @@ def squared_hinge(input, target, *, weight=None, reduction="mean", normalizer=No
         ...                  torch.tensor([[0., 1.], [0., 0.]]))
         tensor(1.8600)
     """
+    if _fast_hinge(input, target):
+        return _hinge_fast("squared_hinge", input, target, weight, reduction, normalizer, True)
     margin, w = _hinge_margin("squared_hinge", input, target, weight, reduction, normalizer)
     return _finish(_mean_last(torch.relu(margin).square()), reduction, w, normalizer)
 
@@ -521,6 +678,50 @@ def categorical_hinge(input, target, *, weight=None, reduction="mean", normalize
         hint="categorical_hinge takes one-hot (or probability) rows; for -1/1 labels per "
         "output use hinge.",
     )
+    if x.device.type == "cpu" and not y.requires_grad and eager():
+        per_sample = fused(_CategoricalHinge, _categorical_hinge_plain, x, y)
+        return _finish(per_sample, reduction, w, normalizer)
+    return _finish(_categorical_hinge_plain(x, y), reduction, w, normalizer)
+
+
+def _categorical_hinge_plain(x, y):
+    """The categorical hinge through autograd: the definition :class:`_CategoricalHinge`
+    is checked against, and the one differentiated twice."""
     pos = (y * x).sum(dim=-1)
     neg = ((1.0 - y) * x).amax(dim=-1)
-    return _finish(torch.relu(neg - pos + 1.0), reduction, w, normalizer)
+    return torch.relu(neg - pos + 1.0)
+
+
+class _CategoricalHinge:
+    """``L = max(max_j (1 - y_j) x_j - sum_j y_j x_j + 1, 0)`` per row and its derivative
+    ``[L > 0] ((1 - y) e / k - y)``, ``e`` the indicator of the row's maxima and ``k``
+    their number (``amax``'s backward shares the max among ties so): ``e`` from one
+    ``sign`` of ``(1 - y) x - max`` plus 1, in the buffer of ``(1 - y) x`` (torch's
+    comparison to bool and its conversion cost several times that), kept for the
+    backward's two passes. Where that is not finite (an infinite score: ``inf - inf``),
+    ``e`` is the comparison itself."""
+
+    @staticmethod
+    def forward(x, y):
+        t = torch.rsub(y, 1.0).mul_(x)  # (1 - y) x, rounded as the composition does
+        neg = t.amax(dim=-1)
+        loss = (neg - torch.linalg.vecdot(y, x, dim=-1)).add_(1.0)
+        top = t.sub_(neg.unsqueeze(-1)).sign_().add_(1.0)  # 1 at the maxima, else 0
+        count = top.sum(dim=-1)
+        if not math.isfinite(count.sum().item()):
+            top = (torch.rsub(y, 1.0).mul_(x) == neg.unsqueeze(-1)).to(x.dtype)
+            count = top.sum(dim=-1)
+        active = torch.le(loss, 0.0).logical_not_()  # relu's backward passes NaN rows too
+        return loss.clamp_min_(0.0), (y, [top], x, neg, count, active)
+
+    @staticmethod
+    def backward(state, grad, needs):
+        y, spare, x, neg, count, active = state
+        act = (grad * active).unsqueeze(-1)
+        if spare:  # the first backward takes the indicator (a retained graph's next: again)
+            top = spare.pop()
+        else:
+            top = (torch.rsub(y, 1.0).mul_(x) == neg.unsqueeze(-1)).to(x.dtype)
+        share = top.addcmul_(top, y, value=-1.0)  # (1 - y) e
+        gx = torch.mul(y, act).neg_()  # -y [L > 0]
+        return gx.addcmul_(share, act / count.unsqueeze(-1)), None
