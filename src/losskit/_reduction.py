@@ -112,9 +112,8 @@ def reduce(
         normalizer: with ``"mean"``, divide by this instead of ``sum(w)``.
         dim: reduce only these dimensions (``"mean"`` and ``"sum"``); default all.
     """
-    zero = torch.zeros((), dtype=loss.dtype, device=loss.device)
     if mask is not None:
-        loss = torch.where(mask, loss, zero)
+        loss = torch.where(mask, loss, torch.zeros((), dtype=loss.dtype, device=loss.device))
     if weight is not None:
         weight = weight.to(loss.dtype)
     if reduction == "none":
@@ -144,7 +143,7 @@ def reduce(
         return _safe_divide(total(loss), total(mask))
     w = torch.broadcast_to(weight, loss.shape)
     if mask is not None:
-        w = torch.where(mask, w, zero)
+        w = torch.where(mask, w, torch.zeros((), dtype=w.dtype, device=w.device))
     return total(loss * _normalised(w, dims))
 
 
