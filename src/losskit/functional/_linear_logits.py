@@ -16,7 +16,7 @@ import math
 import torch
 
 from .. import _checks as C
-from .multiclass import _cross_entropy
+from .multiclass import cross_entropy_as
 
 NAME = "linear_cross_entropy"
 
@@ -150,7 +150,7 @@ def linear_cross_entropy_logits(
         y = target.reshape(-1, v) if input.dim() > 1 else target.reshape(1, v)
     elif not out_features:
         y = target.reshape(-1)
-    out = _cross_entropy(
+    out = cross_entropy_as(
         NAME,
         logits,
         y,

@@ -206,7 +206,7 @@ def cross_entropy(
         >>> LF.cross_entropy(pred, torch.tensor([0, 1, 0]), weight=torch.tensor([1., 2.]))
         tensor(0.7398)
     """
-    return _cross_entropy(
+    return cross_entropy_as(
         "cross_entropy",
         input,
         target,
@@ -221,7 +221,7 @@ def cross_entropy(
     )
 
 
-def _cross_entropy(
+def cross_entropy_as(
     name,
     input,
     target,
@@ -235,7 +235,8 @@ def _cross_entropy(
     normalizer,
     backend="auto",
 ):
-    """The cross entropy; errors are reported under ``name``."""
+    """The cross entropy, its errors reported under ``name`` (for the losses built on it:
+    ``softmax_focal_loss`` at gamma 0, linear cross entropy of given logits); not exported."""
     ls = C.check_number(name, "label_smoothing", label_smoothing, low=0.0, high=1.0)
     z = C.check_number(name, "z_loss", z_loss, low=0.0)
     c, mask, ii = _prepare(
@@ -498,7 +499,7 @@ def softmax_focal_loss(
     gamma = C.check_number(name, "gamma", gamma, low=0.0)
     ls = C.check_number(name, "label_smoothing", label_smoothing, low=0.0, high=1.0)
     if gamma == 0.0:  # the identity, bit for bit
-        return _cross_entropy(
+        return cross_entropy_as(
             name,
             input,
             target,
