@@ -974,3 +974,18 @@ def test_closed_forms_keep_the_targets_gradient(plain_all, fn):
         grads.append(torch.autograd.grad(run(fn, xi, yi), (xi, yi)))
     for a, b in zip(*grads, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_categorical_ce_clip_bounds_give_one_gradient_on_every_path(plain_all, reduction):
+    """A probability exactly at the clip's bound (eps, 1 - eps) has a zero gradient on
+    the closed form and on the plain path alike."""
+    eps = 0.125  # exact in binary: p = x / sum(x) lands on the bounds exactly
+    x = torch.tensor([[0.125, 0.875, 0.0], [0.5, 0.25, 0.25]], dtype=torch.float64)
+    q = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
+    grads = []
+    for run in (lambda f, *a, **k: f(*a, **k), plain_all):
+        xi = x.clone().requires_grad_(True)
+        out = run(LF.categorical_cross_entropy, xi, q, eps=eps, reduction=reduction)
+        grads.append(torch.autograd.grad(out.sum(), xi)[0])
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-12, atol=1e-15)

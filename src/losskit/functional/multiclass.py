@@ -630,9 +630,11 @@ class _SoftmaxFocal:
 
 def _clipped_log_probabilities(x, dim, eps):
     """Keras's ``log(clip(x / sum(x), eps, 1 - eps))``: each row rescaled to sum to 1,
-    then clipped."""
+    then clipped. The clip is ``hardtanh``, whose gradient is 0 at the bounds themselves
+    (``clamp``'s passes there), as the closed form's (:class:`_CategoricalCE`): one
+    answer on every path."""
     p = x / x.sum(dim, keepdim=True).clamp_min(eps)
-    return torch.log(p.clamp(eps, 1.0 - eps))
+    return torch.log(TF.hardtanh(p, eps, 1.0 - eps))
 
 
 class _CategoricalCEPlain:
@@ -660,8 +662,8 @@ class _CategoricalCE:
     where the clip holds (torch's hardtanh_backward: a select, so ``q / 0`` never
     reaches the result), ``sum_c q_c u_c`` as ``sum_c (u q / p)_c p_c``, then one scale
     and one shift per row in place: 5 passes against autograd's 9 (and its 8 saved or
-    temporary tensors). At ``p_c`` exactly ``eps`` or ``1 - eps`` torch's clamp passes the
-    gradient and this does not (a set of measure zero)."""
+    temporary tensors). At ``p_c`` exactly ``eps`` or ``1 - eps`` the clip holds (a zero
+    gradient), on this path and the plain one alike."""
 
     def __init__(self, q, dim, eps, count):
         self.q, self.dim, self.eps, self.count = q, dim, eps, count
