@@ -210,6 +210,7 @@ def loss_page(row, bullets: list[str]) -> str:
     ]
     table, walk = comparison_table(row)
     axis = row.target_kind.plot_grid()[1]
+    axis_md = axis.replace("p_t", "$p_t$")  # the plot's label, its symbol typeset
     head += [table, ""]
     head += [
         "## By hand",
@@ -221,7 +222,7 @@ def loss_page(row, bullets: list[str]) -> str:
         "",
         "## Loss and gradient",
         "",
-        f'`losskit.plot.plot(["{row.name}"], grad=True, out=...)` (x axis: {axis}):',
+        f'`losskit.plot.plot(["{row.name}"], grad=True, out=...)` (x axis: {axis_md}):',
         "",
         f"![{row.name}: loss and gradient against {axis}]({row.name}.png)",
         "",
