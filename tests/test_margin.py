@@ -646,3 +646,42 @@ def test_margin_ranking_closed_form_matches_plain_path(margin):
     yr = y.clone().requires_grad_(True)
     LF.margin_ranking_loss(x1, x2, yr, margin=margin).backward()
     assert yr.grad is not None
+
+
+def _label_lists(n, c, seed):
+    order = torch.argsort(torch.rand(n, c, generator=_g(seed)), dim=1)
+    count = torch.randint(0, c + 1, (n, 1), generator=_g(seed + 1))
+    y = torch.where(torch.arange(c) < count, order, -1)
+    if c > 2:
+        y[3, 1] = y[3, 0]  # a class listed twice counts twice
+    return y
+
+
+@pytest.mark.parametrize("c", [1, 2, 7, 40])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_multilabel_margin_closed_form_is_the_plain_path(monkeypatch, c, reduction):
+    """The row blocks' merged sort (value and gradient in one pass) against the plain
+    autograd path and torch: integer scores (pairs exactly at the margin, where the
+    hinge's corner has gradient 0), infinite scores, repeated classes, blocks of rows."""
+    from losskit.functional import _fused, margin
+
+    monkeypatch.setattr(margin._MultilabelMargin, "BLOCK", 3 * c)  # several blocks
+    x = (torch.randn(37, c, generator=_g(7), dtype=D) * 2).round()
+    x[0, 0], x[1, 0], x[2] = math.inf, -math.inf, math.inf
+    y = _label_lists(37, c, 8)
+    w = torch.rand(37, generator=_g(9), dtype=D) if reduction == "none" else None
+    grads = []
+    for fast in (True, False):
+        with monkeypatch.context() as m:
+            if not fast:
+                m.setattr(_fused, "eager", lambda: False)
+            a = x.clone().requires_grad_(True)
+            out = LF.multilabel_margin_loss(a, y, reduction=reduction)
+            (g,) = torch.autograd.grad(out, a, w, retain_graph=True)
+            if fast:  # a retained graph's second backward computes the gradient again
+                assert torch.equal(torch.autograd.grad(out, a, w)[0], g)
+            grads.append((out.detach(), g))
+    want = TF.multilabel_margin_loss(x, y, reduction=reduction)
+    torch.testing.assert_close(grads[0][0], want, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(grads[0][0], grads[1][0], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(grads[0][1], grads[1][1], rtol=1e-14, atol=0)

@@ -623,6 +623,19 @@ def multilabel_margin_loss(input, target, *, weight=None, reduction="mean", norm
     x, n_classes = _batch_rows(name, input.to(_dtype(input)))
     y = target.reshape(x.shape).long()
     _check_class_lists(name, y, n_classes)
+    plain = functools.partial(_multilabel_margin_plain, n_classes)
+    if x.device.type == "cpu":  # row blocks: one block's temporaries at a time
+        rule = _MultilabelMargin(n_classes, x.requires_grad and torch.is_grad_enabled())
+        per_sample = fused(rule, plain, x, y)
+    else:
+        per_sample = plain(x, y)
+    if input.dim() < 2:
+        per_sample = per_sample.reshape(())
+    return reduce(per_sample, reduction, weight=weight, normalizer=normalizer)
+
+
+def _multilabel_margin_terms(n_classes, x, y):
+    """The per-sample loss (times C) of rows ``x`` (``(n, C)``) with class lists ``y``."""
     listed = torch.cumprod((y >= 0).to(torch.int8), dim=1).bool()  # before the first -1
     # is_target[n, c]: class c is listed in row n (a scatter into a spare column C)
     spare = torch.where(listed, y, n_classes)
@@ -632,7 +645,8 @@ def multilabel_margin_loss(input, target, *, weight=None, reduction="mean", norm
     # unlisted scores above x_j - 1 minus k (x_j - 1): with the unlisted scores sorted
     # (largest first) and their running sums, O(N C log C) time and O(N C) memory, not the
     # (N, C, C) pairs. Strictly above, as max(0, .) counts (its corner has gradient 0).
-    threshold = x.gather(1, torch.where(listed, y, 0)) - 1.0  # (N, J)
+    index = torch.where(listed, y, 0)
+    threshold = x.gather(1, index) - 1.0  # (N, J)
     unlisted = torch.where(is_target, -torch.inf, x)
     ranked = torch.sort(unlisted, dim=1, descending=True).values
     top = torch.cumsum(torch.where(torch.isneginf(ranked), 0.0, ranked), dim=1)
@@ -641,10 +655,83 @@ def multilabel_margin_loss(input, target, *, weight=None, reduction="mean", norm
     k = torch.searchsorted(-ranked.detach(), -threshold.detach(), right=False)
     above = torch.where(k > 0, k.to(x.dtype) * threshold, 0.0)  # 0, not 0 * inf
     terms = torch.where(listed, top.gather(1, k) - above, 0.0)  # padding adds nothing
-    per_sample = terms.sum(dim=1) / n_classes
-    if input.dim() < 2:
-        per_sample = per_sample.reshape(())
-    return reduce(per_sample, reduction, weight=weight, normalizer=normalizer)
+    return terms.sum(dim=1)
+
+
+def _multilabel_margin_block(n_classes, x, y):
+    """The per-sample loss (times C) of rows ``x`` (``(n, C)``) with class lists ``y``,
+    and its derivative in ``x``, from one sort: the listed scores' thresholds ``x_j - 1``
+    and the unlisted scores, merged (largest first; a threshold before an unlisted score
+    that equals it, as ``max(0, .)`` counts strictly). A threshold's term is the sum of
+    the ``k`` unlisted scores before it minus ``k (x_j - 1)``, its score's derivative
+    ``-k``; an unlisted score's derivative is the count of thresholds after it."""
+    n = x.shape[0]
+    listed = torch.cumprod((y >= 0).to(torch.int8), dim=1).bool()  # before the first -1
+    index = torch.where(listed, y, 0)
+    is_target = torch.zeros(n, n_classes + 1, dtype=torch.bool, device=x.device)
+    is_target = is_target.scatter_(1, torch.where(listed, y, n_classes), True)[:, :n_classes]
+    merged = torch.cat([x.gather(1, index).sub_(1.0), x.masked_fill(is_target, 0.0)], dim=1)
+    kind = torch.cat([listed.to(torch.int8), (~is_target).to(torch.int8).mul_(2)], dim=1)
+    merged, order = torch.sort(merged, dim=1, descending=True, stable=True)
+    kind = kind.gather(1, order)
+    is_u, is_t = kind == 2, kind == 1
+    k = torch.cumsum(is_u, dim=1, dtype=x.dtype)  # unlisted scores up to here
+    top = torch.cumsum(merged.masked_fill(~is_u, 0.0), dim=1)  # and their sum
+    use = is_t & (k > 0)  # 0, not 0 * inf
+    per_sample = torch.where(use, top.sub_(k * merged), 0.0).sum(dim=1)
+    del top
+    after = torch.cumsum(is_t, dim=1, dtype=x.dtype).neg_().add_(is_t.sum(1, keepdim=True))
+    step = torch.where(is_u, after, k.neg_().masked_fill_(~is_t, 0.0))
+    classes = torch.cat([index, torch.arange(n_classes, device=x.device).expand(n, -1)], dim=1)
+    g = torch.zeros_like(x, memory_format=torch.contiguous_format)
+    return per_sample, g.scatter_add_(1, classes.gather(1, order), step)
+
+
+def _multilabel_margin_plain(n_classes, x, y):
+    """The per-sample loss through autograd: the closed form's definition, and the one
+    differentiated twice."""
+    return _multilabel_margin_terms(n_classes, x, y) / n_classes
+
+
+class _MultilabelMargin:
+    """:func:`_multilabel_margin_terms` over blocks of rows, so that its ``(n, C)``
+    temporaries (the sorted scores, their running sums, the counts) are one block's,
+    never the batch's: the value and the gradient (counts of the pairs past the margin,
+    over C) from one pass; the gradient is written into one ``(N, C)`` buffer, which the
+    first backward scales in place and hands over (a retained graph's second backward
+    computes it again)."""
+
+    BLOCK = 1 << 15  # elements of a block
+
+    def __init__(self, n_classes, want_grad):
+        self.n_classes, self.want_grad = n_classes, want_grad
+
+    def _run(self, x, y, grad):
+        n = x.shape[0]
+        step = max(1, self.BLOCK // max(self.n_classes, 1))
+        per_sample = torch.empty(n, dtype=x.dtype, device=x.device)
+        g = torch.empty_like(x, memory_format=torch.contiguous_format) if grad else None
+        for lo in range(0, n, step):
+            hi = min(n, lo + step)
+            if grad:
+                per_sample[lo:hi], g[lo:hi] = _multilabel_margin_block(
+                    self.n_classes, x[lo:hi], y[lo:hi]
+                )
+            else:
+                per_sample[lo:hi] = _multilabel_margin_terms(self.n_classes, x[lo:hi], y[lo:hi])
+        return per_sample.div_(self.n_classes), g
+
+    def forward(self, x, y):
+        per_sample, g = self._run(x, y, self.want_grad)
+        return per_sample, (x, y, [g] if g is not None else [])
+
+    def backward(self, state, grad, needs):
+        x, y, spare = state
+        if not needs[0]:
+            return None, None
+        g = spare.pop() if spare else self._run(x, y, True)[1]
+        scale = grad / self.n_classes
+        return g.mul_(scale.reshape(-1, 1) if scale.dim() else scale), None
 
 
 def multi_margin_loss(
