@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as TF
 
 from .. import _checks as C
-from .._reduction import compute_dtype, reduce
+from .._reduction import compute_dtype, finish_sum, reduce
 from ._fused import fused
 
 __all__ = [
@@ -783,18 +783,77 @@ def multi_margin_loss(
     C.check_class_weight(name, weight, n_classes)
     y = target.reshape(-1, 1).long()
     C.check_class_indices(name, y, n_classes, None)
+    plain = functools.partial(_multi_margin_plain, n_classes, p, margin)
+    if x.device.type == "cpu" and weight is None and reduction != "none":
+        # the sum of the hinges without a per-sample loss: one (N, C) buffer in all
+        total = fused(_MultiMargin(n_classes, p, margin, summed=True), _summed(plain), x, y)
+        return finish_sum(total, y.shape[0], reduction, normalizer)
+    if x.device.type == "cpu":
+        per_sample = fused(_MultiMargin(n_classes, p, margin), plain, x, y)
+    else:
+        per_sample = plain(x, y)
+    w = None if weight is None else weight.to(x.dtype)[y.reshape(-1)]
+    if input.dim() < 2:
+        per_sample = per_sample.reshape(())
+        w = None if w is None else w.reshape(())
+    return reduce(per_sample, reduction, weight=w, normalizer=normalizer)
+
+
+def _multi_margin_plain(n_classes, p, margin, x, y):
+    """The per-sample loss through autograd: the closed form's definition, and the one
+    differentiated twice."""
     true_score = x.gather(1, y)
     hinge = torch.relu(margin - true_score + x)
     if p == 2:
         hinge = hinge * hinge
     others = torch.arange(n_classes, device=x.device) != y
     zero = torch.zeros((), dtype=x.dtype, device=x.device)
-    per_sample = torch.where(others, hinge, zero).sum(dim=1) / n_classes
-    w = None if weight is None else weight.to(x.dtype)[y.reshape(-1)]
-    if input.dim() < 2:
-        per_sample = per_sample.reshape(())
-        w = None if w is None else w.reshape(())
-    return reduce(per_sample, reduction, weight=w, normalizer=normalizer)
+    return torch.where(others, hinge, zero).sum(dim=1) / n_classes
+
+
+def _summed(plain):
+    """``plain``'s per-sample loss summed (the summed closed form's definition)."""
+    return lambda *inputs: plain(*inputs).sum()
+
+
+class _MultiMargin:
+    """``(1/C) sum_{i != y} max(0, margin - x_y + x_i)^p`` per sample in one ``(N, C)``
+    buffer: the hinges, their true class's set to 0, clamped in place; the value is their
+    row sum (``p = 1``) or row dot product (``p = 2``). The first backward turns the
+    buffer into the gradient in place (``[h > 0]`` or ``2 h``, over C, times the
+    incoming gradient; minus its row sum at the true class) and hands it over; a
+    retained graph's second backward makes the hinges again."""
+
+    def __init__(self, n_classes, p, margin, summed=False):
+        self.n_classes, self.p, self.margin, self.summed = n_classes, p, margin, summed
+        self.scale = 1.0 / n_classes if n_classes else 1.0
+
+    def _hinges(self, x, y):
+        # margin - x_y + x, as torch's (a - b is a + (-b) exactly)
+        h = torch.add(x, x.gather(1, y).neg_().add_(self.margin))
+        return h.scatter_(1, y, 0.0).clamp_min_(0.0)
+
+    def forward(self, x, y):
+        h = self._hinges(x, y)
+        if self.summed:  # the whole sum: no per-sample loss
+            flat = h.reshape(-1)
+            loss = flat.sum() if self.p == 1 else torch.dot(flat, flat)
+        else:
+            loss = h.sum(dim=1) if self.p == 1 else torch.linalg.vecdot(h, h)
+        return loss.mul_(self.scale), (x, y, [h])
+
+    def backward(self, state, grad, needs):
+        x, y, spare = state
+        if not needs[0]:
+            return None, None
+        g = spare.pop() if spare else self._hinges(x, y)
+        scale = grad * (self.p * self.scale)
+        if scale.dim():
+            scale = scale.reshape(-1, 1)
+        if self.p == 1:
+            g.sign_()  # [h > 0]: the hinge's corner has gradient 0
+        g.mul_(scale)
+        return g.scatter_(1, y, g.sum(dim=1, keepdim=True).neg_()), None
 
 
 # --------------------------------------------------------------------------- triplets
