@@ -695,7 +695,9 @@ def test_multi_margin_closed_form_is_the_plain_path(monkeypatch, p, margin, weig
     path: integer scores (hinges exactly 0, where the corner has gradient 0), infinite
     scores, a class weight, a normalizer, the retained graph's second backward."""
     from losskit.functional import _fused
+    from losskit.functional import margin as module
 
+    monkeypatch.setattr(module._MultiMargin, "ROWS", 4)  # several blocks of rows
     x = (torch.randn(23, 6, generator=_g(11), dtype=D) * 2).round()
     x[0, 0], x[1, 2] = math.inf, -math.inf
     y = torch.randint(0, 6, (23,), generator=_g(12))

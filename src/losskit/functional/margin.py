@@ -828,9 +828,14 @@ class _MultiMargin:
         self.n_classes, self.p, self.margin, self.summed = n_classes, p, margin, summed
         self.scale = 1.0 / n_classes if n_classes else 1.0
 
+    ROWS = 256  # rows of a block: the (rows, 1) columns of the true scores stay small
+
     def _hinges(self, x, y):
-        # margin - x_y + x, as torch's (a - b is a + (-b) exactly)
-        h = torch.add(x, x.gather(1, y).neg_().add_(self.margin))
+        h = torch.empty_like(x, memory_format=torch.contiguous_format)
+        for lo in range(0, x.shape[0], self.ROWS):
+            rows = slice(lo, lo + self.ROWS)
+            # margin - x_y + x, as torch's (a - b is a + (-b) exactly)
+            torch.add(x[rows], x[rows].gather(1, y[rows]).neg_().add_(self.margin), out=h[rows])
         return h.scatter_(1, y, 0.0).clamp_min_(0.0)
 
     def forward(self, x, y):
@@ -853,7 +858,10 @@ class _MultiMargin:
         if self.p == 1:
             g.sign_()  # [h > 0]: the hinge's corner has gradient 0
         g.mul_(scale)
-        return g.scatter_(1, y, g.sum(dim=1, keepdim=True).neg_()), None
+        for lo in range(0, g.shape[0], self.ROWS):  # minus the row sum at the true class
+            rows = slice(lo, lo + self.ROWS)
+            g[rows].scatter_(1, y[rows], g[rows].sum(dim=1, keepdim=True).neg_())
+        return g, None
 
 
 # --------------------------------------------------------------------------- triplets
