@@ -648,27 +648,32 @@ def test_margin_ranking_closed_form_matches_plain_path(margin):
     assert yr.grad is not None
 
 
-def _label_lists(n, c, seed):
+def _label_lists(n, c, seed, repeated):
     order = torch.argsort(torch.rand(n, c, generator=_g(seed)), dim=1)
     count = torch.randint(0, c + 1, (n, 1), generator=_g(seed + 1))
     y = torch.where(torch.arange(c) < count, order, -1)
-    if c > 2:
+    y[4, :] = -1  # no class
+    y[5, :] = order[5]  # every class
+    if repeated and c > 2:
         y[3, 1] = y[3, 0]  # a class listed twice counts twice
+        y[3, 2] = -1
     return y
 
 
+@pytest.mark.parametrize("repeated", [False, True], ids=["distinct", "repeated"])
 @pytest.mark.parametrize("c", [1, 2, 7, 40])
 @pytest.mark.parametrize("reduction", REDUCTIONS)
-def test_multilabel_margin_closed_form_is_the_plain_path(monkeypatch, c, reduction):
+def test_multilabel_margin_closed_form_is_the_plain_path(monkeypatch, c, reduction, repeated):
     """The row blocks' merged sort (value and gradient in one pass) against the plain
     autograd path and torch: integer scores (pairs exactly at the margin, where the
-    hinge's corner has gradient 0), infinite scores, repeated classes, blocks of rows."""
+    hinge's corner has gradient 0), infinite scores, rows listing no class and every
+    class, a repeated class (the unpacked merge), blocks of rows."""
     from losskit.functional import _fused, margin
 
     monkeypatch.setattr(margin._MultilabelMargin, "BLOCK", 3 * c)  # several blocks
     x = (torch.randn(37, c, generator=_g(7), dtype=D) * 2).round()
     x[0, 0], x[1, 0], x[2] = math.inf, -math.inf, math.inf
-    y = _label_lists(37, c, 8)
+    y = _label_lists(37, c, 8, repeated)
     w = torch.rand(37, generator=_g(9), dtype=D) if reduction == "none" else None
     grads = []
     for fast in (True, False):

@@ -670,7 +670,13 @@ def _multilabel_margin_block(n_classes, x, y):
     index = torch.where(listed, y, 0)
     is_target = torch.zeros(n, n_classes + 1, dtype=torch.bool, device=x.device)
     is_target = is_target.scatter_(1, torch.where(listed, y, n_classes), True)[:, :n_classes]
-    merged = torch.cat([x.gather(1, index).sub_(1.0), x.masked_fill(is_target, 0.0)], dim=1)
+    threshold = x.gather(1, index).sub_(1.0)
+    real = torch.cat([listed, is_target.logical_not_()], dim=1)
+    packed = torch.cat([threshold, x], dim=1)[real]
+    if packed.numel() == x.numel():  # no class listed twice: C entries a row, packed
+        return _multilabel_margin_packed(n_classes, x, index, listed, real, packed)
+    is_target.logical_not_()
+    merged = torch.cat([threshold, x.masked_fill(is_target, 0.0)], dim=1)
     kind = torch.cat([listed.to(torch.int8), (~is_target).to(torch.int8).mul_(2)], dim=1)
     merged, order = torch.sort(merged, dim=1, descending=True, stable=True)
     kind = kind.gather(1, order)
@@ -685,6 +691,27 @@ def _multilabel_margin_block(n_classes, x, y):
     classes = torch.cat([index, torch.arange(n_classes, device=x.device).expand(n, -1)], dim=1)
     g = torch.zeros_like(x, memory_format=torch.contiguous_format)
     return per_sample, g.scatter_add_(1, classes.gather(1, order), step)
+
+
+def _multilabel_margin_packed(n_classes, x, index, listed, real, packed):
+    """:func:`_multilabel_margin_block` where every row has ``C`` entries, its ``J``
+    thresholds then its ``C - J`` unlisted scores (``packed``): one sort of ``C``."""
+    n = x.shape[0]
+    merged, order = torch.sort(packed.view(n, n_classes), dim=1, descending=True, stable=True)
+    n_listed = listed.sum(dim=1, keepdim=True)
+    is_u = order >= n_listed  # an unlisted score (they come after the thresholds)
+    k = torch.cumsum(is_u, dim=1, dtype=x.dtype)  # unlisted scores up to here
+    top = torch.cumsum(merged.masked_fill(~is_u, 0.0), dim=1)  # and their sum
+    use = is_u.logical_not().logical_and_(k > 0)  # a threshold past a score (0, not 0 * inf)
+    per_sample = torch.where(use, top.sub_(k * merged), 0.0).sum(dim=1)
+    del top
+    # a threshold's count is -k, an unlisted score's the thresholds after it
+    after = torch.cumsum(~is_u, dim=1, dtype=x.dtype).neg_().add_(n_listed)
+    step = torch.where(is_u, after, k.neg_())
+    classes = torch.cat([index, torch.arange(n_classes, device=x.device).expand(n, -1)], dim=1)
+    classes = classes[real].view(n, n_classes).gather(1, order)
+    g = torch.zeros_like(x, memory_format=torch.contiguous_format)
+    return per_sample, g.scatter_add_(1, classes, step)
 
 
 def _multilabel_margin_plain(n_classes, x, y):
