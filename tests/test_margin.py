@@ -660,21 +660,26 @@ def _label_lists(n, c, seed, repeated):
     return y
 
 
+@pytest.mark.parametrize("dtype", [D, torch.float32], ids=str)
 @pytest.mark.parametrize("repeated", [False, True], ids=["distinct", "repeated"])
 @pytest.mark.parametrize("c", [1, 2, 7, 40])
 @pytest.mark.parametrize("reduction", REDUCTIONS)
-def test_multilabel_margin_closed_form_is_the_plain_path(monkeypatch, c, reduction, repeated):
+def test_multilabel_margin_closed_form_is_the_plain_path(
+    monkeypatch, c, reduction, repeated, dtype
+):
     """The row blocks' merged sort (value and gradient in one pass) against the plain
     autograd path and torch: integer scores (pairs exactly at the margin, where the
-    hinge's corner has gradient 0), infinite scores, rows listing no class and every
-    class, a repeated class (the unpacked merge), blocks of rows."""
+    hinge's corner has gradient 0), +-0 scores (their thresholds -1, a score 1 whose
+    threshold is +0), infinite scores, rows listing no class and every class, a repeated
+    class (the unpacked merge), float32 (its sort by integer keys), blocks of rows."""
     from losskit.functional import _fused, margin
 
     monkeypatch.setattr(margin._MultilabelMargin, "BLOCK", 3 * c)  # several blocks
-    x = (torch.randn(37, c, generator=_g(7), dtype=D) * 2).round()
+    x = (torch.randn(37, c, generator=_g(7), dtype=dtype) * 2).round()
     x[0, 0], x[1, 0], x[2] = math.inf, -math.inf, math.inf
+    x[6], x[7, 0], x[8] = -0.0, 1.0, 0.0
     y = _label_lists(37, c, 8, repeated)
-    w = torch.rand(37, generator=_g(9), dtype=D) if reduction == "none" else None
+    w = torch.rand(37, generator=_g(9), dtype=dtype) if reduction == "none" else None
     grads = []
     for fast in (True, False):
         with monkeypatch.context() as m:
@@ -687,9 +692,10 @@ def test_multilabel_margin_closed_form_is_the_plain_path(monkeypatch, c, reducti
                 assert torch.equal(torch.autograd.grad(out, a, w)[0], g)
             grads.append((out.detach(), g))
     want = TF.multilabel_margin_loss(x, y, reduction=reduction)
-    torch.testing.assert_close(grads[0][0], want, rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(grads[0][0], grads[1][0], rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(grads[0][1], grads[1][1], rtol=1e-14, atol=0)
+    tol = 1e-12 if dtype == D else 1e-5
+    torch.testing.assert_close(grads[0][0], want, rtol=tol, atol=tol)
+    torch.testing.assert_close(grads[0][0], grads[1][0], rtol=tol, atol=tol)
+    torch.testing.assert_close(grads[0][1], grads[1][1], rtol=1e-14 if dtype == D else 1e-6, atol=0)
 
 
 @pytest.mark.parametrize("p, margin", [(1, 1.0), (2, 1.0), (1, 0.0), (2, -0.5), (1, 2.0)])

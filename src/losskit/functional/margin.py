@@ -670,10 +670,13 @@ def _multilabel_margin_block(n_classes, x, y):
     index = torch.where(listed, y, 0)
     is_target = torch.zeros(n, n_classes + 1, dtype=torch.bool, device=x.device)
     is_target = is_target.scatter_(1, torch.where(listed, y, n_classes), True)[:, :n_classes]
+    distinct = int(listed.sum()) == int(is_target.sum())  # no class listed twice
+    if distinct and x.dtype == torch.float32:
+        return _multilabel_margin_keyed(n_classes, x, is_target)
     threshold = x.gather(1, index).sub_(1.0)
     real = torch.cat([listed, is_target.logical_not_()], dim=1)
     packed = torch.cat([threshold, x], dim=1)[real]
-    if packed.numel() == x.numel():  # no class listed twice: C entries a row, packed
+    if distinct:  # C entries a row, packed
         return _multilabel_margin_packed(n_classes, x, index, listed, real, packed)
     is_target.logical_not_()
     merged = torch.cat([threshold, x.masked_fill(is_target, 0.0)], dim=1)
@@ -691,6 +694,33 @@ def _multilabel_margin_block(n_classes, x, y):
     classes = torch.cat([index, torch.arange(n_classes, device=x.device).expand(n, -1)], dim=1)
     g = torch.zeros_like(x, memory_format=torch.contiguous_format)
     return per_sample, g.scatter_add_(1, classes.gather(1, order), step)
+
+
+def _multilabel_margin_keyed(n_classes, x, is_target):
+    """:func:`_multilabel_margin_block` for float32 rows that list no class twice: one
+    entry a class, in place (``x_c - 1`` for a listed class, ``x_c`` for another), sorted
+    by an integer key, the float's bits in order, doubled, plus 1 for a threshold (so a
+    threshold comes first among equal values; -0 after +0 is right too, as a
+    threshold ``x_j - 1`` is never -0)."""
+    merged = torch.sub(x, is_target.to(x.dtype))
+    bits = merged.view(torch.int32)
+    key = (bits >> 31).bitwise_and_(0x7FFFFFFF).bitwise_xor_(bits).to(torch.int64)
+    key.mul_(2).add_(is_target)
+    order = torch.sort(key, dim=1, descending=True).indices
+    del key
+    merged = merged.gather(1, order)
+    is_u = is_target.logical_not().gather(1, order)
+    n_listed = is_target.sum(dim=1, keepdim=True)
+    k = torch.cumsum(is_u, dim=1, dtype=x.dtype)  # unlisted scores up to here
+    top = torch.cumsum(merged.masked_fill(~is_u, 0.0), dim=1)  # and their sum
+    use = is_u.logical_not().logical_and_(k > 0)  # a threshold past a score (0, not 0 * inf)
+    per_sample = torch.where(use, top.sub_(k * merged), 0.0).sum(dim=1)
+    del top
+    # a threshold's count is -k, an unlisted score's the thresholds after it
+    after = torch.cumsum(~is_u, dim=1, dtype=x.dtype).neg_().add_(n_listed)
+    step = torch.where(is_u, after, k.neg_())
+    g = torch.empty_like(x, memory_format=torch.contiguous_format)
+    return per_sample, g.scatter_(1, order, step)
 
 
 def _multilabel_margin_packed(n_classes, x, index, listed, real, packed):
