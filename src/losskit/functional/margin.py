@@ -751,12 +751,12 @@ def _multilabel_margin_plain(n_classes, x, y):
 
 
 class _MultilabelMargin:
-    """:func:`_multilabel_margin_terms` over blocks of rows, so that its ``(n, C)``
-    temporaries (the sorted scores, their running sums, the counts) are one block's,
-    never the batch's: the value and the gradient (counts of the pairs past the margin,
-    over C) from one pass; the gradient is written into one ``(N, C)`` buffer, which the
-    first backward scales in place and hands over (a retained graph's second backward
-    computes it again)."""
+    """:func:`_multilabel_margin_block` (:func:`_multilabel_margin_terms` without a
+    gradient) over blocks of rows, so that the ``(n, C)`` temporaries (the sorted scores,
+    their running sums, the counts) are one block's, never the batch's: the value and the
+    gradient (counts of the pairs past the margin, over C) from one pass; the gradient is
+    written into one ``(N, C)`` buffer, which the first backward scales in place and
+    hands over (a retained graph's second backward computes it again)."""
 
     BLOCK = 1 << 15  # elements of a block
 
