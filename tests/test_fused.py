@@ -299,6 +299,18 @@ def test_sigmoid_focal_infinite_logits_on_the_fast_path():
     assert grad[:2].tolist() == [0.0, 0.0] and torch.isfinite(grad).all()
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("options", [{}, {"gamma": 3.5, "alpha": 0.7}, {"alpha": None}], ids=str)
+def test_sigmoid_focal_fast_path_reuses_its_buffers_exactly(plain_all, dtype, options):
+    """The closed form's five buffers, each reused once its value is spent (q in the
+    sign's, ce in sigmoid(|x|)'s, 1 - p_t in sigmoid(-|x|)'s): logits at 0 (both
+    sigmoids 1/2), tiny and large, against hard and soft targets."""
+    x = torch.tensor([0.0, -0.0, 1e-30, -1e-30, 3.0, -3.0, 60.0, -60.0, 1e4, -1e4], dtype=dtype)
+    x = x.repeat_interleave(4)
+    y = torch.tensor([0.0, 1.0, 0.5, 0.9], dtype=dtype).repeat(10)
+    _compare(plain_all, LF.sigmoid_focal_loss, x, (y,), dtype, **options)
+
+
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_detection_gathered_anchors_are_the_where_form(plain_all, reduction):
     g = torch.Generator().manual_seed(5)

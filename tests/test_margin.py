@@ -646,3 +646,105 @@ def test_margin_ranking_closed_form_matches_plain_path(margin):
     yr = y.clone().requires_grad_(True)
     LF.margin_ranking_loss(x1, x2, yr, margin=margin).backward()
     assert yr.grad is not None
+
+
+def _label_lists(n, c, seed, repeated):
+    order = torch.argsort(torch.rand(n, c, generator=_g(seed)), dim=1)
+    count = torch.randint(0, c + 1, (n, 1), generator=_g(seed + 1))
+    y = torch.where(torch.arange(c) < count, order, -1)
+    y[4, :] = -1  # no class
+    y[5, :] = order[5]  # every class
+    if repeated and c > 2:
+        y[3, 1] = y[3, 0]  # a class listed twice counts twice
+        y[3, 2] = -1
+    return y
+
+
+@pytest.mark.parametrize("dtype", [D, torch.float32], ids=str)
+@pytest.mark.parametrize("repeated", [False, True], ids=["distinct", "repeated"])
+@pytest.mark.parametrize("c", [1, 2, 7, 40])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_multilabel_margin_closed_form_is_the_plain_path(
+    monkeypatch, c, reduction, repeated, dtype
+):
+    """The row blocks' merged sort (value and gradient in one pass) against the plain
+    autograd path and torch: integer scores (pairs exactly at the margin, where the
+    hinge's corner has gradient 0), +-0 scores (their thresholds -1, a score 1 whose
+    threshold is +0), infinite scores, rows listing no class and every class, a repeated
+    class (the unpacked merge), float32 (its sort by integer keys), blocks of rows."""
+    from losskit.functional import _fused, margin
+
+    monkeypatch.setattr(margin._MultilabelMargin, "BLOCK", 3 * c)  # several blocks
+    x = (torch.randn(37, c, generator=_g(7), dtype=dtype) * 2).round()
+    x[0, 0], x[1, 0], x[2] = math.inf, -math.inf, math.inf
+    x[6], x[7, 0], x[8] = -0.0, 1.0, 0.0
+    y = _label_lists(37, c, 8, repeated)
+    w = torch.rand(37, generator=_g(9), dtype=dtype) if reduction == "none" else None
+    grads = []
+    for fast in (True, False):
+        with monkeypatch.context() as m:
+            if not fast:
+                m.setattr(_fused, "eager", lambda: False)
+            a = x.clone().requires_grad_(True)
+            out = LF.multilabel_margin_loss(a, y, reduction=reduction)
+            (g,) = torch.autograd.grad(out, a, w, retain_graph=True)
+            if fast:  # a retained graph's second backward computes the gradient again
+                assert torch.equal(torch.autograd.grad(out, a, w)[0], g)
+            grads.append((out.detach(), g))
+    want = TF.multilabel_margin_loss(x, y, reduction=reduction)
+    tol = 1e-12 if dtype == D else 1e-5
+    torch.testing.assert_close(grads[0][0], want, rtol=tol, atol=tol)
+    torch.testing.assert_close(grads[0][0], grads[1][0], rtol=tol, atol=tol)
+    torch.testing.assert_close(grads[0][1], grads[1][1], rtol=1e-14 if dtype == D else 1e-6, atol=0)
+
+
+@pytest.mark.parametrize("p, margin", [(1, 1.0), (2, 1.0), (1, 0.0), (2, -0.5), (1, 2.0)])
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_multi_margin_closed_form_is_the_plain_path(monkeypatch, p, margin, weighted, reduction):
+    """The hinges' buffer turned into the gradient in place, against the plain autograd
+    path: integer scores (hinges exactly 0, where the corner has gradient 0), infinite
+    scores, a class weight, a normalizer, the retained graph's second backward."""
+    from losskit.functional import _fused
+    from losskit.functional import margin as module
+
+    monkeypatch.setattr(module._MultiMargin, "ROWS", 4)  # several blocks of rows
+    x = (torch.randn(23, 6, generator=_g(11), dtype=D) * 2).round()
+    x[0, 0], x[1, 2] = math.inf, -math.inf
+    y = torch.randint(0, 6, (23,), generator=_g(12))
+    y[0], y[1] = 3, 2  # an infinite other score (inf loss), an infinite true one
+    w = torch.rand(6, generator=_g(13), dtype=D) + 0.5 if weighted else None
+    seed = torch.rand(23, generator=_g(14), dtype=D) if reduction == "none" else None
+    kw = {"p": p, "margin": margin, "weight": w, "reduction": reduction}
+    runs = []
+    for fast in (True, False):
+        with monkeypatch.context() as m:
+            if not fast:
+                m.setattr(_fused, "eager", lambda: False)
+            a = x.clone().requires_grad_(True)
+            out = LF.multi_margin_loss(a[2:], y[2:], **kw)
+            (g,) = torch.autograd.grad(out, a, seed[2:] if seed is not None else None)
+            inf = LF.multi_margin_loss(a[:2], y[:2], **{**kw, "reduction": "none"})
+            (g_inf,) = torch.autograd.grad(inf.sum(), a)
+            if fast:  # a retained graph's second backward makes the hinges again
+                out2 = LF.multi_margin_loss(a, y, **{**kw, "reduction": "sum"})
+                (h1,) = torch.autograd.grad(out2, a, retain_graph=True)
+                assert torch.equal(torch.autograd.grad(out2, a)[0], h1)
+            runs.append((out.detach(), g, inf.detach(), g_inf))
+    (v, g, vi, gi), (pv, pg, pvi, pgi) = runs
+    torch.testing.assert_close(v, pv, rtol=1e-13, atol=1e-13)
+    torch.testing.assert_close(g, pg, rtol=1e-13, atol=1e-15)
+    torch.testing.assert_close(vi, pvi, rtol=0, atol=0)
+    # infinite scores: torch's gradient (the plain path's is NaN at an infinite true
+    # score with p = 2: 0 * NaN from the true class's own hinge, inf - inf)
+    b = x.clone().requires_grad_(True)
+    theirs = TF.multi_margin_loss(b[:2], y[:2], p=p, margin=margin, weight=w, reduction="none")
+    (tg,) = torch.autograd.grad(theirs.sum(), b)
+    torch.testing.assert_close(vi, theirs.detach(), rtol=0, atol=0)
+    torch.testing.assert_close(gi, tg, rtol=1e-13, atol=1e-15)
+    assert not pgi[:, [0, 1, 3, 4, 5]].isnan().any()
+    if not weighted and reduction == "mean":
+        n = LF.multi_margin_loss(x, y, p=p, margin=margin, normalizer=4.0)
+        torch.testing.assert_close(
+            n, LF.multi_margin_loss(x, y, p=p, margin=margin, reduction="sum") / 4.0
+        )

@@ -421,22 +421,24 @@ class _SigmoidFocal:
         gamma, alpha = self.gamma, self.alpha
         if self.epsilon:
             return self._forward_poly1(x, y)
+        # five buffers in all (six for gamma != 2), each reused once its value is spent
         e = x.abs().neg_().exp_()  # exp(-|x|)
         big = torch.add(e, 1.0).reciprocal_()  # sigmoid(|x|)
         small = e * big  # sigmoid(-|x|)
         positive = x.sign().mul_(0.5).add_(0.5)  # 1, 0 (and 1/2 at 0, where both are 1/2)
         p = torch.lerp(small, big, positive)
-        q = torch.lerp(big, small, positive)
-        ce = x.relu().addcmul_(x, y, value=-1.0).add_(e.log1p_())
-        omp = torch.lerp(p, q, y)  # 1 - p_t
-        mod = omp.square() if gamma == 2.0 else omp.pow(gamma)
+        q = torch.lerp(big, small, positive, out=positive)
+        ce = torch.clamp_min(x, 0.0, out=big).addcmul_(x, y, value=-1.0).add_(e.log1p_())
+        omp = torch.lerp(p, q, y, out=small)  # 1 - p_t
+        mod = torch.mul(omp, omp, out=e) if gamma == 2.0 else torch.pow(omp, gamma, out=e)
         power = omp if gamma == 2.0 else omp.pow(gamma - 1.0)  # (1 - p_t)^(gamma - 1)
-        # the derivative's bracket, in the buffers no longer needed
-        grad = big.copy_(y).mul_(-2.0).add_(1.0).mul_(p).mul_(q).mul_(ce).mul_(gamma)
+        # the derivative's bracket: gamma (1 - 2y) p q ce + (1 - p_t)(p - y), in q's buffer
+        grad = q.mul_(p).mul_(ce).mul_(gamma)
+        grad.addcmul_(grad, y, value=-2.0)  # times 1 - 2y
         grad.addcmul_(omp, p.sub_(y)).mul_(power)
         loss = mod.mul_(ce)
         if alpha is not None:
-            alpha_t = small.copy_(y).mul_(2.0 * alpha - 1.0).add_(1.0 - alpha)
+            alpha_t = torch.mul(y, 2.0 * alpha - 1.0, out=p).add_(1.0 - alpha)
             loss.mul_(alpha_t)
             grad.mul_(alpha_t)
         return loss, grad

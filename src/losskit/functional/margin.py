@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as TF
 
 from .. import _checks as C
-from .._reduction import compute_dtype, reduce
+from .._reduction import compute_dtype, finish_sum, reduce
 from ._fused import fused
 
 __all__ = [
@@ -623,6 +623,19 @@ def multilabel_margin_loss(input, target, *, weight=None, reduction="mean", norm
     x, n_classes = _batch_rows(name, input.to(_dtype(input)))
     y = target.reshape(x.shape).long()
     _check_class_lists(name, y, n_classes)
+    plain = functools.partial(_multilabel_margin_plain, n_classes)
+    if x.device.type == "cpu":  # row blocks: one block's temporaries at a time
+        rule = _MultilabelMargin(n_classes, x.requires_grad and torch.is_grad_enabled())
+        per_sample = fused(rule, plain, x, y)
+    else:
+        per_sample = plain(x, y)
+    if input.dim() < 2:
+        per_sample = per_sample.reshape(())
+    return reduce(per_sample, reduction, weight=weight, normalizer=normalizer)
+
+
+def _multilabel_margin_terms(n_classes, x, y):
+    """The per-sample loss (times C) of rows ``x`` (``(n, C)``) with class lists ``y``."""
     listed = torch.cumprod((y >= 0).to(torch.int8), dim=1).bool()  # before the first -1
     # is_target[n, c]: class c is listed in row n (a scatter into a spare column C)
     spare = torch.where(listed, y, n_classes)
@@ -632,7 +645,8 @@ def multilabel_margin_loss(input, target, *, weight=None, reduction="mean", norm
     # unlisted scores above x_j - 1 minus k (x_j - 1): with the unlisted scores sorted
     # (largest first) and their running sums, O(N C log C) time and O(N C) memory, not the
     # (N, C, C) pairs. Strictly above, as max(0, .) counts (its corner has gradient 0).
-    threshold = x.gather(1, torch.where(listed, y, 0)) - 1.0  # (N, J)
+    index = torch.where(listed, y, 0)
+    threshold = x.gather(1, index) - 1.0  # (N, J)
     unlisted = torch.where(is_target, -torch.inf, x)
     ranked = torch.sort(unlisted, dim=1, descending=True).values
     top = torch.cumsum(torch.where(torch.isneginf(ranked), 0.0, ranked), dim=1)
@@ -641,10 +655,140 @@ def multilabel_margin_loss(input, target, *, weight=None, reduction="mean", norm
     k = torch.searchsorted(-ranked.detach(), -threshold.detach(), right=False)
     above = torch.where(k > 0, k.to(x.dtype) * threshold, 0.0)  # 0, not 0 * inf
     terms = torch.where(listed, top.gather(1, k) - above, 0.0)  # padding adds nothing
-    per_sample = terms.sum(dim=1) / n_classes
-    if input.dim() < 2:
-        per_sample = per_sample.reshape(())
-    return reduce(per_sample, reduction, weight=weight, normalizer=normalizer)
+    return terms.sum(dim=1)
+
+
+def _multilabel_margin_block(n_classes, x, y):
+    """The per-sample loss (times C) of rows ``x`` (``(n, C)``) with class lists ``y``,
+    and its derivative in ``x``, from one sort: the listed scores' thresholds ``x_j - 1``
+    and the unlisted scores, merged (largest first; a threshold before an unlisted score
+    that equals it, as ``max(0, .)`` counts strictly). A threshold's term is the sum of
+    the ``k`` unlisted scores before it minus ``k (x_j - 1)``, its score's derivative
+    ``-k``; an unlisted score's derivative is the count of thresholds after it."""
+    n = x.shape[0]
+    listed = torch.cumprod((y >= 0).to(torch.int8), dim=1).bool()  # before the first -1
+    index = torch.where(listed, y, 0)
+    is_target = torch.zeros(n, n_classes + 1, dtype=torch.bool, device=x.device)
+    is_target = is_target.scatter_(1, torch.where(listed, y, n_classes), True)[:, :n_classes]
+    distinct = int(listed.sum()) == int(is_target.sum())  # no class listed twice
+    if distinct and x.dtype == torch.float32:
+        return _multilabel_margin_keyed(n_classes, x, is_target)
+    threshold = x.gather(1, index).sub_(1.0)
+    real = torch.cat([listed, is_target.logical_not_()], dim=1)
+    packed = torch.cat([threshold, x], dim=1)[real]
+    if distinct:  # C entries a row, packed
+        return _multilabel_margin_packed(n_classes, x, index, listed, real, packed)
+    is_target.logical_not_()
+    merged = torch.cat([threshold, x.masked_fill(is_target, 0.0)], dim=1)
+    kind = torch.cat([listed.to(torch.int8), (~is_target).to(torch.int8).mul_(2)], dim=1)
+    merged, order = torch.sort(merged, dim=1, descending=True, stable=True)
+    kind = kind.gather(1, order)
+    is_u, is_t = kind == 2, kind == 1
+    k = torch.cumsum(is_u, dim=1, dtype=x.dtype)  # unlisted scores up to here
+    top = torch.cumsum(merged.masked_fill(~is_u, 0.0), dim=1)  # and their sum
+    use = is_t & (k > 0)  # 0, not 0 * inf
+    per_sample = torch.where(use, top.sub_(k * merged), 0.0).sum(dim=1)
+    del top
+    after = torch.cumsum(is_t, dim=1, dtype=x.dtype).neg_().add_(is_t.sum(1, keepdim=True))
+    step = torch.where(is_u, after, k.neg_().masked_fill_(~is_t, 0.0))
+    classes = torch.cat([index, torch.arange(n_classes, device=x.device).expand(n, -1)], dim=1)
+    g = torch.zeros_like(x, memory_format=torch.contiguous_format)
+    return per_sample, g.scatter_add_(1, classes.gather(1, order), step)
+
+
+def _multilabel_margin_keyed(n_classes, x, is_target):
+    """:func:`_multilabel_margin_block` for float32 rows that list no class twice: one
+    entry a class, in place (``x_c - 1`` for a listed class, ``x_c`` for another), sorted
+    by an integer key, the float's bits in order, doubled, plus 1 for a threshold (so a
+    threshold comes first among equal values; -0 after +0 is right too, as a
+    threshold ``x_j - 1`` is never -0)."""
+    merged = torch.sub(x, is_target.to(x.dtype))
+    bits = merged.view(torch.int32)
+    key = (bits >> 31).bitwise_and_(0x7FFFFFFF).bitwise_xor_(bits).to(torch.int64)
+    key.mul_(2).add_(is_target)
+    order = torch.sort(key, dim=1, descending=True).indices
+    del key
+    merged = merged.gather(1, order)
+    is_u = is_target.logical_not().gather(1, order)
+    n_listed = is_target.sum(dim=1, keepdim=True)
+    k = torch.cumsum(is_u, dim=1, dtype=x.dtype)  # unlisted scores up to here
+    top = torch.cumsum(merged.masked_fill(~is_u, 0.0), dim=1)  # and their sum
+    use = is_u.logical_not().logical_and_(k > 0)  # a threshold past a score (0, not 0 * inf)
+    per_sample = torch.where(use, top.sub_(k * merged), 0.0).sum(dim=1)
+    del top
+    # a threshold's count is -k, an unlisted score's the thresholds after it
+    after = torch.cumsum(~is_u, dim=1, dtype=x.dtype).neg_().add_(n_listed)
+    step = torch.where(is_u, after, k.neg_())
+    g = torch.empty_like(x, memory_format=torch.contiguous_format)
+    return per_sample, g.scatter_(1, order, step)
+
+
+def _multilabel_margin_packed(n_classes, x, index, listed, real, packed):
+    """:func:`_multilabel_margin_block` where every row has ``C`` entries, its ``J``
+    thresholds then its ``C - J`` unlisted scores (``packed``): one sort of ``C``."""
+    n = x.shape[0]
+    merged, order = torch.sort(packed.view(n, n_classes), dim=1, descending=True, stable=True)
+    n_listed = listed.sum(dim=1, keepdim=True)
+    is_u = order >= n_listed  # an unlisted score (they come after the thresholds)
+    k = torch.cumsum(is_u, dim=1, dtype=x.dtype)  # unlisted scores up to here
+    top = torch.cumsum(merged.masked_fill(~is_u, 0.0), dim=1)  # and their sum
+    use = is_u.logical_not().logical_and_(k > 0)  # a threshold past a score (0, not 0 * inf)
+    per_sample = torch.where(use, top.sub_(k * merged), 0.0).sum(dim=1)
+    del top
+    # a threshold's count is -k, an unlisted score's the thresholds after it
+    after = torch.cumsum(~is_u, dim=1, dtype=x.dtype).neg_().add_(n_listed)
+    step = torch.where(is_u, after, k.neg_())
+    classes = torch.cat([index, torch.arange(n_classes, device=x.device).expand(n, -1)], dim=1)
+    classes = classes[real].view(n, n_classes).gather(1, order)
+    g = torch.zeros_like(x, memory_format=torch.contiguous_format)
+    return per_sample, g.scatter_add_(1, classes, step)
+
+
+def _multilabel_margin_plain(n_classes, x, y):
+    """The per-sample loss through autograd: the closed form's definition, and the one
+    differentiated twice."""
+    return _multilabel_margin_terms(n_classes, x, y) / n_classes
+
+
+class _MultilabelMargin:
+    """:func:`_multilabel_margin_block` (:func:`_multilabel_margin_terms` without a
+    gradient) over blocks of rows, so that the ``(n, C)`` temporaries (the sorted scores,
+    their running sums, the counts) are one block's, never the batch's: the value and the
+    gradient (counts of the pairs past the margin, over C) from one pass; the gradient is
+    written into one ``(N, C)`` buffer, which the first backward scales in place and
+    hands over (a retained graph's second backward computes it again)."""
+
+    BLOCK = 1 << 15  # elements of a block
+
+    def __init__(self, n_classes, want_grad):
+        self.n_classes, self.want_grad = n_classes, want_grad
+
+    def _run(self, x, y, grad):
+        n = x.shape[0]
+        step = max(1, self.BLOCK // max(self.n_classes, 1))
+        per_sample = torch.empty(n, dtype=x.dtype, device=x.device)
+        g = torch.empty_like(x, memory_format=torch.contiguous_format) if grad else None
+        for lo in range(0, n, step):
+            hi = min(n, lo + step)
+            if grad:
+                per_sample[lo:hi], g[lo:hi] = _multilabel_margin_block(
+                    self.n_classes, x[lo:hi], y[lo:hi]
+                )
+            else:
+                per_sample[lo:hi] = _multilabel_margin_terms(self.n_classes, x[lo:hi], y[lo:hi])
+        return per_sample.div_(self.n_classes), g
+
+    def forward(self, x, y):
+        per_sample, g = self._run(x, y, self.want_grad)
+        return per_sample, (x, y, [g] if g is not None else [])
+
+    def backward(self, state, grad, needs):
+        x, y, spare = state
+        if not needs[0]:
+            return None, None
+        g = spare.pop() if spare else self._run(x, y, True)[1]
+        scale = grad / self.n_classes
+        return g.mul_(scale.reshape(-1, 1) if scale.dim() else scale), None
 
 
 def multi_margin_loss(
@@ -696,18 +840,85 @@ def multi_margin_loss(
     C.check_class_weight(name, weight, n_classes)
     y = target.reshape(-1, 1).long()
     C.check_class_indices(name, y, n_classes, None)
+    plain = functools.partial(_multi_margin_plain, n_classes, p, margin)
+    if x.device.type == "cpu" and weight is None and reduction != "none":
+        # the sum of the hinges without a per-sample loss: one (N, C) buffer in all
+        total = fused(_MultiMargin(n_classes, p, margin, summed=True), _summed(plain), x, y)
+        return finish_sum(total, y.shape[0], reduction, normalizer)
+    if x.device.type == "cpu":
+        per_sample = fused(_MultiMargin(n_classes, p, margin), plain, x, y)
+    else:
+        per_sample = plain(x, y)
+    w = None if weight is None else weight.to(x.dtype)[y.reshape(-1)]
+    if input.dim() < 2:
+        per_sample = per_sample.reshape(())
+        w = None if w is None else w.reshape(())
+    return reduce(per_sample, reduction, weight=w, normalizer=normalizer)
+
+
+def _multi_margin_plain(n_classes, p, margin, x, y):
+    """The per-sample loss through autograd: the closed form's definition, and the one
+    differentiated twice."""
     true_score = x.gather(1, y)
     hinge = torch.relu(margin - true_score + x)
     if p == 2:
         hinge = hinge * hinge
     others = torch.arange(n_classes, device=x.device) != y
     zero = torch.zeros((), dtype=x.dtype, device=x.device)
-    per_sample = torch.where(others, hinge, zero).sum(dim=1) / n_classes
-    w = None if weight is None else weight.to(x.dtype)[y.reshape(-1)]
-    if input.dim() < 2:
-        per_sample = per_sample.reshape(())
-        w = None if w is None else w.reshape(())
-    return reduce(per_sample, reduction, weight=w, normalizer=normalizer)
+    return torch.where(others, hinge, zero).sum(dim=1) / n_classes
+
+
+def _summed(plain):
+    """``plain``'s per-sample loss summed (the summed closed form's definition)."""
+    return lambda *inputs: plain(*inputs).sum()
+
+
+class _MultiMargin:
+    """``(1/C) sum_{i != y} max(0, margin - x_y + x_i)^p`` per sample in one ``(N, C)``
+    buffer: the hinges, their true class's set to 0, clamped in place; the value is their
+    row sum (``p = 1``) or row dot product (``p = 2``). The first backward turns the
+    buffer into the gradient in place (``[h > 0]`` or ``2 h``, over C, times the
+    incoming gradient; minus its row sum at the true class) and hands it over; a
+    retained graph's second backward makes the hinges again."""
+
+    def __init__(self, n_classes, p, margin, summed=False):
+        self.n_classes, self.p, self.margin, self.summed = n_classes, p, margin, summed
+        self.scale = 1.0 / n_classes if n_classes else 1.0
+
+    ROWS = 256  # rows of a block: the (rows, 1) columns of the true scores stay small
+
+    def _hinges(self, x, y):
+        h = torch.empty_like(x, memory_format=torch.contiguous_format)
+        for lo in range(0, x.shape[0], self.ROWS):
+            rows = slice(lo, lo + self.ROWS)
+            # margin - x_y + x, as torch's (a - b is a + (-b) exactly)
+            torch.add(x[rows], x[rows].gather(1, y[rows]).neg_().add_(self.margin), out=h[rows])
+        return h.scatter_(1, y, 0.0).clamp_min_(0.0)
+
+    def forward(self, x, y):
+        h = self._hinges(x, y)
+        if self.summed:  # the whole sum: no per-sample loss
+            flat = h.reshape(-1)
+            loss = flat.sum() if self.p == 1 else torch.dot(flat, flat)
+        else:
+            loss = h.sum(dim=1) if self.p == 1 else torch.linalg.vecdot(h, h)
+        return loss.mul_(self.scale), (x, y, [h])
+
+    def backward(self, state, grad, needs):
+        x, y, spare = state
+        if not needs[0]:
+            return None, None
+        g = spare.pop() if spare else self._hinges(x, y)
+        scale = grad * (self.p * self.scale)
+        if scale.dim():
+            scale = scale.reshape(-1, 1)
+        if self.p == 1:
+            g.sign_()  # [h > 0]: the hinge's corner has gradient 0
+        g.mul_(scale)
+        for lo in range(0, g.shape[0], self.ROWS):  # minus the row sum at the true class
+            rows = slice(lo, lo + self.ROWS)
+            g[rows].scatter_(1, y[rows], g[rows].sum(dim=1, keepdim=True).neg_())
+        return g, None
 
 
 # --------------------------------------------------------------------------- triplets
