@@ -711,16 +711,22 @@ def _multilabel_margin_keyed(n_classes, x, is_target):
     merged = merged.gather(1, order)
     is_u = is_target.logical_not().gather(1, order)
     n_listed = is_target.sum(dim=1, keepdim=True)
-    k = torch.cumsum(is_u, dim=1, dtype=x.dtype)  # unlisted scores up to here
+    per_sample, step = _sorted_sweep(merged, is_u, n_listed)
+    g = torch.empty_like(x, memory_format=torch.contiguous_format)
+    return per_sample, g.scatter_(1, order, step)
+
+
+def _sorted_sweep(merged, is_u, n_listed):
+    """The loss and gradient steps from one row-sorted merge (descending) of thresholds
+    and unlisted scores (``is_u``): each threshold's hinge sum over the scores before it,
+    and each entry's count (a threshold's ``-k``, a score's thresholds after it)."""
+    k = torch.cumsum(is_u, dim=1, dtype=merged.dtype)  # unlisted scores up to here
     top = torch.cumsum(merged.masked_fill(~is_u, 0.0), dim=1)  # and their sum
     use = is_u.logical_not().logical_and_(k > 0)  # a threshold past a score (0, not 0 * inf)
     per_sample = torch.where(use, top.sub_(k * merged), 0.0).sum(dim=1)
     del top
-    # a threshold's count is -k, an unlisted score's the thresholds after it
-    after = torch.cumsum(~is_u, dim=1, dtype=x.dtype).neg_().add_(n_listed)
-    step = torch.where(is_u, after, k.neg_())
-    g = torch.empty_like(x, memory_format=torch.contiguous_format)
-    return per_sample, g.scatter_(1, order, step)
+    after = torch.cumsum(~is_u, dim=1, dtype=merged.dtype).neg_().add_(n_listed)
+    return per_sample, torch.where(is_u, after, k.neg_())
 
 
 def _multilabel_margin_packed(n_classes, x, index, listed, real, packed):
@@ -730,14 +736,7 @@ def _multilabel_margin_packed(n_classes, x, index, listed, real, packed):
     merged, order = torch.sort(packed.view(n, n_classes), dim=1, descending=True, stable=True)
     n_listed = listed.sum(dim=1, keepdim=True)
     is_u = order >= n_listed  # an unlisted score (they come after the thresholds)
-    k = torch.cumsum(is_u, dim=1, dtype=x.dtype)  # unlisted scores up to here
-    top = torch.cumsum(merged.masked_fill(~is_u, 0.0), dim=1)  # and their sum
-    use = is_u.logical_not().logical_and_(k > 0)  # a threshold past a score (0, not 0 * inf)
-    per_sample = torch.where(use, top.sub_(k * merged), 0.0).sum(dim=1)
-    del top
-    # a threshold's count is -k, an unlisted score's the thresholds after it
-    after = torch.cumsum(~is_u, dim=1, dtype=x.dtype).neg_().add_(n_listed)
-    step = torch.where(is_u, after, k.neg_())
+    per_sample, step = _sorted_sweep(merged, is_u, n_listed)
     classes = torch.cat([index, torch.arange(n_classes, device=x.device).expand(n, -1)], dim=1)
     classes = classes[real].view(n, n_classes).gather(1, order)
     g = torch.zeros_like(x, memory_format=torch.contiguous_format)
