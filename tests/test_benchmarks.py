@@ -353,8 +353,10 @@ def test_cpu_suite_smoke_run(tmp_path, capsys):
     for r in got.values():
         assert r["losskit_median_ms"] >= r["losskit_min_ms"] > 0
         assert r["composition_median_ms"] >= r["composition_min_ms"] > 0
+        # the ratio is stored rounded to 3 decimals, the times to 4: a small ratio (0.044
+        # for 0.0445) is within the rounding, not within 1%
         assert r["time_ratio"] == pytest.approx(
-            r["losskit_median_ms"] / r["composition_median_ms"], rel=1e-2
+            r["losskit_median_ms"] / r["composition_median_ms"], rel=1e-2, abs=5e-4
         )
         assert r["losskit_peak_mb"] > 0 and r["value_rel_diff"] < 1e-4
         assert r["rounds"] >= 5
