@@ -26,19 +26,26 @@ needs_triton = pytest.mark.skipif(
 )
 
 
-@needs_triton
-def test_hot_set_compiles_without_spills():
+def _without_interpreter(args: list[str], timeout: int) -> subprocess.CompletedProcess:
+    """``python *args`` in a subprocess with Triton's interpreter off (this process runs
+    it), from the project root."""
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    out = ROOT / "benchmarks" / "results"
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.compile_check", "--set", "hot", "--out", str(out)],
+    return subprocess.run(
+        [sys.executable, *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
-        timeout=1500,
+        timeout=timeout,
         check=False,
     )
+
+
+@needs_triton
+def test_hot_set_compiles_without_spills():
+    out = ROOT / "benchmarks" / "results"
+    args = ["-m", "benchmarks.compile_check", "--set", "hot", "--out", str(out)]
+    done = _without_interpreter(args, timeout=1500)
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-6000:]
     doc = json.loads((out / "kernel_resources_hot.json").read_text())
     rows = doc["rows"]
@@ -164,15 +171,6 @@ def test_recording_ignores_the_unrun_kernels_outputs():
     recording. Here ``torch.empty`` gives 1, then 0, then 1...: a summed loss of 1 over a
     denominator of 0, which the weighted-mean check refuses. (A subprocess, as above:
     this process runs Triton's interpreter.)"""
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    done = subprocess.run(
-        [sys.executable, "-c", _GARBAGE_OUTPUTS],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    done = _without_interpreter(["-c", _GARBAGE_OUTPUTS], timeout=600)
     assert done.returncode == 0, done.stderr[-6000:]
     assert "_sigmoid_loss_kernel" in done.stdout and "_softmax_loss_kernel" in done.stdout
