@@ -228,34 +228,29 @@ def test_softmax_focal_top_class_keeps_relative_precision():
     torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=0)
 
 
+FOCAL_BINARY = [
+    *[
+        pytest.param(LF.sigmoid_focal_loss, o, id=f"sigmoid_focal-{o}")
+        for o in ({}, {"gamma": 1.0}, {"gamma": 3.5, "alpha": 0.7}, {"alpha": None})
+    ],
+    *[
+        pytest.param(LF.poly1_focal_loss, o, id=f"poly1_focal-{o}")
+        for o in ({}, {"gamma": 1.0, "epsilon": -0.5}, {"gamma": 3.0, "alpha": 0.7, "epsilon": 2.0})
+    ],
+]
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("scale", [1.0, 10.0, 100.0])
-@pytest.mark.parametrize(
-    "options", [{}, {"gamma": 1.0}, {"gamma": 3.5, "alpha": 0.7}, {"alpha": None}], ids=str
-)
+@pytest.mark.parametrize("fn, options", FOCAL_BINARY)
 @pytest.mark.parametrize("soft", [False, True], ids=["hard", "soft"])
-def test_sigmoid_focal_fast_path_is_the_plain_path(plain_all, dtype, scale, options, soft):
+def test_binary_focal_fast_paths_are_the_plain_path(plain_all, dtype, scale, fn, options, soft):
+    """The sigmoid and poly-1 focal closed forms give the plain path's value and gradient."""
     g = torch.Generator().manual_seed(4)
     x = torch.randn(50, 7, generator=g, dtype=dtype) * scale
     y = torch.rand(50, 7, generator=g, dtype=dtype)
     y = y if soft else (y < 0.3).to(dtype)
-    _compare(plain_all, LF.sigmoid_focal_loss, x, (y,), dtype, **options)
-
-
-@pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("scale", [1.0, 10.0, 100.0])
-@pytest.mark.parametrize(
-    "options",
-    [{}, {"gamma": 1.0, "epsilon": -0.5}, {"gamma": 3.0, "alpha": 0.7, "epsilon": 2.0}],
-    ids=str,
-)
-@pytest.mark.parametrize("soft", [False, True], ids=["hard", "soft"])
-def test_poly1_focal_fast_path_is_the_plain_path(plain_all, dtype, scale, options, soft):
-    g = torch.Generator().manual_seed(6)
-    x = torch.randn(50, 7, generator=g, dtype=dtype) * scale
-    y = torch.rand(50, 7, generator=g, dtype=dtype)
-    y = y if soft else (y < 0.3).to(dtype)
-    _compare(plain_all, LF.poly1_focal_loss, x, (y,), dtype, **options)
+    _compare(plain_all, fn, x, (y,), dtype, **options)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
