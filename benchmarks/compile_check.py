@@ -214,9 +214,8 @@ class _Recorder:
 
 @contextlib.contextmanager
 def recording(sink: list, label: list):
-    import losskit.kernels as K
-
     import losskit
+    import losskit.kernels as K
 
     patched = _jit_functions()
     saved_interp = K.interpreter_on

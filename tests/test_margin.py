@@ -627,6 +627,40 @@ def test_multilabel_soft_margin_closed_form_matches_plain_path():
     assert torch.isfinite(x_inf.grad).all()
 
 
+@pytest.mark.parametrize("dtype", [D, torch.float32], ids=str)
+def test_soft_margin_closed_form_matches_plain_path(dtype):
+    """``softplus(-y x)`` from one exp and one log1p (``_SoftMargin``; its own sum for a
+    plain mean or sum) against ``-log_sigmoid(y x)``: values, both inputs' gradients, a
+    retained graph's second backward, second derivatives; saturated and infinite scores."""
+    from losskit.functional import margin as M
+
+    x = _randn(9, 7).detach() * 10
+    x[0] = torch.tensor([1e4, -1e4, 40.0, -40.0, 0.0, 1e-9, -1e-30], dtype=D)
+    y = _signs(9, 7, seed=3)
+    w = torch.rand(9, 7, generator=_g(2), dtype=D) + 0.5
+    _fused_against_plain(
+        lambda p, q, **kw: LF.soft_margin_loss(p, q, **kw), M._soft_margin_plain, (x, y), w
+    )
+    for reduction in REDUCTIONS:
+        a = x.to(dtype).requires_grad_(True)
+        b = x.to(dtype).requires_grad_(True)
+        got = LF.soft_margin_loss(a, y.to(dtype), reduction=reduction)
+        assert type(got.grad_fn).__name__ == "_FusedBackward"
+        want = M._soft_margin_plain(b, y.to(dtype))
+        want = want if reduction == "none" else getattr(want, reduction)()
+        torch.testing.assert_close(got, want)
+        first = torch.autograd.grad(got.sum(), a, retain_graph=True)[0]
+        torch.testing.assert_close(first, torch.autograd.grad(want.sum(), b)[0])
+        torch.testing.assert_close(torch.autograd.grad(got.sum(), a)[0], first)
+    s = torch.tensor([math.inf, -math.inf, math.inf, -math.inf, 0.0], requires_grad=True)
+    t = torch.tensor([1.0, 1.0, -1.0, -1.0, -1.0])
+    got = LF.soft_margin_loss(s, t, reduction="none")
+    assert got[:4].tolist() == [0.0, math.inf, math.inf, 0.0]
+    assert got[4] == torch.tensor(math.log(2.0))
+    (grad,) = torch.autograd.grad(got.sum(), s)
+    assert grad.tolist() == [0.0, -1.0, 1.0, 0.0, 0.5]
+
+
 @pytest.mark.parametrize("margin", [0.0, 0.5, -1.0])
 def test_margin_ranking_closed_form_matches_plain_path(margin):
     from losskit.functional import margin as M

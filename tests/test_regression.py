@@ -607,3 +607,48 @@ def test_extreme_residuals_use_scaled_forms(dtype):
         (grad,) = torch.autograd.grad(loss, x)
         assert loss.item() == pytest.approx(want, rel=1e-6)
         torch.testing.assert_close(grad, torch.tensor(want_grad, dtype=dtype))
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize(
+    "name, hyper",
+    [
+        ("mse_loss", {}),
+        ("l1_loss", {}),
+        ("huber_loss", {"delta": 0.3}),
+        ("smooth_l1_loss", {"beta": 0.5}),
+        ("smooth_l1_loss", {"beta": 0.0}),
+    ],
+)
+def test_aten_kernels_are_torch_functionals(name, hyper, reduction):
+    """``functional/_aten``: torch's kernels without torch.nn.functional's wrapper give its
+    values, gradients (a zero residual included) and autograd node."""
+    from losskit.functional import _aten
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(6, 5, generator=g, dtype=torch.float64)
+    y = torch.randn(6, 5, generator=g, dtype=torch.float64)
+    y[0] = x[0]  # r = 0: the L1 gradient 0 (beta = 0 is torch's L1 loss)
+    a, b = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    got = getattr(_aten, name)(a, y, reduction, **hyper)
+    want = getattr(TF, name)(b, y, reduction=reduction, **hyper)
+    assert type(got.grad_fn) is type(want.grad_fn)
+    assert torch.equal(got, want)
+    up = torch.rand(got.shape, generator=g, dtype=torch.float64)
+    assert torch.equal(torch.autograd.grad(got, a, up)[0], torch.autograd.grad(want, b, up)[0])
+
+
+def test_plain_pair_fast_accept_is_the_checked_path():
+    """``prepare_pointwise``'s fast accept (tensors of one shape, dtype and device, no
+    weight) returns what the full checks return; anything else takes the checks."""
+    from losskit.functional._common import prepare_pointwise
+
+    x, y = torch.randn(3, 4), torch.randn(3, 4)
+    got = prepare_pointwise("mse_loss", x, y)
+    assert got[0] is x and got[1] is y and got[2] is None
+    with pytest.raises(losskit.LossInputError, match="does not match"):
+        prepare_pointwise("mse_loss", x, torch.randn(4))
+    with pytest.raises(losskit.LossInputError, match="reduction"):
+        prepare_pointwise("mse_loss", x, y, reduction="avg")
+    half = prepare_pointwise("mse_loss", x.half(), y.half())
+    assert half[0].dtype == half[1].dtype == torch.float32

@@ -60,10 +60,13 @@ class set_checks:  # noqa: N801 - used like a function, as torch.set_grad_enable
         return f"set_checks({_state['enabled']})"
 
 
+_compiler_is_compiling = getattr(getattr(torch, "compiler", None), "is_compiling", None)
+
+
 def is_compiling() -> bool:
-    """Inside ``torch.compile``'s tracing."""
-    compiler = getattr(torch, "compiler", None)
-    return bool(compiler is not None and compiler.is_compiling())
+    """Inside ``torch.compile``'s tracing (read on every call: torch's function is looked
+    up once, at import)."""
+    return _compiler_is_compiling is not None and bool(_compiler_is_compiling())
 
 
 def in_functorch_transform() -> bool:
@@ -214,10 +217,11 @@ def check_number(
 
     NaN is never valid, nor (unless ``finite=False``) an infinite value: an infinite
     gamma, z-loss or log-zero has no meaning and would only give NaN later."""
-    if isinstance(value, torch.Tensor) and value.dim() == 0 and not value.is_complex():
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        fail(loss, f"{name} must be a real number, got {value!r}.", cls=LossTypeError)
+    if type(value) is not float and type(value) is not int:  # the usual two: no ABC test
+        if isinstance(value, torch.Tensor) and value.dim() == 0 and not value.is_complex():
+            value = value.item()
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            fail(loss, f"{name} must be a real number, got {value!r}.", cls=LossTypeError)
     v = float(value)
     if finite and math.isinf(v):
         fail(loss, f"{name} must be finite, got {value!r}.")

@@ -7,6 +7,9 @@ import torch
 from .. import _checks as C
 from .._reduction import compute_dtype, in_dtype
 
+#: Dtypes computed as they are (no float32 upcast): a pair of one of them needs no cast.
+_PLAIN = (torch.float32, torch.float64)
+
 
 def prepare_pointwise(
     loss: str,
@@ -21,6 +24,20 @@ def prepare_pointwise(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Validate an input/target pair of one shape (or broadcastable with ``broadcast``)
     and return them, and the weight, in the compute dtype."""
+    if (
+        weight is None
+        and normalizer is None
+        and type(input) is torch.Tensor
+        and type(target) is torch.Tensor
+        and input.dtype in _PLAIN
+        and target.dtype == input.dtype
+        and input.shape == target.shape
+        and input.device == target.device
+        and reduction in C.REDUCTIONS
+    ):
+        # the common call, which every check below passes and leaves as it is: tested in
+        # a few attribute reads (tens of microseconds less on a cold cache)
+        return input, target, None
     C.check_call(loss, input, target, reduction=reduction, normalizer=normalizer, weight=weight)
     shape = C.check_same_shape(loss, input, target, broadcast)
     if weight is not None:

@@ -73,16 +73,32 @@ class Summed:
     """A per-element ``rule`` (``forward(*inputs) -> (loss, state)``, ``backward(state,
     grad, needs)`` with ``grad`` broadcastable to the loss) made into the rule of its sum
     over every element, divided by ``divisor`` (the element count for a plain mean, 1
-    for a sum). The per-element loss lives only until it is summed, and the backward gets
-    the scalar ``grad / divisor``: no expanded gradient, no tape for the reduction."""
+    for a sum). The per-element loss lives only until it is summed (a rule's
+    ``sum_forward(*inputs) -> (total, state)``, where it has one, sums without it), and the
+    backward gets the scalar ``grad / divisor``: no expanded gradient, no tape for the
+    reduction."""
 
     def __init__(self, rule, divisor: int = 1):
         self.rule, self.divisor = rule, divisor
 
     def forward(self, *inputs):
-        loss, state = self.rule.forward(*inputs)
-        total = loss.sum()
+        if hasattr(self.rule, "sum_forward"):  # the rule's own sum: no per-element buffer
+            total, state = self.rule.sum_forward(*inputs)
+        else:
+            loss, state = self.rule.forward(*inputs)
+            total = loss.sum()
+            del loss
         return (total / self.divisor if self.divisor != 1 else total), state
 
     def backward(self, state, grad, needs):
         return self.rule.backward(state, grad / self.divisor if self.divisor != 1 else grad, needs)
+
+
+def summed_divisor(x: torch.Tensor, weight, reduction: str, normalizer) -> int | None:
+    """The divisor of a plain mean (the element count of ``x``) or sum (1), which a
+    closed-form rule computes whole (:class:`Summed`); ``None`` where
+    :func:`losskit._reduction.reduce` decides (a weight, a normalizer, an empty input,
+    ``"none"``)."""
+    if weight is not None or normalizer is not None or reduction == "none" or x.numel() == 0:
+        return None
+    return x.numel() if reduction == "mean" else 1

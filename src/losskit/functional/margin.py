@@ -33,7 +33,7 @@ import torch.nn.functional as TF
 
 from .. import _checks as C
 from .._reduction import compute_dtype, finish_sum, reduce
-from ._fused import fused
+from ._fused import Summed, fused, summed_divisor
 
 __all__ = [
     "margin_ranking_loss",
@@ -304,9 +304,57 @@ def soft_margin_loss(input, target, *, weight=None, reduction="mean", normalizer
     dtype = _dtype(input)
     y = target.to(dtype)
     _check_signs(name, y, "element")
-    # log(1 + exp(-z)) = -log_sigmoid(z)
-    loss = -TF.logsigmoid(y * input.to(dtype))
+    x = input.to(dtype)
+    divisor = summed_divisor(x, weight, reduction, normalizer)
+    if divisor is not None:
+        return fused(Summed(_SoftMargin, divisor), _soft_margin_summed(reduction), x, y)
+    loss = fused(_SoftMargin, _soft_margin_plain, x, y)
     return reduce(loss, reduction, weight=weight, normalizer=normalizer)
+
+
+def _soft_margin_plain(x, y):
+    # log(1 + exp(-z)) = -log_sigmoid(z)
+    return -TF.logsigmoid(y * x)
+
+
+@functools.cache
+def _soft_margin_summed(reduction):
+    def plain(x, y):
+        return reduce(_soft_margin_plain(x, y), reduction)
+
+    return plain
+
+
+class _SoftMargin:
+    """``softplus(-z)``, ``z = y x``, and its derivatives ``-y sigmoid(-z)`` (input) and
+    ``-x sigmoid(-z)`` (target), from two buffers: the loss as ``log1p(exp(-|z|)) -
+    min(z, 0)`` (one ``exp``, one ``log1p``), the gradient as ``sigmoid`` of ``-z`` in
+    place of ``z``. torch's ``log(1 + exp(-y x))`` takes five passes forward, and
+    computes ``exp(-y x)`` again in as many backward, each pass a new buffer."""
+
+    @staticmethod
+    def forward(x, y):
+        z = torch.mul(x, y)
+        loss = z.abs().neg_().exp_().log1p_().sub_(z.clamp_max(0.0))
+        # z is kept for the gradient (made into it in place); taken by the first backward
+        # (a retained graph's next one computes its own)
+        return loss, (x, y, [z])
+
+    @staticmethod
+    def sum_forward(x, y):
+        z = torch.mul(x, y)
+        buf = z.abs().neg_().exp_().log1p_()
+        total = buf.sum()
+        total -= torch.clamp_max(z, 0.0, out=buf).sum()
+        return total, (x, y, [z])
+
+    @staticmethod
+    def backward(state, grad, needs):
+        x, y, kept = state
+        s = (kept.pop() if kept else torch.mul(x, y)).neg_().sigmoid_()  # sigmoid(-z)
+        gy = torch.mul(s, x).mul_(grad).neg_() if needs[1] else None
+        gx = s.mul_(y).mul_(grad).neg_() if needs[0] else None
+        return gx, gy
 
 
 def cosine_embedding_loss(

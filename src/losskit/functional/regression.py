@@ -16,8 +16,9 @@ import torch.nn.functional as TF
 
 from .. import _checks as C
 from .._reduction import reduce, reduce_builtin
+from . import _aten
 from ._common import prepare_pointwise
-from ._fused import Summed, eager, fused
+from ._fused import Summed, eager, fused, summed_divisor
 
 __all__ = [
     "l1_loss",
@@ -34,33 +35,25 @@ __all__ = [
 _LOG2 = math.log(2.0)
 
 
-def _summed_divisor(x, w, reduction, normalizer):
-    """The divisor of a plain mean (the element count) or sum (1), which a closed-form
-    rule computes whole (:class:`Summed`); ``None`` where :func:`reduce` decides (a
-    weight, a normalizer, an empty input, ``"none"``)."""
-    if w is not None or normalizer is not None or reduction == "none" or x.numel() == 0:
-        return None
-    return x.numel() if reduction == "mean" else 1
-
-
 def _builtin(
     name, torch_fn, input, target, weight, reduction, normalizer, broadcast, rule=None, **hyper
 ):
-    """A loss torch has: validated here, computed and reduced by torch where it can be.
+    """A loss torch has: validated here, computed and reduced by torch where it can be
+    (``torch_fn(x, y, reduction, **hyper)``, one of :mod:`._aten`'s kernels).
 
     ``rule``: its per-element loss with a closed-form gradient; a plain mean or sum then
     runs it (:class:`Summed`), with torch's built-in as the plain path (second
     derivatives, ``torch.compile``, ``torch.func``)."""
     x, y, w = _prepared(name, input, target, weight, reduction, normalizer, broadcast)
-    divisor = None if rule is None else _summed_divisor(x, w, reduction, normalizer)
+    divisor = None if rule is None else summed_divisor(x, w, reduction, normalizer)
     if divisor is not None:
 
         def plain(a, b):
-            return torch_fn(a, b, reduction=reduction, **hyper)
+            return torch_fn(a, b, reduction, **hyper)
 
         return fused(Summed(rule, divisor), plain, x, y)
     return reduce_builtin(
-        lambda red: torch_fn(x, y, reduction=red, **hyper),
+        lambda red: torch_fn(x, y, red, **hyper),
         reduction,
         weight=w,
         normalizer=normalizer,
@@ -77,7 +70,7 @@ def _pointwise(
     x, y, w = _prepared(name, input, target, weight, reduction, normalizer, broadcast)
     if rule is None:
         return reduce(per_element(x, y), reduction, weight=w, normalizer=normalizer)
-    divisor = _summed_divisor(x, w, reduction, normalizer)
+    divisor = summed_divisor(x, w, reduction, normalizer)
     if divisor is not None:
 
         def plain(a, b):
@@ -132,7 +125,7 @@ def l1_loss(input, target, *, weight=None, reduction="mean", normalizer=None, br
         tensor(1.)
     """
     return _builtin(
-        "l1_loss", TF.l1_loss, input, target, weight, reduction, normalizer, broadcast, _L1
+        "l1_loss", _aten.l1_loss, input, target, weight, reduction, normalizer, broadcast, _L1
     )
 
 
@@ -171,7 +164,7 @@ def mse_loss(input, target, *, weight=None, reduction="mean", normalizer=None, b
         tensor(1.5000)
     """
     return _builtin(
-        "mse_loss", TF.mse_loss, input, target, weight, reduction, normalizer, broadcast
+        "mse_loss", _aten.mse_loss, input, target, weight, reduction, normalizer, broadcast
     )
 
 
@@ -294,7 +287,7 @@ def smooth_l1_loss(
     beta = C.check_number("smooth_l1_loss", "beta", beta, low=0.0)
     return _builtin(
         "smooth_l1_loss",
-        TF.smooth_l1_loss,
+        _aten.smooth_l1_loss,
         input,
         target,
         weight,
@@ -334,7 +327,7 @@ def huber_loss(
     delta = C.check_number("huber_loss", "delta", delta, low=0.0, low_open=True)
     return _builtin(
         "huber_loss",
-        TF.huber_loss,
+        _aten.huber_loss,
         input,
         target,
         weight,
