@@ -180,6 +180,34 @@ def test_nll_loss_torch_parity(shape, dtype, weighted, ignore_index):
         _check_parity(LF.nll_loss, TF.nll_loss, logp, dtype, reduction, y, **options)
 
 
+def test_nll_loss_cpu_fast_path_keeps_the_checks_and_the_empty_mean():
+    """(N, C) log-probabilities on CPU take torch's kernel, which checks the class
+    indices itself: a bad target still gets losskit's message, every target ignored
+    gives 0 (torch: NaN) with a zero gradient, some ignored give torch's mean."""
+    logp = torch.log_softmax(torch.randn(6, 4, generator=torch.Generator().manual_seed(0)), 1)
+    for bad, hint in ((4, "1-based"), (-3, "ignore_index=-3"), (255, "ignore_index=255")):
+        y = torch.tensor([1, 2, 3, 1, 2, bad])
+        for reduction in ("mean", "sum"):
+            with pytest.raises(losskit.LossInputError, match=hint):
+                LF.nll_loss(logp, y if bad != 4 else y.clamp_min(1), reduction=reduction)
+    x = logp.clone().requires_grad_(True)
+    out = LF.nll_loss(x, torch.full((6,), -100))
+    assert out.item() == 0.0
+    out.backward()
+    assert torch.equal(x.grad, torch.zeros_like(x))
+    y = torch.tensor([0, -100, 3, 1, -100, 2])
+    for reduction in ("mean", "sum"):
+        a, b = logp.clone().requires_grad_(True), logp.clone().requires_grad_(True)
+        got = LF.nll_loss(a, y, reduction=reduction)
+        want = TF.nll_loss(b, y, reduction=reduction)
+        assert type(got.grad_fn) is type(want.grad_fn)
+        assert torch.equal(got, want)
+        got.backward()
+        want.backward()
+        assert torch.equal(a.grad, b.grad)
+    assert LF.nll_loss(torch.full((2, 3), math.nan), torch.tensor([0, 1])).isnan()
+
+
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
 @pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
 def test_nll_of_log_softmax_is_cross_entropy(shape, weighted):

@@ -34,6 +34,11 @@ __all__ = ["reduce", "reduce_builtin", "finish_sum", "mean_weight", "compute_dty
 _HALF = (torch.float16, torch.bfloat16)
 
 
+#: Dtypes computed as they are (half precision is computed in float32): an input of one
+#: of them needs no cast.
+UNCAST = (torch.float32, torch.float64)
+
+
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     """float16/bfloat16 are computed (and returned) in float32; other dtypes as they are."""
     return torch.float32 if dtype in _HALF else dtype

@@ -11,6 +11,8 @@ are torch's; a torch without a binding gets ``torch.nn.functional``'s function.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as TF
 
@@ -55,3 +57,18 @@ else:  # pragma: no cover - a torch without the bindings
 
     def smooth_l1_loss(x, y, reduction, beta):
         return TF.smooth_l1_loss(x, y, reduction=reduction, beta=beta)
+
+
+def nll_loss_cpu(x: torch.Tensor, t: torch.Tensor, ignore_index: int, reduction: str):
+    """torch's ``nll_loss`` of ``(N, C)`` log-probabilities on CPU, with losskit's value
+    check done by the kernel: on CPU it tests every counted target against the classes
+    before it returns. ``None`` where the full path must run instead, for its message
+    (a target out of range) or its value (every target ignored: losskit's empty mean is
+    0, torch's NaN; a NaN mean is recomputed there, whatever its cause)."""
+    try:
+        out = _nn.nll_loss(x, t, None, REDUCTION[reduction], ignore_index)
+    except IndexError:
+        return None
+    if reduction == "mean" and math.isnan(out.item()):
+        return None
+    return out

@@ -5,10 +5,7 @@ from __future__ import annotations
 import torch
 
 from .. import _checks as C
-from .._reduction import compute_dtype, in_dtype
-
-#: Dtypes computed as they are (no float32 upcast): a pair of one of them needs no cast.
-_PLAIN = (torch.float32, torch.float64)
+from .._reduction import UNCAST, compute_dtype, in_dtype
 
 
 def prepare_pointwise(
@@ -29,7 +26,7 @@ def prepare_pointwise(
         and normalizer is None
         and type(input) is torch.Tensor
         and type(target) is torch.Tensor
-        and input.dtype in _PLAIN
+        and input.dtype in UNCAST
         and target.dtype == input.dtype
         and input.shape == target.shape
         and input.device == target.device

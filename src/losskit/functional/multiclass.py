@@ -19,9 +19,10 @@ import torch.nn.functional as TF
 
 from .. import _checks as C
 from .. import kernels
-from .._reduction import compute_dtype, finish_sum, reduce
+from .._reduction import UNCAST, compute_dtype, finish_sum, reduce
+from . import _aten
 from ._classes import Classes, prepare_classes
-from ._fused import fused
+from ._fused import eager, fused
 from ._math import q_log_p
 
 __all__ = [
@@ -382,6 +383,9 @@ class _IndexCE:
         return (dx.scatter_add_(cd, tt, s.neg().expand(tt.shape)),)
 
 
+_INT64 = 1 << 63  # the kernel's ignore_index is an int64
+
+
 def nll_loss(input, target, *, weight=None, ignore_index=-100, reduction="mean", normalizer=None):
     r"""Negative log-likelihood of log-probabilities, as ``torch.nn.functional.nll_loss``.
 
@@ -408,6 +412,27 @@ def nll_loss(input, target, *, weight=None, ignore_index=-100, reduction="mean",
         >>> LF.nll_loss(p.log(), torch.tensor([0, 1, 2]))
         tensor(1.4229)
     """
+    if (
+        weight is None
+        and normalizer is None
+        and (reduction == "mean" or reduction == "sum")
+        and type(ignore_index) is int
+        and -_INT64 <= ignore_index < _INT64
+        and type(input) is torch.Tensor
+        and type(target) is torch.Tensor
+        and input.is_cpu
+        and target.is_cpu
+        and target.dtype is torch.int64
+        and input.dtype in UNCAST
+        and input.dim() == 2
+        and target.dim() == 1
+        and len(target) == len(input)
+        and input.numel() > 0
+        and eager()
+    ):  # the common call on CPU: torch's kernel checks the class indices itself
+        out = _aten.nll_loss_cpu(input, target, ignore_index, reduction)
+        if out is not None:
+            return out
     name = "nll_loss"
     c, mask, ii = _prepare(
         name,
