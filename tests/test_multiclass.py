@@ -180,32 +180,61 @@ def test_nll_loss_torch_parity(shape, dtype, weighted, ignore_index):
         _check_parity(LF.nll_loss, TF.nll_loss, logp, dtype, reduction, y, **options)
 
 
-def test_nll_loss_cpu_fast_path_keeps_the_checks_and_the_empty_mean():
-    """(N, C) log-probabilities on CPU take torch's kernel, which checks the class
-    indices itself: a bad target still gets losskit's message, every target ignored
-    gives 0 (torch: NaN) with a zero gradient, some ignored give torch's mean."""
+@pytest.mark.parametrize(
+    "ours, theirs", [(LF.nll_loss, TF.nll_loss), (LF.cross_entropy, TF.cross_entropy)]
+)
+def test_cpu_kernel_path_keeps_the_checks_and_the_empty_mean(ours, theirs):
+    """(N, C) inputs on CPU take torch's kernel (cross entropy up to ``_SMALL`` elements
+    and with no target ignored), which checks the class indices itself: a bad target
+    still gets losskit's message, every target ignored gives 0 (torch: NaN) with a zero
+    gradient, some ignored give torch's value and gradient, a NaN in an ignored row
+    stays out."""
     logp = torch.log_softmax(torch.randn(6, 4, generator=torch.Generator().manual_seed(0)), 1)
     for bad, hint in ((4, "1-based"), (-3, "ignore_index=-3"), (255, "ignore_index=255")):
         y = torch.tensor([1, 2, 3, 1, 2, bad])
         for reduction in ("mean", "sum"):
             with pytest.raises(losskit.LossInputError, match=hint):
-                LF.nll_loss(logp, y if bad != 4 else y.clamp_min(1), reduction=reduction)
+                ours(logp, y if bad != 4 else y.clamp_min(1), reduction=reduction)
     x = logp.clone().requires_grad_(True)
-    out = LF.nll_loss(x, torch.full((6,), -100))
+    out = ours(x, torch.full((6,), -100))
     assert out.item() == 0.0
     out.backward()
     assert torch.equal(x.grad, torch.zeros_like(x))
     y = torch.tensor([0, -100, 3, 1, -100, 2])
     for reduction in ("mean", "sum"):
         a, b = logp.clone().requires_grad_(True), logp.clone().requires_grad_(True)
-        got = LF.nll_loss(a, y, reduction=reduction)
-        want = TF.nll_loss(b, y, reduction=reduction)
-        assert type(got.grad_fn) is type(want.grad_fn)
-        assert torch.equal(got, want)
+        got = ours(a, y, reduction=reduction)
+        want = theirs(b, y, reduction=reduction)
+        torch.testing.assert_close(got, want)
         got.backward()
         want.backward()
-        assert torch.equal(a.grad, b.grad)
-    assert LF.nll_loss(torch.full((2, 3), math.nan), torch.tensor([0, 1])).isnan()
+        torch.testing.assert_close(a.grad, b.grad)
+    assert ours(torch.full((2, 3), math.nan), torch.tensor([0, 1])).isnan()
+    # a NaN in an ignored row reaches neither the value nor the gradient
+    dirty = logp.clone()
+    dirty[1] = math.nan
+    dirty.requires_grad_(True)
+    out = ours(dirty, y)
+    out.backward()
+    assert torch.isfinite(out) and torch.isfinite(dirty.grad).all()
+
+
+def test_cross_entropy_kernel_path_is_the_closed_form():
+    """Below ``_SMALL`` elements cross entropy runs torch's kernel, above it the closed
+    form: the two agree (value and gradient) on either side of the bound."""
+    from losskit.functional import multiclass as M
+
+    g = torch.Generator().manual_seed(1)
+    for n in (M._SMALL // 8, M._SMALL // 8 + 1):
+        x = torch.randn(n, 8, generator=g, dtype=torch.float64) * 5
+        y = torch.randint(0, 8, (n,), generator=g)
+        a, b = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+        got = LF.cross_entropy(a, y)
+        want = -torch.log_softmax(b, 1).gather(1, y[:, None]).mean()
+        torch.testing.assert_close(got, want, rtol=1e-13, atol=0)
+        got.backward()
+        want.backward()
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-12, atol=1e-18)
 
 
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
