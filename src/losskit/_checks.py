@@ -466,19 +466,31 @@ def check_integer(loss: str, name: str, t: torch.Tensor, what: str = "class indi
 
 
 # --------------------------------------------------------------------------- value checks
+def host_bounds(t: torch.Tensor) -> tuple:
+    """The least and the largest value of ``t`` (no grad is recorded for a detached or
+    integer tensor), read as Python numbers: on CPU two cheap reads, on a device one
+    synchronisation; NaN in ``t`` gives NaN for both, so ``lo >= a and hi <= b`` is then
+    False. A value check's one read when all is well."""
+    lo, hi = torch.aminmax(t)
+    if t.device.type == "cpu":
+        return lo.item(), hi.item()
+    lo, hi = torch.stack((lo, hi)).tolist()
+    return lo, hi
+
+
 def check_in_unit_interval(
     loss: str, name: str, t: torch.Tensor, mask: torch.Tensor | None = None, hint: str | None = None
 ) -> None:
     """Value check: every (counted) element of ``t`` lies in [0, 1] and is not NaN."""
     if not checks_enabled() or t.numel() == 0:
         return
+    values = t.detach()
+    if mask is not None:
+        values = torch.where(mask, values, 0.5)
+    lo, hi = host_bounds(values)  # one pass; NaN propagates into both
+    if lo >= 0 and hi <= 1:
+        return
     with torch.no_grad():
-        values = t.detach()
-        if mask is not None:
-            values = torch.where(mask, values, 0.5)
-        lo, hi = torch.aminmax(values)  # one pass; NaN propagates into both
-        if bool((lo >= 0) & (hi <= 1)):
-            return
         if mask is not None:
             values = t.detach()[mask]
         n_bad = int((~((values >= 0) & (values <= 1))).sum())
@@ -503,14 +515,6 @@ def format_values(values: Iterable[int | float], limit: int = 5) -> str:
 
 
 # --------------------------------------------------------------------------- classes
-def _low_high(t: torch.Tensor) -> tuple[int, int]:
-    """The least and the largest value of an integer tensor, read on the host (on CPU two
-    cheap reads; on a device one synchronisation)."""
-    lo, hi = torch.aminmax(t)
-    if t.device.type == "cpu":
-        return int(lo), int(hi)
-    lo, hi = torch.stack((lo, hi)).tolist()
-    return lo, hi
 
 
 def check_class_indices(
@@ -531,12 +535,12 @@ def check_class_indices(
     if not checks_enabled() or t.numel() == 0:
         return False
     # one pass and one read when every target is a class (integers: no autograd)
-    lo, hi = _low_high(t)
+    lo, hi = host_bounds(t)
     if lo >= 0 and hi < num_classes:
         return ignore_index is None or not lo <= ignore_index <= hi
     with torch.no_grad():
         if ignore_index is not None:
-            lo, hi = _low_high(torch.where(t == ignore_index, 0, t))
+            lo, hi = host_bounds(torch.where(t == ignore_index, 0, t))
             if lo >= 0 and hi < num_classes:
                 return False
         bad = (t < 0) | (t >= num_classes)

@@ -351,11 +351,11 @@ def cosine_similarity_loss(
         with torch.no_grad():
             n = torch.linalg.vector_norm(x.detach(), dim=dim)
             m = torch.linalg.vector_norm(y.detach(), dim=dim)
-            lo, hi = torch.aminmax(torch.stack((n, m)))
+            lo, hi = C.host_bounds(torch.stack((n, m)))
         # every norm above the floor eps (and below 1e18, where no square or product
         # overflows): the closed form; else (a zero vector, huge or tiny ones, NaN) the
         # scaled form. Reading that is no device sync on CPU
-        if bool((lo > eps) & (hi < 1e18)):
+        if lo > eps and hi < 1e18:
             per_sample = fused(_Cosine(dim, n, m), plain, x, y)
             return _finish(per_sample, reduction, w, normalizer)
     return _finish(plain(x, y), reduction, w, normalizer)

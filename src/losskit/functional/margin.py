@@ -85,11 +85,8 @@ def _check_signs(name: str, y: torch.Tensor, pairs: str = "pair") -> None:
     if not C.checks_enabled() or y.numel() == 0:
         return
     v = y.detach()  # no graph: no grad mode to switch
-    lo, hi = torch.aminmax(v.abs())  # one pass; NaN propagates into both
-    if v.device.type == "cpu":  # two reads of the host's memory
-        if lo.item() == 1 and hi.item() == 1:
-            return
-    elif bool((lo == 1) & (hi == 1)):  # one synchronisation when all is well
+    lo, hi = C.host_bounds(v.abs())  # one pass; NaN propagates into both
+    if lo == 1 and hi == 1:
         return
     with torch.no_grad():
         good = (v == 1) | (v == -1)
@@ -598,10 +595,10 @@ def _check_class_lists(name: str, y: torch.Tensor, n_classes: int) -> None:
     """Value check: a multilabel_margin_loss target holds class indices 0..C-1 and -1."""
     if not C.checks_enabled() or y.numel() == 0:
         return
+    lo, hi = C.host_bounds(y.detach())
+    if lo >= -1 and hi < n_classes:
+        return
     with torch.no_grad():
-        lo, hi = torch.aminmax(y.detach())
-        if bool((lo >= -1) & (hi < n_classes)):
-            return
         bad = (y < -1) | (y >= n_classes)
         n_bad = int(bad.sum())
         values = torch.unique(y[bad]).tolist()
