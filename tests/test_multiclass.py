@@ -219,6 +219,37 @@ def test_cpu_kernel_path_keeps_the_checks_and_the_empty_mean(ours, theirs):
     assert torch.isfinite(out) and torch.isfinite(dirty.grad).all()
 
 
+@pytest.mark.parametrize(
+    "ours, theirs", [(LF.nll_loss, TF.nll_loss), (LF.cross_entropy, TF.cross_entropy)]
+)
+def test_cpu_kernel_path_of_maps(ours, theirs):
+    """(N, C, H, W) maps take the same kernels: torch's values and gradients, losskit's
+    message for a bad pixel, ignored pixels (with a NaN in them) inert."""
+    g = torch.Generator().manual_seed(2)
+    x = torch.log_softmax(torch.randn(2, 3, 4, 5, generator=g, dtype=torch.float64), 1)
+    y = torch.randint(0, 3, (2, 4, 5), generator=g)
+    for reduction in ("mean", "sum"):
+        a, b = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+        got, want = ours(a, y, reduction=reduction), theirs(b, y, reduction=reduction)
+        torch.testing.assert_close(got, want)
+        got.backward()
+        want.backward()
+        torch.testing.assert_close(a.grad, b.grad)
+    bad = y.clone()
+    bad[1, 2, 3] = 3
+    with pytest.raises(losskit.LossInputError, match="1-based|class ind"):
+        ours(x, bad)
+    ignored = y.clone()
+    ignored[0, 1] = -100
+    dirty = x.clone()
+    dirty[0, :, 1] = math.nan
+    dirty.requires_grad_(True)
+    out = ours(dirty, ignored)
+    out.backward()
+    torch.testing.assert_close(out, theirs(x, ignored))
+    assert torch.isfinite(dirty.grad).all()
+
+
 def test_cross_entropy_kernel_path_is_the_closed_form():
     """Below ``_SMALL`` elements cross entropy runs torch's kernel, above it the closed
     form: the two agree (value and gradient) on either side of the bound."""

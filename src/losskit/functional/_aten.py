@@ -75,9 +75,10 @@ def _checked_by_kernel(kernel, *args, reduction: str):
 
 
 def nll_loss_cpu(x: torch.Tensor, t: torch.Tensor, ignore_index: int, reduction: str):
-    """torch's ``nll_loss`` of ``(N, C)`` log-probabilities (see :func:`_checked_by_kernel`)."""
+    """torch's ``nll_loss`` of ``(N, C, *)`` log-probabilities (see
+    :func:`_checked_by_kernel`)."""
     return _checked_by_kernel(
-        _nn.nll_loss, x, t, None, REDUCTION[reduction], ignore_index, reduction=reduction
+        _nn.nll_loss_nd, x, t, None, REDUCTION[reduction], ignore_index, reduction=reduction
     )
 
 

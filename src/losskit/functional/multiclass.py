@@ -406,7 +406,7 @@ _SMALL = 1 << 17
 
 
 def _plain_cpu_call(input, target, weight, ignore_index, reduction, normalizer) -> bool:
-    """The common class-index call on CPU: ``(N, C)`` float32/float64 input, ``(N,)``
+    """The common class-index call on CPU: ``(N, C, *)`` float32/float64 input, ``(N, *)``
     int64 target, no class weight or normalizer, a mean or a sum, in eager mode. torch's
     CPU kernels check such targets against the classes themselves (they raise before
     returning), so it runs there without losskit's own pass over the targets
@@ -423,12 +423,18 @@ def _plain_cpu_call(input, target, weight, ignore_index, reduction, normalizer) 
         and target.is_cpu
         and target.dtype is torch.int64
         and input.dtype in UNCAST
-        and input.dim() == 2
-        and target.dim() == 1
-        and len(target) == len(input)
         and input.numel() > 0
+        and _index_shaped(input, target)
         and eager()
     )
+
+
+def _index_shaped(input, target) -> bool:
+    """``target`` has the class indices' shape of ``input``: ``(N,)`` for ``(N, C)``,
+    ``(N, d1, ...)`` for ``(N, C, d1, ...)``."""
+    if input.dim() == 2:
+        return target.dim() == 1 and len(target) == len(input)
+    return input.dim() > 2 and target.shape == input.shape[:1] + input.shape[2:]
 
 
 def nll_loss(input, target, *, weight=None, ignore_index=-100, reduction="mean", normalizer=None):
