@@ -15,6 +15,13 @@ from losskit.functional import _fused, regression
 DTYPES = [torch.float32, torch.float64]
 
 
+@pytest.fixture(autouse=True)
+def closed_forms_at_any_size(monkeypatch):
+    """The closed forms themselves, on these small inputs too (``SMALL`` sends a small
+    input of a loss whose plain path is one torch kernel to that kernel)."""
+    monkeypatch.setattr(_fused, "SMALL", 0)
+
+
 @pytest.fixture
 def plain(monkeypatch):
     """Run a call on the plain autograd path (as under torch.compile or torch.func)."""
@@ -996,3 +1003,28 @@ def test_categorical_ce_clip_bounds_give_one_gradient_on_every_path(plain_all, r
         out = run(LF.categorical_cross_entropy, xi, q, eps=eps, reduction=reduction)
         grads.append(torch.autograd.grad(out.sum(), xi)[0])
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize(
+    "fn, kernel",
+    [
+        (LF.l1_loss, torch.nn.functional.l1_loss),
+        (LF.binary_cross_entropy, torch.nn.functional.binary_cross_entropy),
+    ],
+)
+def test_small_inputs_run_the_kernel_of_the_plain_path(monkeypatch, fn, kernel):
+    """A loss whose plain path is one torch kernel runs it up to ``SMALL`` elements (the
+    closed form's Python costs more there), the closed form above; one value either side."""
+    monkeypatch.setattr(_fused, "SMALL", 64)
+    g = torch.Generator().manual_seed(0)
+    for n, node in ((64, "kernel"), (65, "_FusedBackward")):
+        x = torch.rand(n, generator=g, dtype=torch.float64).requires_grad_(True)
+        y = torch.rand(n, generator=g, dtype=torch.float64)
+        got = fn(x, y, reduction="sum")
+        assert (type(got.grad_fn).__name__ == "_FusedBackward") == (node == "_FusedBackward")
+        b = x.detach().clone().requires_grad_(True)
+        want = kernel(b, y, reduction="sum")
+        torch.testing.assert_close(got, want, rtol=1e-14, atol=0)
+        torch.testing.assert_close(
+            torch.autograd.grad(got, x)[0], torch.autograd.grad(want, b)[0], rtol=1e-13, atol=0
+        )

@@ -184,7 +184,7 @@ def test_nll_loss_torch_parity(shape, dtype, weighted, ignore_index):
     "ours, theirs", [(LF.nll_loss, TF.nll_loss), (LF.cross_entropy, TF.cross_entropy)]
 )
 def test_cpu_kernel_path_keeps_the_checks_and_the_empty_mean(ours, theirs):
-    """(N, C) inputs on CPU take torch's kernel (cross entropy up to ``_SMALL`` elements
+    """(N, C) inputs on CPU take torch's kernel (cross entropy up to ``SMALL`` elements
     and with no target ignored), which checks the class indices itself: a bad target
     still gets losskit's message, every target ignored gives 0 (torch: NaN) with a zero
     gradient, some ignored give torch's value and gradient, a NaN in an ignored row
@@ -251,12 +251,12 @@ def test_cpu_kernel_path_of_maps(ours, theirs):
 
 
 def test_cross_entropy_kernel_path_is_the_closed_form():
-    """Below ``_SMALL`` elements cross entropy runs torch's kernel, above it the closed
+    """Up to ``SMALL`` elements cross entropy runs torch's kernel, above it the closed
     form: the two agree (value and gradient) on either side of the bound."""
-    from losskit.functional import multiclass as M
+    from losskit.functional import _fused
 
     g = torch.Generator().manual_seed(1)
-    for n in (M._SMALL // 8, M._SMALL // 8 + 1):
+    for n in (_fused.SMALL // 8, _fused.SMALL // 8 + 1):
         x = torch.randn(n, 8, generator=g, dtype=torch.float64) * 5
         y = torch.randint(0, 8, (n,), generator=g)
         a, b = x.clone().requires_grad_(True), x.clone().requires_grad_(True)

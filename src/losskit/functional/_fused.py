@@ -58,10 +58,26 @@ class _Fused(torch.autograd.Function):
         return (None, None, *ctx.rule.backward(ctx.state, grad, needs))
 
 
-def fused(rule, plain: Callable[..., torch.Tensor], *inputs: torch.Tensor) -> torch.Tensor:
+#: Elements up to which a loss whose plain path is one torch kernel runs that kernel:
+#: below it the closed form's Python (an autograd Function, a few more calls) costs more
+#: than the tape it saves (measured on CPU, torch 2.13, one thread, forward + backward:
+#: the L1 loss 124 against 106 us at 4096 elements, 177 against 160 at 65536, 331
+#: against 389 at 262144; binary cross entropy and cross entropy alike).
+SMALL = 1 << 17
+
+
+def small(t: torch.Tensor) -> bool:
+    """At most :data:`SMALL` elements (read when called: tests set it to 0)."""
+    return t.numel() <= SMALL
+
+
+def fused(
+    rule, plain: Callable[..., torch.Tensor], *inputs: torch.Tensor, kernel: bool = False
+) -> torch.Tensor:
     """``plain(*inputs)``'s value with ``rule``'s closed-form gradient (see the module
-    docstring); ``plain`` itself outside plain eager autograd."""
-    if not eager():
+    docstring); ``plain`` itself outside plain eager autograd, and, where ``plain`` is
+    one torch kernel as exact as the rule (``kernel=True``), for :func:`small` inputs."""
+    if not eager() or (kernel and small(inputs[0])):
         return plain(*inputs)
     if not any(t.requires_grad for t in inputs) or not torch.is_grad_enabled():
         with torch.no_grad():

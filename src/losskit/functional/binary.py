@@ -71,7 +71,7 @@ def binary_cross_entropy(input, target, *, weight=None, reduction="mean", normal
         # torch's kernel refuses other values, reported below)
         with _no_autocast(x.device.type):
             if w is None and reduction != "none":
-                total = fused(_BCESum, _bce_sum_plain, x, y)
+                total = fused(_BCESum, _bce_sum_plain, x, y, kernel=True)
                 return finish_sum(total, x.numel(), reduction, normalizer)
             loss = fused(_BCE, _bce_plain, x, y)
             return reduce(loss, reduction, weight=w, normalizer=normalizer)

@@ -22,7 +22,7 @@ from .. import kernels
 from .._reduction import UNCAST, compute_dtype, finish_sum, reduce
 from . import _aten
 from ._classes import Classes, prepare_classes
-from ._fused import eager, fused
+from ._fused import eager, fused, small
 from ._math import q_log_p
 
 __all__ = [
@@ -245,7 +245,7 @@ def cross_entropy_as(
         and (target_type == "auto" or target_type == "index")
         and (backend == "auto" or backend == "torch")
         and _plain_cpu_call(input, target, weight, ignore_index, reduction, normalizer)
-        and input.numel() <= _SMALL
+        and small(input)
         # the check itself (its message for a bad target); True: no target ignored (an
         # ignored row's NaN or inf would reach torch's log_softmax backward; losskit
         # masks those rows on the checked path)
@@ -398,11 +398,6 @@ class _IndexCE:
 
 
 _INT64 = 1 << 63  # the kernels' ignore_index is an int64
-#: Logits up to this many elements take torch's kernel for a plain cross entropy on CPU
-#: (every target a class, none ignored),
-#: where the closed form's Python costs more than it saves (measured, torch 2.13, one
-#: thread: 2.2x torch's time at 256 x 100, 1.07x at 128 x 1000, 0.88x at 256 x 1000).
-_SMALL = 1 << 17
 
 
 def _plain_cpu_call(input, target, weight, ignore_index, reduction, normalizer) -> bool:

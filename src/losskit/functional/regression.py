@@ -51,7 +51,7 @@ def _builtin(
         def plain(a, b):
             return torch_fn(a, b, reduction, **hyper)
 
-        return fused(Summed(rule, divisor), plain, x, y)
+        return fused(Summed(rule, divisor), plain, x, y, kernel=True)
     return reduce_builtin(
         lambda red: torch_fn(x, y, red, **hyper),
         reduction,
