@@ -59,27 +59,19 @@ else:  # pragma: no cover - a torch without the bindings
         return TF.smooth_l1_loss(x, y, reduction=reduction, beta=beta)
 
 
-def _checked_by_kernel(kernel, *args, reduction: str):
-    """A class-index kernel on CPU, with losskit's value check done by it: on CPU torch's
-    ``nll_loss`` tests every counted target against the classes before it returns.
-    ``None`` where the checked path must run instead, for its message (a target out of
-    range) or its value (every target ignored: losskit's empty mean is 0, torch's NaN; a
-    NaN mean is recomputed there, whatever its cause)."""
+def nll_loss_cpu(x: torch.Tensor, t: torch.Tensor, ignore_index: int, reduction: str):
+    """torch's ``nll_loss`` of ``(N, C, *)`` log-probabilities on CPU, with losskit's
+    value check done by the kernel: on CPU it tests every counted target against the
+    classes before it returns. ``None`` where the checked path must run instead, for its
+    message (a target out of range) or its value (every target ignored: losskit's empty
+    mean is 0, torch's NaN; a NaN mean is recomputed there, whatever its cause)."""
     try:
-        out = kernel(*args)
+        out = _nn.nll_loss_nd(x, t, None, REDUCTION[reduction], ignore_index)
     except IndexError:
         return None
     if reduction == "mean" and math.isnan(out.item()):
         return None
     return out
-
-
-def nll_loss_cpu(x: torch.Tensor, t: torch.Tensor, ignore_index: int, reduction: str):
-    """torch's ``nll_loss`` of ``(N, C, *)`` log-probabilities (see
-    :func:`_checked_by_kernel`)."""
-    return _checked_by_kernel(
-        _nn.nll_loss_nd, x, t, None, REDUCTION[reduction], ignore_index, reduction=reduction
-    )
 
 
 def cross_entropy(x: torch.Tensor, t: torch.Tensor, ignore_index: int, reduction: str):
