@@ -17,9 +17,9 @@ DTYPES = [torch.float32, torch.float64]
 
 @pytest.fixture(autouse=True)
 def closed_forms_at_any_size(monkeypatch):
-    """The closed forms themselves, on these small inputs too (``SMALL`` sends a small
-    input of a loss whose plain path is one torch kernel to that kernel)."""
-    monkeypatch.setattr(_fused, "SMALL", 0)
+    """The closed forms themselves, on these small inputs too (a small input of a loss
+    whose plain path is one torch kernel otherwise runs that kernel)."""
+    monkeypatch.setattr(_fused, "KERNELS_FOR_SMALL", False)
 
 
 @pytest.fixture
@@ -1006,25 +1006,28 @@ def test_categorical_ce_clip_bounds_give_one_gradient_on_every_path(plain_all, r
 
 
 @pytest.mark.parametrize(
-    "fn, kernel",
+    "fn, kernel, bound",
     [
-        (LF.l1_loss, torch.nn.functional.l1_loss),
-        (LF.binary_cross_entropy, torch.nn.functional.binary_cross_entropy),
+        (LF.l1_loss, torch.nn.functional.l1_loss, "SMALL"),
+        (LF.binary_cross_entropy, torch.nn.functional.binary_cross_entropy, "_KERNEL_UP_TO"),
     ],
 )
-def test_small_inputs_run_the_kernel_of_the_plain_path(monkeypatch, fn, kernel):
-    """A loss whose plain path is one torch kernel runs it up to ``SMALL`` elements (the
-    closed form's Python costs more there), the closed form above; one value either side."""
-    monkeypatch.setattr(_fused, "SMALL", 64)
+def test_small_inputs_run_the_kernel_of_the_plain_path(monkeypatch, fn, kernel, bound):
+    """A loss whose plain path is one torch kernel runs it up to its bound (the closed
+    form's Python costs more there), the closed form above; one value either side."""
+    from losskit.functional import binary
+
+    monkeypatch.setattr(_fused, "KERNELS_FOR_SMALL", True)
+    limit = getattr(_fused if bound == "SMALL" else binary, bound)
     g = torch.Generator().manual_seed(0)
-    for n, node in ((64, "kernel"), (65, "_FusedBackward")):
+    for n, closed in ((limit, False), (limit + 1, True)):
         x = torch.rand(n, generator=g, dtype=torch.float64).requires_grad_(True)
         y = torch.rand(n, generator=g, dtype=torch.float64)
         got = fn(x, y, reduction="sum")
-        assert (type(got.grad_fn).__name__ == "_FusedBackward") == (node == "_FusedBackward")
+        assert (type(got.grad_fn).__name__ == "_FusedBackward") == closed
         b = x.detach().clone().requires_grad_(True)
         want = kernel(b, y, reduction="sum")
-        torch.testing.assert_close(got, want, rtol=1e-14, atol=0)
+        torch.testing.assert_close(got, want, rtol=1e-13, atol=0)
         torch.testing.assert_close(
             torch.autograd.grad(got, x)[0], torch.autograd.grad(want, b)[0], rtol=1e-13, atol=0
         )

@@ -6,7 +6,9 @@ microseconds a call on a cold cache (a benchmark step, a training step), all of 
 losskit loss has done already (its inputs are validated, of one shape and dtype). These
 call the same kernels through the same bindings (``torch._C._nn``, which dispatch tensor
 subclasses' ``__torch_function__`` themselves), so values, gradients and autograd nodes
-are torch's; a torch without a binding gets ``torch.nn.functional``'s function.
+are torch's. The bindings are torch's private API, stable since torch 1.x (every torch
+losskit supports has them); ``tests/test_regression.py`` and ``tests/test_multiclass.py``
+compare each with ``torch.nn.functional``'s function.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as TF
 
 #: torch's reduction enum (``torch.nn._reduction.get_enum``).
 REDUCTION = {"none": 0, "mean": 1, "sum": 2}
@@ -22,41 +23,22 @@ REDUCTION = {"none": 0, "mean": 1, "sum": 2}
 _nn = torch._C._nn
 
 
-def _has(name: str) -> bool:
-    return callable(getattr(_nn, name, None))
+def mse_loss(x: torch.Tensor, y: torch.Tensor, reduction: str) -> torch.Tensor:
+    return _nn.mse_loss(x, y, REDUCTION[reduction])
 
 
-if _has("mse_loss") and _has("l1_loss") and _has("huber_loss") and _has("smooth_l1_loss"):
+def l1_loss(x: torch.Tensor, y: torch.Tensor, reduction: str) -> torch.Tensor:
+    return _nn.l1_loss(x, y, REDUCTION[reduction])
 
-    def mse_loss(x: torch.Tensor, y: torch.Tensor, reduction: str) -> torch.Tensor:
-        return _nn.mse_loss(x, y, REDUCTION[reduction])
 
-    def l1_loss(x: torch.Tensor, y: torch.Tensor, reduction: str) -> torch.Tensor:
+def huber_loss(x: torch.Tensor, y: torch.Tensor, reduction: str, delta: float) -> torch.Tensor:
+    return _nn.huber_loss(x, y, REDUCTION[reduction], delta)
+
+
+def smooth_l1_loss(x: torch.Tensor, y: torch.Tensor, reduction: str, beta: float) -> torch.Tensor:
+    if beta == 0:  # as torch's wrapper: the L1 loss (the kernel's gradient at r = 0 is not)
         return _nn.l1_loss(x, y, REDUCTION[reduction])
-
-    def huber_loss(x: torch.Tensor, y: torch.Tensor, reduction: str, delta: float) -> torch.Tensor:
-        return _nn.huber_loss(x, y, REDUCTION[reduction], delta)
-
-    def smooth_l1_loss(
-        x: torch.Tensor, y: torch.Tensor, reduction: str, beta: float
-    ) -> torch.Tensor:
-        if beta == 0:  # as torch's wrapper: the L1 loss (the kernel's gradient at r = 0 is not)
-            return _nn.l1_loss(x, y, REDUCTION[reduction])
-        return _nn.smooth_l1_loss(x, y, REDUCTION[reduction], beta)
-
-else:  # pragma: no cover - a torch without the bindings
-
-    def mse_loss(x, y, reduction):
-        return TF.mse_loss(x, y, reduction=reduction)
-
-    def l1_loss(x, y, reduction):
-        return TF.l1_loss(x, y, reduction=reduction)
-
-    def huber_loss(x, y, reduction, delta):
-        return TF.huber_loss(x, y, reduction=reduction, delta=delta)
-
-    def smooth_l1_loss(x, y, reduction, beta):
-        return TF.smooth_l1_loss(x, y, reduction=reduction, beta=beta)
+    return _nn.smooth_l1_loss(x, y, REDUCTION[reduction], beta)
 
 
 def nll_loss_cpu(x: torch.Tensor, t: torch.Tensor, ignore_index: int, reduction: str):

@@ -58,26 +58,33 @@ class _Fused(torch.autograd.Function):
         return (None, None, *ctx.rule.backward(ctx.state, grad, needs))
 
 
-#: Elements up to which a loss whose plain path is one torch kernel runs that kernel:
-#: below it the closed form's Python (an autograd Function, a few more calls) costs more
-#: than the tape it saves (measured on CPU, torch 2.13, one thread, forward + backward:
-#: the L1 loss 124 against 106 us at 4096 elements, 177 against 160 at 65536, 331
-#: against 389 at 262144; binary cross entropy and cross entropy alike).
+#: Logits up to which cross entropy and the L1 loss run torch's kernel (their plain path
+#: is that kernel): below it the closed form's Python (an autograd Function, a few more
+#: calls) costs more than the tape it saves. Measured on CPU, torch 2.13, one thread,
+#: forward + backward: the L1 loss 124 against 106 us at 4096 elements, 177 against 160
+#: at 65536, 331 against 389 at 262144; cross entropy 1.07x torch at 128 x 1000, 0.88x at
+#: 256 x 1000. Where a kernel is slower per element the bound is lower (binary cross
+#: entropy: ``binary._KERNEL_UP_TO``).
 SMALL = 1 << 17
 
+#: False: every closed form at every size (the tests of the closed forms set it).
+KERNELS_FOR_SMALL = True
 
-def small(t: torch.Tensor) -> bool:
-    """At most :data:`SMALL` elements (read when called: tests set it to 0)."""
-    return t.numel() <= SMALL
+
+def small(t: torch.Tensor, up_to: int = SMALL) -> bool:
+    """``t`` has at most ``up_to`` elements, and small inputs take the kernels
+    (:data:`KERNELS_FOR_SMALL`)."""
+    return KERNELS_FOR_SMALL and t.numel() <= up_to
 
 
 def fused(
-    rule, plain: Callable[..., torch.Tensor], *inputs: torch.Tensor, kernel: bool = False
+    rule, plain: Callable[..., torch.Tensor], *inputs: torch.Tensor, kernel_up_to: int = 0
 ) -> torch.Tensor:
     """``plain(*inputs)``'s value with ``rule``'s closed-form gradient (see the module
     docstring); ``plain`` itself outside plain eager autograd, and, where ``plain`` is
-    one torch kernel as exact as the rule (``kernel=True``), for :func:`small` inputs."""
-    if not eager() or (kernel and small(inputs[0])):
+    one torch kernel as exact as the rule, for inputs of at most ``kernel_up_to``
+    elements (:func:`small`)."""
+    if not eager() or (kernel_up_to and small(inputs[0], kernel_up_to)):
         return plain(*inputs)
     if not any(t.requires_grad for t in inputs) or not torch.is_grad_enabled():
         with torch.no_grad():

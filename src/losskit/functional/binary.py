@@ -71,7 +71,7 @@ def binary_cross_entropy(input, target, *, weight=None, reduction="mean", normal
         # torch's kernel refuses other values, reported below)
         with _no_autocast(x.device.type):
             if w is None and reduction != "none":
-                total = fused(_BCESum, _bce_sum_plain, x, y, kernel=True)
+                total = fused(_BCESum, _bce_sum_plain, x, y, kernel_up_to=_KERNEL_UP_TO)
                 return finish_sum(total, x.numel(), reduction, normalizer)
             loss = fused(_BCE, _bce_plain, x, y)
             return reduce(loss, reduction, weight=w, normalizer=normalizer)
@@ -91,6 +91,14 @@ def binary_cross_entropy(input, target, *, weight=None, reduction="mean", normal
                 )
 
     return reduce_builtin(builtin, reduction, weight=w, normalizer=normalizer, numel=x.numel())
+
+
+#: Elements up to which the mean or sum runs torch's kernel (its plain path): torch's
+#: binary_cross_entropy costs more per element than the closed form, so the bound is
+#: low. Measured on CPU, torch 2.13, one thread, forward + backward: 86 against 163 us
+#: at 1024 elements, 156 against 179 at 4096, 248 against 196 at 8192, 1533 against 465
+#: at 65536.
+_KERNEL_UP_TO = 1 << 12
 
 
 def _bce_plain(x, y):

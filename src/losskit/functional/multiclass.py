@@ -239,9 +239,10 @@ def cross_entropy_as(
     """The cross entropy, its errors reported under ``name`` (for the losses built on it:
     ``softmax_focal_loss`` at gamma 0, linear cross entropy of given logits); not exported."""
     if (
-        type(label_smoothing) is float
-        and label_smoothing == 0.0
-        and (z_loss == 0.0 if type(z_loss) in (float, int) else False)
+        type(label_smoothing) in (float, int)
+        and label_smoothing == 0
+        and type(z_loss) in (float, int)
+        and z_loss == 0
         and (target_type == "auto" or target_type == "index")
         and (backend == "auto" or backend == "torch")
         and _plain_cpu_call(input, target, weight, ignore_index, reduction, normalizer)
@@ -402,10 +403,11 @@ _INT64 = 1 << 63  # the kernels' ignore_index is an int64
 
 def _plain_cpu_call(input, target, weight, ignore_index, reduction, normalizer) -> bool:
     """The common class-index call on CPU: ``(N, C, *)`` float32/float64 input, ``(N, *)``
-    int64 target, no class weight or normalizer, a mean or a sum, in eager mode. torch's
-    CPU kernels check such targets against the classes themselves (they raise before
-    returning), so it runs there without losskit's own pass over the targets
-    (:mod:`._aten`); anything else, or a refused target, takes the checked path."""
+    int64 target, no class weight or normalizer, a mean or a sum, in eager mode, which
+    may run torch's kernel (:mod:`._aten`). ``nll_loss`` lets the kernel check the
+    targets (on CPU it raises before returning; losskit's check then runs for the
+    message); cross entropy runs losskit's check first. Anything else takes the checked
+    path."""
     return (
         weight is None
         and normalizer is None

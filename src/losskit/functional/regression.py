@@ -18,7 +18,7 @@ from .. import _checks as C
 from .._reduction import reduce, reduce_builtin
 from . import _aten
 from ._common import prepare_pointwise
-from ._fused import Summed, eager, fused, summed_divisor
+from ._fused import SMALL, Summed, eager, fused, summed_divisor
 
 __all__ = [
     "l1_loss",
@@ -51,7 +51,7 @@ def _builtin(
         def plain(a, b):
             return torch_fn(a, b, reduction, **hyper)
 
-        return fused(Summed(rule, divisor), plain, x, y, kernel=True)
+        return fused(Summed(rule, divisor), plain, x, y, kernel_up_to=SMALL)
     return reduce_builtin(
         lambda red: torch_fn(x, y, red, **hyper),
         reduction,
