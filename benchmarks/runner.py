@@ -266,6 +266,10 @@ def cpu_workloads(size: int = 1 << 20, names=None) -> tuple[list[CpuWorkload], l
             hw = max(size // (2 * 19 * 2), 1)
             w = max(int(math.sqrt(hw)), 1)
             work.append(CpuWorkload(spec.name, (2, 19, hw // w, w), "segmentation map"))
+        if spec.name == "ctc_loss":
+            # a subword vocabulary of 1024 classes (T = 100 frames), about ``size``
+            # elements: the targets name few of them
+            work.append(CpuWorkload(spec.name, (100, max(size // 102400, 1), 1024), "vocabulary"))
     return work, skipped
 
 

@@ -231,3 +231,98 @@ def test_functional_takes_torch_positional_order():
     torch.testing.assert_close(
         LF.ctc_loss(lp, y, il, tl, 0, "sum", True), TF.ctc_loss(lp, y, il, tl, 0, "sum", True)
     )
+
+
+# ----------------------------------------------------------------------------- named classes
+def _vocabulary_batch(c=80, used=(3, 9, 17, 40, 41, 77), blank=0, seed=1, t=10, n=5, s=4):
+    """Targets that name a few of ``c`` classes: the CPU path that runs the kernel on
+    those classes alone."""
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(t, n, c, generator=g, dtype=D)
+    pool = torch.tensor([v for v in used if v != blank])
+    y = pool[torch.randint(0, len(pool), (n, s), generator=g)]
+    y[1, :2] = y[1, 0]  # a repeated label (needs a blank between)
+    il = torch.randint(t // 2 + s, t + 1, (n,), generator=g)
+    tl = torch.randint(0, s + 1, (n,), generator=g)
+    tl[0], tl[1] = s, 2
+    return logits, y, il, tl
+
+
+def _all_classes(monkeypatch):
+    from losskit.functional import ctc
+
+    monkeypatch.setattr(ctc, "_classes", lambda *args: None)
+
+
+def _named_path_taken(monkeypatch):
+    from losskit.functional import ctc
+
+    seen, real = [], ctc._classes
+
+    def spy(*args):
+        out = real(*args)
+        seen.append(out is not None)
+        return out
+
+    monkeypatch.setattr(ctc, "_classes", spy)
+    return seen
+
+
+@pytest.mark.parametrize("blank", [0, 41])
+@pytest.mark.parametrize("form", ["padded", "concatenated"])
+def test_named_classes_path_equals_the_kernel_on_every_class(monkeypatch, blank, form):
+    logits, y, il, tl = _vocabulary_batch(blank=blank)
+    targets = _concat(y, tl) if form == "concatenated" else y
+    lp = logits.log_softmax(2)
+
+    def run():
+        x = lp.clone().requires_grad_(True)
+        out = LF.ctc_loss(x, targets, il, tl, blank=blank, reduction="none")
+        (g,) = torch.autograd.grad((out * torch.arange(1.0, 6.0, dtype=D)).sum(), x)
+        return out.detach(), g
+
+    with monkeypatch.context() as m:
+        seen = _named_path_taken(m)
+        named, g_named = run()
+        assert seen and all(seen)  # forward and backward on the named classes
+    with monkeypatch.context() as m:
+        _all_classes(m)
+        full, g_full = run()
+    assert torch.equal(named, full)  # the kernel reads the same entries: same bits
+    torch.testing.assert_close(g_named, g_full, rtol=1e-12, atol=1e-14)
+    want = TF.ctc_loss(lp, targets, il, tl, blank=blank, reduction="none")
+    torch.testing.assert_close(named, want, rtol=1e-12, atol=1e-12)
+    unnamed = torch.ones(80, dtype=torch.bool)
+    unnamed[[blank, *y.unique().tolist()]] = False
+    assert (g_named[..., unnamed] == 0).all()  # the derivative there is exactly 0
+
+
+def test_named_classes_path_gradcheck_and_edges(monkeypatch):
+    logits, y, il, tl = _vocabulary_batch(c=64, t=6, n=3, s=2, used=(5, 6, 30))
+    lp = logits.log_softmax(2).requires_grad_(True)
+    seen = _named_path_taken(monkeypatch)
+    assert torch.autograd.gradcheck(lambda x: LF.ctc_loss(x, y, il, tl), (lp,))
+    assert seen and all(seen)
+    # an impossible alignment (2 frames for "55") and an empty input, on the same path
+    y2 = torch.tensor([[5, 5], [6, 30], [30, 0]])
+    il2, tl2 = torch.tensor([2, 4, 0]), torch.tensor([2, 2, 0])
+    out = LF.ctc_loss(lp, y2, il2, tl2, reduction="none")
+    assert math.isinf(out[0].item()) and out[2].item() == 0.0
+    torch.testing.assert_close(out[1], TF.ctc_loss(lp, y2, il2, tl2, reduction="none")[1])
+    (g,) = torch.autograd.grad(LF.ctc_loss(lp, y2, il2, tl2, zero_infinity=True), lp)
+    assert torch.isfinite(g).all() and (g[:, 0] == 0).all() and (g[:, 2] == 0).all()
+
+
+@pytest.mark.parametrize("case", ["63 classes", "one sample names 33 of 64"])
+def test_named_classes_path_needs_64_classes_and_at_most_half_named(monkeypatch, case):
+    if case == "63 classes":
+        logits, y, il, tl = _vocabulary_batch(c=63, used=(3, 9))
+    else:  # blank and the labels 1..32 of the first sample: 33 columns of 64
+        logits, y, il, tl = _vocabulary_batch(c=64, used=(3, 9), s=32, t=70, n=2)
+        y[0] = torch.arange(1, 33)
+        tl[0] = 32
+    seen = _named_path_taken(monkeypatch)
+    lp = logits.log_softmax(2)
+    got = LF.ctc_loss(lp, y, il, tl, reduction="none")
+    torch.testing.assert_close(got, TF.ctc_loss(lp, y, il, tl, reduction="none"))
+    assert seen and not any(seen)

@@ -20,6 +20,14 @@ What losskit adds to torch's kernel:
 * an empty batch (``N = 0``) or an empty input (``T = 0``) gives the defined value (the
   empty mean 0; an empty input aligns only an empty target) instead of torch's error.
 
+On the CPU, with 64 classes or more of which the batch's targets name at most half, the kernel
+runs on those classes alone: ``log_probs`` gathered to ``(T, N, K)`` (``K`` = blank plus
+the most distinct labels of one sample), the labels renumbered, and the gradient scattered
+back. The kernel reads ``log_probs`` only at each sample's labels, so the values are
+torch's bit for bit; the gradient of a class no label names is exactly 0 (the derivative
+is), and torch's backward, whose last pass is over every class, costs ``K / C`` of its
+time there (``(400, 8, 1000)``: 29 against 54 ms forward + backward).
+
 The kernel is called through two ``torch.library`` operators under ``torch.compile``
 (its own output's shape depends on the target lengths, which a traced graph cannot hold);
 the first derivative is computed by hand, so a second derivative raises.
@@ -67,6 +75,47 @@ def _fix_gradient(raw, grad, lp, il, nll):
         t1 = t0 + step
         raw[t0:t1].addcmul_(lp[t0:t1].exp(), scale[t0:t1], value=-1.0)
     return raw
+
+
+_FEW_FROM = 64  # classes: fewer, and the kernel runs on all of them
+
+
+def _classes(targets, tl, c, blank):
+    """The classes the batch names, per sample, when they are at most half of ``c``
+    (else ``None``): ``(cls, labels, keep)`` with ``cls (N, K)`` the classes of the
+    compressed columns (blank first, then the sample's labels, then unnamed classes as
+    filler), ``labels`` the targets renumbered to those columns (blank is 0) and ``keep
+    (N, K)`` true on the named ones. CPU only: ``K`` is read on the host. Below
+    ``_FEW_FROM`` classes the kernel's pass over them is cheap and the bookkeeping would
+    cost more than it saves (32 classes, 22 named: 37.4 against 38.1 ms in one run)."""
+    if c < _FEW_FROM:
+        return None
+    n = tl.shape[0]
+    if targets.dim() == 2:
+        counted = torch.arange(targets.shape[1])[None, :] < tl[:, None]
+        labels = torch.where(counted, targets, blank)
+        rows = torch.arange(n)[:, None].expand_as(labels)
+    else:
+        labels = targets
+        rows = torch.repeat_interleave(torch.arange(n), tl, output_size=targets.shape[0])
+    named = torch.zeros(n, c, dtype=torch.bool)
+    named[rows, labels] = True
+    named[:, blank] = True
+    count = named.sum(1)
+    k = int(count.max())
+    if 2 * k > c:
+        return None
+    every = torch.arange(c)
+    key = (~named).long() * (2 * c) + (every != blank).long() * c + every
+    order = key.argsort(1)
+    column = torch.empty_like(order).scatter_(1, order, every.expand(n, c))
+    cls = order[:, :k].contiguous()
+    keep = torch.arange(k)[None, :] < count[:, None]
+    return cls, column[rows, labels], keep
+
+
+def _gather_classes(lp, cls):
+    return lp.gather(2, cls.unsqueeze(0).expand(lp.shape[0], *cls.shape))
 
 
 @torch.library.custom_op("losskit::ctc_forward", mutates_args=())
@@ -119,6 +168,19 @@ def _backward(grad, lp, targets, il, tl, nll, alpha, blank):
     return _fix_gradient(raw, grad, lp, il, nll)
 
 
+def _eager_backward(grad, lp, targets, il, tl, nll, alpha, blank):
+    """The gradient on the forward's columns: all classes, or the named ones scattered
+    back (the same choice as the forward's, made again from the same targets)."""
+    few = _classes(targets, tl, lp.shape[2], blank) if lp.device.type == "cpu" else None
+    if few is None:
+        return _backward(grad, lp, targets, il, tl, nll, alpha, blank)
+    cls, labels, keep = few
+    part = _backward(grad, _gather_classes(lp, cls), labels, il, tl, nll, alpha, 0)
+    part.mul_(keep)  # the filler columns: exactly 0 (the fix leaves p g - p g there)
+    out = torch.zeros_like(lp)
+    return out.scatter_(2, cls.unsqueeze(0).expand_as(part), part)
+
+
 class _CTC(torch.autograd.Function):
     """Per-sample negative log-likelihood ``(N,)`` of ``lp (T, N, C)``; differentiable once
     in ``lp``. Under ``torch.func.vmap`` each element of the batch runs on its own."""
@@ -128,6 +190,11 @@ class _CTC(torch.autograd.Function):
         with torch.no_grad():
             if torch.compiler.is_compiling() or lp.is_meta:  # shapes only: the operators'
                 return _ctc_forward_op(lp, targets, il, tl, blank)  # fake kernels
+            if lp.device.type == "cpu":
+                few = _classes(targets, tl, lp.shape[2], blank)
+                if few is not None:  # the named classes alone
+                    cls, labels, _ = few
+                    return torch._ctc_loss(_gather_classes(lp, cls), labels, il, tl, 0, False)
             return torch._ctc_loss(lp, targets, il, tl, blank, False)
 
     @staticmethod
@@ -150,7 +217,7 @@ class _CTC(torch.autograd.Function):
             if torch.compiler.is_compiling() or lp.is_meta:
                 g = _ctc_backward_op(grad, lp, targets, il, tl, nll, alpha, ctx.blank)
             else:
-                g = _backward(grad.contiguous(), lp, targets, il, tl, nll, alpha, ctx.blank)
+                g = _eager_backward(grad.contiguous(), lp, targets, il, tl, nll, alpha, ctx.blank)
         return g, None, None, None, None
 
     @staticmethod
