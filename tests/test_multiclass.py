@@ -664,6 +664,28 @@ def test_set_checks_false_disables_value_checks():
         LF.cross_entropy(torch.ones(3, 4), torch.tensor([0.0, 1.0, 2.0]))
 
 
+def test_checks_off_on_cpu_still_learns_that_no_target_is_ignored():
+    """With value checks off, the one read of the class indices still runs on CPU (no
+    device to wait for), silently: torch's kernel then runs as with checks on, and an
+    out-of-range or ignored target takes the masked path, as before. On a device (meta
+    here) nothing is read."""
+    from losskit import _checks as C
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    y = torch.tensor([0, 1, 2, 4])
+    with losskit.set_checks(False):
+        assert C.check_class_indices("loss", y, 5, -100)
+        assert not C.check_class_indices("loss", torch.tensor([0, -100]), 5, -100)
+        assert not C.check_class_indices("loss", torch.tensor([0, 5]), 5, -100)  # no error
+        assert not C.check_class_indices("loss", y.to("meta"), 5, -100)
+        off = LF.cross_entropy(x, y)
+    on = LF.cross_entropy(x, y)
+    assert type(off.grad_fn) is type(on.grad_fn)  # the same kernel, not the masked path
+    assert type(off.grad_fn).__name__ == "NllLossBackward0"
+    torch.testing.assert_close(off, on, rtol=0, atol=0)
+
+
 def test_ignore_index_with_probability_target_is_refused():
     msg = _raises(
         losskit.LossInputError,

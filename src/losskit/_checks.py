@@ -78,10 +78,16 @@ def in_functorch_transform() -> bool:
         return False
 
 
+def eager() -> bool:
+    """Plain eager mode: no ``torch.compile`` tracing and no ``torch.func`` transform,
+    where a loss may read values on the host and run its hand-written gradients."""
+    return not is_compiling() and not in_functorch_transform()
+
+
 def checks_enabled() -> bool:
     """True when value checks run: switched on, and not inside ``torch.compile`` tracing
     or a ``torch.func`` transform."""
-    return _state["enabled"] and not is_compiling() and not in_functorch_transform()
+    return _state["enabled"] and eager()
 
 
 # --------------------------------------------------------------------------- messages
@@ -530,14 +536,21 @@ def check_class_indices(
     input has 4 classes"; ``linear_cross_entropy``'s classes are the rows of
     ``linear_weight``). Returns whether its one read showed every target a class and
     none equal to ``ignore_index``: then no mask of ignored targets is needed
-    (``False`` when it does not know: checks off, or an empty target).
+    (``False`` when it does not know: an empty target, or checks off on a device).
+
+    With checks off on CPU the read still runs, for that answer alone (it waits for no
+    device, and it lets torch's own kernels run: the masked path it spares costs more
+    than the read), and nothing is raised.
     """
-    if not checks_enabled() or t.numel() == 0:
+    checking = checks_enabled()
+    if t.numel() == 0 or not checking and (_state["enabled"] or not t.is_cpu or not eager()):
         return False
     # one pass and one read when every target is a class (integers: no autograd)
     lo, hi = host_bounds(t)
     if lo >= 0 and hi < num_classes:
         return ignore_index is None or not lo <= ignore_index <= hi
+    if not checking:
+        return False
     with torch.no_grad():
         if ignore_index is not None:
             lo, hi = host_bounds(torch.where(t == ignore_index, 0, t))

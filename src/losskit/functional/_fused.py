@@ -20,11 +20,7 @@ import torch
 
 from .. import _checks as C
 
-
-def eager() -> bool:
-    """Whether the hand-written gradients may run: plain eager autograd, no compiler
-    tracing and no torch.func transform."""
-    return not C.is_compiling() and not C.in_functorch_transform()
+eager = C.eager  # where the hand-written gradients may run
 
 
 class _Fused(torch.autograd.Function):
