@@ -792,3 +792,21 @@ def test_set_checks_false_bce_with_logits_value():
 def test_set_checks_false_keeps_shape_checks():
     with losskit.set_checks(False), pytest.raises(losskit.LossInputError, match="shape"):
         LF.binary_cross_entropy_with_logits(torch.zeros(4, 3), torch.zeros(4, 5))
+
+
+@pytest.mark.parametrize("fn", [LF.sigmoid_focal_loss, LF.poly1_focal_loss])
+def test_focal_second_derivative_of_soft_targets_at_large_logits(fn):
+    """Soft targets with logits of +-100 in float32: ``log(1 - p_t)`` is a log-sum of two
+    terms 100 apart, past float32's ``exp`` range, where ``torch.logaddexp``'s double
+    backward is NaN. losskit's log-sum (``_math.log_add_exp``) keeps the second
+    derivative, equal to float64's."""
+    x = torch.tensor([100.0, -100.0, 3.0, -30.0])
+    y = torch.tensor([0.3, 0.9, 0.5, 0.2])
+    hessians = []
+    for dtype in (torch.float32, torch.float64):
+        xi = x.to(dtype).requires_grad_(True)
+        (g,) = torch.autograd.grad(fn(xi, y.to(dtype), reduction="sum"), xi, create_graph=True)
+        (h,) = torch.autograd.grad(g.sum(), xi)
+        assert torch.isfinite(h).all(), (dtype, h)
+        hessians.append(h)
+    assert_close(hessians[0], hessians[1], rtol=1e-4, atol=1e-6)

@@ -213,6 +213,30 @@ def test_extreme_inputs_are_finite(spec, variant, dtype):
 
 
 @pytest.mark.parametrize("spec, variant", spec_variants())
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_extreme_inputs_have_finite_second_derivatives(spec, variant, dtype):
+    """At the extreme inputs (logits of +-1e4, hard targets) the second derivative is
+    finite too: the gradient taken with ``create_graph=True`` (the path a double backward
+    differentiates) and its own gradient. A path without a double backward raises its
+    clear error instead (``test_gradgradcheck_float64``)."""
+    options, args = options_for(spec, variant, make_inputs(spec, dtype=dtype, extreme=True))
+    params = [args[i].requires_grad_(True) for i in _differentiable(args)]
+    for reduction in REDUCTIONS:
+        out = spec.functional(*args, reduction=reduction, **options)
+        try:
+            grads = torch.autograd.grad(out.sum(), params, create_graph=True)
+        except losskit.LossInputError as err:
+            assert "second derivative" in str(err)
+            return
+        assert all(torch.isfinite(g).all() for g in grads), reduction
+        linked = [g.sum() for g in grads if g.requires_grad]
+        if not linked:  # a gradient constant in the inputs (a linear loss)
+            continue
+        second = torch.autograd.grad(sum(linked), params, allow_unused=True)
+        assert all(h is None or torch.isfinite(h).all() for h in second), (reduction, second)
+
+
+@pytest.mark.parametrize("spec, variant", spec_variants())
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
 def test_half_precision_close_to_float32(spec, variant, dtype):
     options, args = options_for(spec, variant, make_inputs(spec, dtype=torch.float32))

@@ -15,6 +15,7 @@ from .. import _checks as C
 from .. import kernels
 from .._reduction import compute_dtype, finish_sum, reduce, reduce_builtin
 from ._fused import eager, fused
+from ._math import log_add_exp
 
 _WEIGHT_HINT = (
     "weight rescales each element's loss: give it the input's shape or one "
@@ -312,9 +313,7 @@ def _log_one_minus_pt(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """
     hard_one, hard_zero = y == 1, y == 0
     soft = torch.where(hard_one | hard_zero, torch.full_like(y, 0.5), y)
-    mixed = torch.logaddexp(
-        torch.log(soft) + TF.logsigmoid(-x), torch.log1p(-soft) + TF.logsigmoid(x)
-    )
+    mixed = log_add_exp(torch.log(soft) + TF.logsigmoid(-x), torch.log1p(-soft) + TF.logsigmoid(x))
     return torch.where(hard_one, TF.logsigmoid(-x), torch.where(hard_zero, TF.logsigmoid(x), mixed))
 
 

@@ -29,6 +29,7 @@ from .. import _checks as C
 from .._reduction import compute_dtype, reduce
 from ._classes import prepare_classes
 from ._fused import fused
+from ._math import log_add_exp
 
 __all__ = ["distillation_loss", "generalized_jsd_loss", "total_variation_loss"]
 
@@ -112,21 +113,6 @@ def _kl(log_a, log_b, dim):
     a = log_a.exp()
     diff = torch.where(a == 0, torch.zeros((), dtype=a.dtype, device=a.device), log_a - log_b)
     return (a * diff).sum(dim)
-
-
-def _log_mixture(a, b):
-    """``log(exp(a) + exp(b))`` as ``hi + log1p(exp(lo - hi))``, the larger one chosen by
-    a comparison (no gradient): exact first and second derivatives everywhere, ties
-    included (``torch.logaddexp``'s double backward is NaN for a gap of 2e4, and
-    max/min's is wrong at a tie). A class where both are ``-inf`` (both distributions
-    vanish) gets 0 inputs: its value is never read (both KL terms mask it), and no
-    ``-inf - -inf`` reaches a gradient."""
-    both = torch.isneginf(a) & torch.isneginf(b)
-    zero = torch.zeros((), dtype=a.dtype, device=a.device)
-    a, b = torch.where(both, zero, a), torch.where(both, zero, b)
-    first = a >= b
-    hi, lo = torch.where(first, a, b), torch.where(first, b, a)
-    return hi + torch.log1p(torch.exp(lo - hi))
 
 
 # --------------------------------------------------------------------------- losses
@@ -334,7 +320,7 @@ def _jsd_plain(x, z, *, b, t, dim, rows):
     """The generalized JSD per position for ``0 < b < 1`` through autograd: the definition
     the closed form is checked against, and the one differentiated twice."""
     log_p, log_q = _log_probs(*_fill(x, z, rows), t, dim)
-    log_m = _log_mixture(log_p + math.log1p(-b), log_q + math.log(b))
+    log_m = log_add_exp(log_p + math.log1p(-b), log_q + math.log(b))
     return b * _kl(log_q, log_m, dim) + (1.0 - b) * _kl(log_p, log_m, dim)
 
 
