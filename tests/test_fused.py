@@ -240,6 +240,15 @@ FOCAL_BINARY = [
         pytest.param(LF.sigmoid_focal_loss, o, id=f"sigmoid_focal-{o}")
         for o in ({}, {"gamma": 1.0}, {"gamma": 3.5, "alpha": 0.7}, {"alpha": None})
     ],
+    *[  # pos_weight per class, below and above 1, and one for all
+        pytest.param(LF.sigmoid_focal_loss, o, id=f"sigmoid_focal-pos_weight-{i}")
+        for i, o in enumerate(
+            (
+                {"pos_weight": torch.tensor([0.5, 1.0, 2.0, 3.0, 0.1, 1.5, 10.0])},
+                {"pos_weight": torch.tensor(4.0), "gamma": 1.0, "alpha": None},
+            )
+        )
+    ],
     *[
         pytest.param(LF.poly1_focal_loss, o, id=f"poly1_focal-{o}")
         for o in ({}, {"gamma": 1.0, "epsilon": -0.5}, {"gamma": 3.0, "alpha": 0.7, "epsilon": 2.0})
@@ -302,7 +311,11 @@ def test_sigmoid_focal_infinite_logits_on_the_fast_path():
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("options", [{}, {"gamma": 3.5, "alpha": 0.7}, {"alpha": None}], ids=str)
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"gamma": 3.5, "alpha": 0.7}, {"alpha": None}, {"pos_weight": torch.tensor(2.5)}],
+    ids=str,
+)
 def test_sigmoid_focal_fast_path_reuses_its_buffers_exactly(plain_all, dtype, options):
     """The closed form's five buffers, each reused once its value is spent (q in the
     sign's, ce in sigmoid(|x|)'s, 1 - p_t in sigmoid(-|x|)'s): logits at 0 (both

@@ -368,11 +368,17 @@ def sigmoid_focal(
     if torch_path is None:
         return result
     x, y, w, pw, mask = torch_path
-    if pw is None and gamma >= 1.0 and not y.requires_grad and x.device.type == "cpu" and eager():
+    if (
+        gamma >= 1.0
+        and not y.requires_grad
+        and (pw is None or not pw.requires_grad)
+        and x.device.type == "cpu"
+        and eager()
+    ):
         # the closed-form gradient
         x, infinite = _saturated(x, y)
-        plain = functools.partial(_focal_plain, alpha=alpha, gamma=gamma)
-        loss = fused(_SigmoidFocal(alpha, gamma), plain, x, y)
+        plain = functools.partial(_focal_plain, alpha=alpha, gamma=gamma, pos_weight=pw)
+        loss = fused(_SigmoidFocal(alpha, gamma, pos_weight=pw), plain, x, y)
         out = reduce(loss, reduction, weight=w, mask=mask, normalizer=normalizer)
         return _infinite_where(out, infinite)
     x, infinite = _saturated(x, y)
@@ -387,12 +393,13 @@ def sigmoid_focal(
     return _infinite_where(out, infinite)
 
 
-def _focal_plain(x, y, *, alpha, gamma):
+def _focal_plain(x, y, *, alpha, gamma, pos_weight=None):
     """The sigmoid focal loss per element through autograd, finite logits (infinite ones
     clamped by :func:`_saturated`): the definition the closed form is checked against,
     and the one differentiated twice."""
     loss = torch.exp(gamma * _log_one_minus_pt(x, y))
-    loss = loss * TF.binary_cross_entropy_with_logits(x, y, reduction="none")
+    ce = TF.binary_cross_entropy_with_logits(x, y, pos_weight=pos_weight, reduction="none")
+    loss = loss * ce
     if alpha is not None:
         loss = (alpha * y + (1.0 - alpha) * (1.0 - y)) * loss
     return loss
@@ -411,10 +418,17 @@ class _SigmoidFocal:
 
     ``epsilon`` (the poly-1 focal loss's; 0: none) adds ``epsilon (1 - p_t)^(gamma + 1)``,
     not alpha weighted, whose derivative is ``epsilon (gamma + 1) (1 - p_t)^gamma (1 - 2y)
-    p q``."""
+    p q``.
 
-    def __init__(self, alpha, gamma, epsilon=0.0):
+    ``pos_weight`` ``w`` (torch's, on the positive term of ``ce``: ``(1 - y) x + (1 + (w -
+    1) y) softplus(-x)``) adds ``(w - 1) y softplus(-x)`` to ``ce`` and ``-(w - 1) y q`` to
+    its derivative ``p - y``."""
+
+    def __init__(self, alpha, gamma, epsilon=0.0, pos_weight=None):
         self.alpha, self.gamma, self.epsilon = alpha, gamma, epsilon
+        self.pos_weight = pos_weight
+        if pos_weight is not None and epsilon:
+            raise NotImplementedError("pos_weight with the poly-1 term")  # no caller
 
     def forward(self, x, y):
         gamma, alpha = self.gamma, self.alpha
@@ -428,13 +442,19 @@ class _SigmoidFocal:
         p = torch.lerp(small, big, positive)
         q = torch.lerp(big, small, positive, out=positive)
         ce = torch.clamp_min(x, 0.0, out=big).addcmul_(x, y, value=-1.0).add_(e.log1p_())
+        extra = None  # pos_weight: (w - 1) y q, the derivative's extra term
+        if self.pos_weight is not None:
+            extra = torch.mul(y, self.pos_weight - 1.0)
+            ce.addcmul_(extra, torch.neg(x).clamp_min_(0.0).add_(e))  # e: log1p(exp(-|x|))
+            extra.mul_(q)
         omp = torch.lerp(p, q, y, out=small)  # 1 - p_t
         mod = torch.mul(omp, omp, out=e) if gamma == 2.0 else torch.pow(omp, gamma, out=e)
         power = omp if gamma == 2.0 else omp.pow(gamma - 1.0)  # (1 - p_t)^(gamma - 1)
         # the derivative's bracket: gamma (1 - 2y) p q ce + (1 - p_t)(p - y), in q's buffer
         grad = q.mul_(p).mul_(ce).mul_(gamma)
         grad.addcmul_(grad, y, value=-2.0)  # times 1 - 2y
-        grad.addcmul_(omp, p.sub_(y)).mul_(power)
+        d_ce = p.sub_(y) if extra is None else p.sub_(y).sub_(extra)  # d ce / dx
+        grad.addcmul_(omp, d_ce).mul_(power)
         loss = mod.mul_(ce)
         if alpha is not None:
             alpha_t = torch.mul(y, 2.0 * alpha - 1.0, out=p).add_(1.0 - alpha)
