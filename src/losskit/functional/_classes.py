@@ -14,6 +14,7 @@ import torch
 
 from .. import _checks as C
 from .._reduction import compute_dtype, in_dtype, mean_weight
+from ._common import finite_on_cpu
 from ._fused import eager
 
 TARGET_TYPES = ("auto", "index", "probs")
@@ -51,11 +52,14 @@ class Classes:
         """The input in the compute dtype (float32 for half inputs), made on first use
         (the kernels read ``raw`` directly: no float32 copy of half logits). The rows of
         ignored targets are 0 here, so that a NaN or inf in them (a masked vocabulary)
-        reaches neither the value nor the gradient."""
+        reaches neither the value nor the gradient. Finite logits need no such copy (an
+        ignored row's loss and gradient are 0 times finite values): on CPU one read shows
+        that (:func:`finite_on_cpu`), and the copy, and its backward's, are skipped."""
         if self._input is None:
             x = in_dtype(self.raw, compute_dtype(self.raw.dtype))
-            # a copy of the logits only when some target is ignored
-            if not self.all_counted:
+            # a copy of the logits only when some target is ignored and some logit is not
+            # finite (or, on a device, may not be)
+            if not self.all_counted and not finite_on_cpu(x):
                 x = x.masked_fill(~self.mask.unsqueeze(self.class_dim), 0.0)
             self._input = x
         return self._input

@@ -8,6 +8,14 @@ from .. import _checks as C
 from .._reduction import UNCAST, compute_dtype, in_dtype
 
 
+def finite_on_cpu(t: torch.Tensor) -> bool:
+    """Whether every element of ``t`` is finite, from one read where a read costs no
+    device sync (CPU, eager mode): a sum of finite values is finite unless it overflows,
+    so a finite sum proves it (an overflowing one answers ``False``, the safe answer).
+    ``False`` elsewhere: the caller then takes its path for non-finite values."""
+    return t.device.type == "cpu" and C.eager() and bool(torch.isfinite(t.detach().sum()))
+
+
 def prepare_pointwise(
     loss: str,
     input: object,

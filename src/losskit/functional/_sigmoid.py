@@ -14,6 +14,7 @@ import torch.nn.functional as TF
 from .. import _checks as C
 from .. import kernels
 from .._reduction import compute_dtype, finish_sum, reduce, reduce_builtin
+from ._common import finite_on_cpu
 from ._fused import eager, fused
 from ._math import log_add_exp
 
@@ -283,7 +284,7 @@ def _saturated(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     :func:`_infinite_where`. An infinite logit gets a zero gradient (the clamp's), as on
     the kernel path.
     """
-    if x.device.type == "cpu" and eager() and bool(torch.isfinite(x.sum())):
+    if finite_on_cpu(x):
         # no infinite logit (reading that is no device sync on CPU): nothing to clamp, and
         # the four passes over the logits below are skipped
         return x, None
@@ -515,7 +516,7 @@ def prepare_sigmoid(name, input, target, *, weight, ignore_index, reduction, nor
         normalizer=normalizer,
         backend="torch",
     )
-    if x.device.type == "cpu" and eager() and bool(torch.isfinite(x.sum())):
+    if finite_on_cpu(x):
         return x, y, w, mask, None  # no infinite logit (no device sync on CPU): no clamp
     big = torch.finfo(x.dtype).max
     return x.clamp(-big, big), y, w, mask, torch.isinf(x)
