@@ -62,6 +62,51 @@ def test_kl_div_matches_torch_values_and_gradients(reduction, log_target, shape)
     )
 
 
+def _node_names(out):
+    """The names of the autograd nodes behind ``out``."""
+    seen, todo = set(), [out.grad_fn]
+    while todo:
+        node = todo.pop()
+        if node is not None and node not in seen:
+            seen.add(node)
+            todo.extend(n for n, _ in node.next_functions)
+    return {n.name() for n in seen}
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum", "batchmean"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_kl_div_log_target_closed_form_is_torch(reduction, dtype):
+    """A log-target that needs no gradient takes the closed form (``d/dx = -q``, no masks):
+    torch's value and input gradient; a log-target of ``-inf`` (``q = 0``) is computed
+    again with the masks (0, where torch's is NaN)."""
+    from losskit.functional import distributions
+
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(6, 9, generator=g, dtype=dtype).log_softmax(-1)
+    ly = torch.randn(6, 9, generator=g, dtype=dtype).log_softmax(-1)
+    a, b = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    got = LF.kl_div(a, ly, reduction=reduction, log_target=True)
+    assert "_FusedBackward" in _node_names(got)  # the closed form, not the masks
+    want = _torch_kl(b, ly, reduction=reduction, log_target=True)
+    tol = dict(rtol=1e-6, atol=1e-7) if dtype == torch.float32 else {}
+    torch.testing.assert_close(got, want, **tol)
+    torch.testing.assert_close(
+        torch.autograd.grad(got.sum(), a)[0], torch.autograd.grad(want.sum(), b)[0], **tol
+    )
+    ly[0, 0] = -math.inf
+    out = LF.kl_div(x, ly, reduction=reduction, log_target=True)
+    masked = distributions._kl_log_plain(x, ly)
+    assert torch.isfinite(out).all()
+    if reduction == "none":
+        torch.testing.assert_close(out, masked)
+
+
+def test_kl_div_log_target_of_both_infinities_is_no_nan():
+    """+inf and -inf in a log-target sum to NaN: the NaN check then counts, and finds none."""
+    x = torch.full((1, 3), -1.0)
+    LF.kl_div(x, torch.tensor([[math.inf, -math.inf, -1.0]]), log_target=True)
+
+
 def test_kl_div_batchmean_is_the_mean_kl_of_the_rows():
     p = torch.tensor([[0.2, 0.3, 0.5], [0.6, 0.3, 0.1]], dtype=D)
     q = torch.tensor([[0.1, 0.1, 0.8], [0.5, 0.25, 0.25]], dtype=D)

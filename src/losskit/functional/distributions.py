@@ -137,12 +137,40 @@ class _KLUnmasked:
         return torch.mul(y, grad).neg_(), None
 
 
+def _kl_log_plain(x, ly):
+    """``exp(ly) (ly - x)``, and 0 where ``ly = -inf`` (``q = 0``) whatever the input."""
+    counted = ly != -math.inf  # log q = -inf: q = 0 adds nothing
+    ly = torch.where(counted, ly, 0.0)
+    return torch.where(counted, torch.exp(ly) * (ly - x), 0.0)
+
+
+class _KLLogTarget:
+    """:func:`_kl_log_plain` without its masks (two ``where`` and a comparison, each
+    about the ``exp``'s cost), ``q = exp(ly)`` kept for ``d/dx = -q``. Only for inputs
+    whose loss comes out finite (a log-target of ``-inf`` gives ``0 (-inf)``: NaN, and
+    :func:`kl_div` computes it again with the masks); no target gradient."""
+
+    @staticmethod
+    def forward(x, ly):
+        q = torch.exp(ly)
+        return torch.sub(ly, x).mul_(q), q
+
+    @staticmethod
+    def backward(q, grad, needs):
+        return torch.mul(q, grad).neg_(), None
+
+
 def _check_not_nan(name, arg, t, hint):
     """Value check: no element of ``t`` is NaN."""
     if not C.checks_enabled() or t.numel() == 0:
         return
     with torch.no_grad():
-        n_nan = int(torch.isnan(t.detach()).sum())
+        v = t.detach()
+        # one pass when all is well: a sum without NaN proves no NaN (+inf with -inf
+        # also sums to NaN; then they are counted)
+        if not math.isnan(float(v.sum())):
+            return
+        n_nan = int(torch.isnan(v).sum())
     if n_nan:
         C.fail(name, f"{arg} must not hold NaN, found {n_nan} of {t.numel()}.", hint)
 
@@ -215,9 +243,11 @@ def kl_div(
         C.fail(name, f"log_target must be True or False, got {log_target!r}.", cls=C.LossTypeError)
     if log_target:
         _check_not_nan(name, "target", target, "log_target=True: the target holds log q.")
-        counted = y != -math.inf  # log q = -inf: q = 0 adds nothing
-        ly = torch.where(counted, y, 0.0)
-        loss = torch.where(counted, torch.exp(ly) * (ly - x), 0.0)
+        if x.device.type == "cpu" and not y.requires_grad and eager():
+            out = _kl_reduce(fused(_KLLogTarget, _kl_log_plain, x, y), x, reduction, normalizer)
+            if math.isfinite((out if out.dim() == 0 else out.sum()).detach().item()):
+                return out
+        loss = _kl_log_plain(x, y)
     else:
         _check_nonnegative(
             name,
