@@ -238,7 +238,14 @@ def test_softmax_focal_top_class_keeps_relative_precision():
 FOCAL_BINARY = [
     *[
         pytest.param(LF.sigmoid_focal_loss, o, id=f"sigmoid_focal-{o}")
-        for o in ({}, {"gamma": 1.0}, {"gamma": 3.5, "alpha": 0.7}, {"alpha": None})
+        for o in (
+            {},
+            {"gamma": 1.0},
+            {"gamma": 3.5, "alpha": 0.7},
+            {"alpha": None},
+            {"gamma": 0.5, "alpha": 0.75},  # below 1: (1 - p_t)^(gamma - 1) unbounded
+            {"gamma": 0.1, "alpha": None},
+        )
     ],
     *[  # pos_weight per class, below and above 1, and one for all
         pytest.param(LF.sigmoid_focal_loss, o, id=f"sigmoid_focal-pos_weight-{i}")
@@ -251,7 +258,12 @@ FOCAL_BINARY = [
     ],
     *[
         pytest.param(LF.poly1_focal_loss, o, id=f"poly1_focal-{o}")
-        for o in ({}, {"gamma": 1.0, "epsilon": -0.5}, {"gamma": 3.0, "alpha": 0.7, "epsilon": 2.0})
+        for o in (
+            {},
+            {"gamma": 1.0, "epsilon": -0.5},
+            {"gamma": 3.0, "alpha": 0.7, "epsilon": 2.0},
+            {"gamma": 0.5, "epsilon": 2.0},
+        )
     ],
 ]
 
@@ -266,7 +278,12 @@ def test_binary_focal_fast_paths_are_the_plain_path(plain_all, dtype, scale, fn,
     x = torch.randn(50, 7, generator=g, dtype=dtype) * scale
     y = torch.rand(50, 7, generator=g, dtype=dtype)
     y = y if soft else (y < 0.3).to(dtype)
-    _compare(plain_all, fn, x, (y,), dtype, **options)
+    # the plain path's -log p_t is torch's (1 - y) x - log_sigmoid(x), which cancels to 0
+    # where a logit agrees with its target (x = -15, y = 0: 3e-7 in float32); the closed
+    # form keeps it. Below gamma = 1, (1 - p_t)^gamma no longer hides that under the
+    # tolerance: there the values are compared to float32's rounding of |x|
+    value_atol = 2e-6 if dtype == torch.float32 and options.get("gamma", 2.0) < 1 else None
+    _compare(plain_all, fn, x, (y,), dtype, value_atol=value_atol, **options)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
@@ -313,7 +330,13 @@ def test_sigmoid_focal_infinite_logits_on_the_fast_path():
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize(
     "options",
-    [{}, {"gamma": 3.5, "alpha": 0.7}, {"alpha": None}, {"pos_weight": torch.tensor(2.5)}],
+    [
+        {},
+        {"gamma": 3.5, "alpha": 0.7},
+        {"alpha": None},
+        {"pos_weight": torch.tensor(2.5)},
+        {"gamma": 0.5},
+    ],
     ids=str,
 )
 def test_sigmoid_focal_fast_path_reuses_its_buffers_exactly(plain_all, dtype, options):

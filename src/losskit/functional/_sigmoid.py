@@ -370,7 +370,7 @@ def sigmoid_focal(
         return result
     x, y, w, pw, mask = torch_path
     if (
-        gamma >= 1.0
+        gamma > 0.0
         and not y.requires_grad
         and (pw is None or not pw.requires_grad)
         and x.device.type == "cpu"
@@ -406,10 +406,22 @@ def _focal_plain(x, y, *, alpha, gamma, pos_weight=None):
     return loss
 
 
+def _power(omp: torch.Tensor, mod: torch.Tensor, gamma: float) -> torch.Tensor:
+    """``(1 - p_t)^(gamma - 1)`` from ``omp = 1 - p_t`` and ``mod = omp^gamma``. Below
+    ``gamma = 1`` it is infinite at ``omp = 0``, where the bracket it multiplies (``p q``
+    and ``1 - p_t`` times finite values) is 0: there ``mod / max(omp, tiny)`` is 0, the
+    product's limit, instead of ``inf * 0``."""
+    if gamma == 2.0:
+        return omp
+    if gamma >= 1.0:
+        return omp.pow(gamma - 1.0)
+    return mod / omp.clamp_min(torch.finfo(omp.dtype).tiny)
+
+
 class _SigmoidFocal:
     """``alpha_t (1 - p_t)^gamma ce`` and its derivative, for finite logits (at
-    ``+-finfo.max`` too: ``p q = 0`` there) and ``gamma >= 1``, from one ``exp(-|x|)``,
-    one ``log1p`` and one reciprocal:
+    ``+-finfo.max`` too: ``p q = 0`` there) and ``gamma > 0`` (below 1 through
+    :func:`_power`), from one ``exp(-|x|)``, one ``log1p`` and one reciprocal:
     ``p = sigmoid(x)`` and ``q = sigmoid(-x)`` are each the exact one of
     ``1 / (1 + e)`` and ``e / (1 + e)`` (selected by ``lerp`` on the sign, which is
     exact at weights 0 and 1), ``ce = max(x, 0) - x y + log1p(e)``, ``1 - p_t = p + y (q
@@ -450,7 +462,7 @@ class _SigmoidFocal:
             extra.mul_(q)
         omp = torch.lerp(p, q, y, out=small)  # 1 - p_t
         mod = torch.mul(omp, omp, out=e) if gamma == 2.0 else torch.pow(omp, gamma, out=e)
-        power = omp if gamma == 2.0 else omp.pow(gamma - 1.0)  # (1 - p_t)^(gamma - 1)
+        power = _power(omp, mod, gamma)  # (1 - p_t)^(gamma - 1)
         # the derivative's bracket: gamma (1 - 2y) p q ce + (1 - p_t)(p - y), in q's buffer
         grad = q.mul_(p).mul_(ce).mul_(gamma)
         grad.addcmul_(grad, y, value=-2.0)  # times 1 - 2y
@@ -474,7 +486,7 @@ class _SigmoidFocal:
         ce = x.relu().addcmul_(x, y, value=-1.0).add_(e.log1p_())
         omp = torch.lerp(p, q, y)  # 1 - p_t
         mod = omp.square() if gamma == 2.0 else omp.pow(gamma)
-        power = omp if gamma == 2.0 else omp.pow(gamma - 1.0)  # (1 - p_t)^(gamma - 1)
+        power = _power(omp, mod, gamma)  # (1 - p_t)^(gamma - 1)
         pq = big.copy_(y).mul_(-2.0).add_(1.0).mul_(p).mul_(q)  # (1 - 2y) p q
         alpha_t = None
         if alpha is not None:

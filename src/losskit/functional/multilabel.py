@@ -194,7 +194,7 @@ def poly1_focal_loss(
         reduction=reduction,
         normalizer=normalizer,
     )
-    if g >= 1.0 and not y.requires_grad and x.device.type == "cpu" and eager():
+    if g > 0.0 and not y.requires_grad and x.device.type == "cpu" and eager():
         # the sigmoid focal loss's closed form, with the poly-1 term (one autograd node)
         plain = functools.partial(_poly1_focal_plain, alpha=alpha, gamma=g, epsilon=eps)
         loss = fused(sigmoid_focal_rule(alpha, g, eps), plain, x, y)
