@@ -375,3 +375,26 @@ def test_readme_holds_the_generated_cpu_table():
     replaced = runner.replace_between_markers(readme, "TABLE")
     assert runner.README_BEGIN + "\nTABLE\n" + runner.README_END in replaced
     assert runner.replace_between_markers(replaced, "TABLE") == replaced
+
+
+def test_options_cases_run_and_compare_one_loss():
+    """``python -m benchmarks.options``: every case is a registry row with options losskit
+    takes, measured beside its composition; the table shows each case once, and a
+    composition that ignores an option is marked as another loss, not compared."""
+    from benchmarks import options
+
+    import losskit
+
+    for name, _ in options.CASES:
+        assert name in losskit.REGISTRY, name
+    rows = options.run(size=4096, budget=0.01)
+    assert len(rows) == len(options.CASES)
+    assert all("error" not in r for r in rows), rows
+    table = options.markdown(rows)
+    for r in rows:
+        assert f"`{r['loss']}`" in table
+        assert r["time_ratio"] > 0 and r["losskit_min_ms"] <= r["losskit_median_ms"]
+    other = [r for r in rows if r["value_rel_diff"] > options.SAME_LOSS]
+    assert table.count("not the same loss") == len(other)
+    cross_entropy = next(r for r in rows if r["loss"] == "cross_entropy (ignore_index=1)")
+    assert cross_entropy["value_rel_diff"] <= options.SAME_LOSS  # torch's ignore_index too
