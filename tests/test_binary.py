@@ -810,3 +810,20 @@ def test_focal_second_derivative_of_soft_targets_at_large_logits(fn):
         assert torch.isfinite(h).all(), (dtype, h)
         hessians.append(h)
     assert_close(hessians[0], hessians[1], rtol=1e-4, atol=1e-6)
+
+
+def test_focal_paths_keep_the_loss_of_agreeing_logits():
+    """Where a logit agrees with a hard target the loss is tiny and exact on every path:
+    the closed form, and the autograd path (a target that requires a gradient) whose
+    ``-log p_t`` is ``softplus`` of the agreeing side, not torch's ``(1 - y) x -
+    log_sigmoid(x)``, which cancels to 0 there (3e-7 at x = -15 in float32)."""
+    x = torch.tensor([-15.0, 15.0, -30.0, 30.0, 2.0])
+    y = torch.tensor([0.0, 1.0, 0.0, 1.0, 1.0])
+    for gamma in (0.5, 2.0):
+        want = LF.sigmoid_focal_loss(x.double(), y.double(), gamma=gamma, reduction="none")
+        fast = LF.sigmoid_focal_loss(x, y, gamma=gamma, reduction="none")
+        slow = LF.sigmoid_focal_loss(
+            x, y.clone().requires_grad_(True), gamma=gamma, reduction="none"
+        )
+        for got in (fast, slow):
+            assert_close(got.double(), want, rtol=1e-5, atol=0)

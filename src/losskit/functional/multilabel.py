@@ -21,7 +21,13 @@ from .._reduction import finish_sum, reduce
 from ._classes import prepare_classes
 from ._fused import eager, fused
 from ._math import q_log_p
-from ._sigmoid import infinite_where, log_one_minus_pt, prepare_sigmoid, sigmoid_focal_rule
+from ._sigmoid import (
+    infinite_where,
+    log_one_minus_pt,
+    minus_log_pt,
+    prepare_sigmoid,
+    sigmoid_focal_rule,
+)
 
 __all__ = [
     "asymmetric_loss",
@@ -215,7 +221,7 @@ def _poly1_focal_plain(x, y, *, alpha, gamma, epsilon):
     """The poly-1 focal loss per element through autograd, finite logits: the definition
     the closed form is checked against, and the one differentiated twice."""
     log_1m_pt = log_one_minus_pt(x, y)  # log(1 - p_t), in log space
-    loss = TF.binary_cross_entropy_with_logits(x, y, reduction="none")  # -log p_t
+    loss = minus_log_pt(x, y)
     if gamma:
         loss = torch.exp(gamma * log_1m_pt) * loss
     if alpha is not None:
