@@ -891,6 +891,31 @@ def test_categorical_hinge_fast_path_is_the_plain_path(plain_all, dtype, reducti
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("eps", [1e-7, 0.0, 0.5])
+def test_msle_fast_path_is_the_plain_path(plain_all, dtype, reduction, eps):
+    """(log1p(max(x, eps)) - log1p(max(y, eps)))^2 and its derivative: the plain form's
+    values and gradients, inputs below, at and above eps (the clamp's zero gradient
+    below, its pass at eps), 0 and 1e30 included."""
+    g = torch.Generator().manual_seed(17)
+    x = torch.rand(12, 6, generator=g, dtype=torch.float64) * 5
+    x[0] = torch.tensor([0.0, 1e-30, eps, 0.25, 1e30, -1.0]).clamp_min(0 if eps else -1.0)
+    y = torch.rand(12, 6, generator=g, dtype=torch.float64) * 5
+    x, y = x.to(dtype), y.to(dtype)
+
+    def results(run):
+        xi = x.clone().requires_grad_(True)
+        value = run(LF.mean_squared_logarithmic_error, xi, y, reduction=reduction, eps=eps)
+        u = torch.rand(value.shape, generator=torch.Generator().manual_seed(1), dtype=dtype)
+        return value, *torch.autograd.grad((value * u).sum(), xi)
+
+    tol = {torch.float32: 1e-6, torch.float64: 1e-14}[dtype]
+    fast = results(lambda f, *args, **kw: f(*args, **kw))
+    for got, want in zip(fast, results(plain_all), strict=True):
+        torch.testing.assert_close(got, want, rtol=tol, atol=0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("case", ["plain", "zeros", "weight", "eps"])
 def test_poisson_fast_path_is_the_plain_path(plain_all, dtype, reduction, case):
     """x - y log(x + eps) and 1 - y / (x + eps): the plain form's values and gradients,

@@ -272,8 +272,41 @@ def mean_squared_logarithmic_error(
     name = "mean_squared_logarithmic_error"
     eps = _eps(name, eps, zero_ok=True)
     x, y, w = _prepare(name, input, target, weight, reduction, normalizer, broadcast)
-    per_element = (torch.log1p(x.clamp_min(eps)) - torch.log1p(y.clamp_min(eps))).square()
+    plain = functools.partial(_msle_plain, eps=eps)
+    if x.device.type == "cpu" and not y.requires_grad and eager():
+        per_element = fused(_MSLE(eps), plain, x, y)
+    else:
+        per_element = plain(x, y)
     return _finish(_mean_last(per_element), reduction, w, normalizer)
+
+
+def _msle_plain(x, y, *, eps):
+    """``(log1p(max(x, eps)) - log1p(max(y, eps)))^2`` through autograd: the closed form's
+    definition, and the one differentiated twice."""
+    return (torch.log1p(x.clamp_min(eps)) - torch.log1p(y.clamp_min(eps))).square()
+
+
+class _MSLE:
+    """``d^2``, ``d = log1p(max(x, eps)) - log1p(max(y, eps))``, and its derivative ``2 d /
+    (1 + max(x, eps))`` where ``x >= eps`` (the clamp's, as autograd's: 0 below), from
+    ``d`` and the input kept: one autograd node where the tape holds five."""
+
+    def __init__(self, eps):
+        self.eps = eps
+
+    def forward(self, x, y):
+        d = torch.clamp_min(x, self.eps).log1p_()
+        d.sub_(torch.clamp_min(y, self.eps).log1p_())
+        return d.square(), (x, d)
+
+    def backward(self, state, grad, needs):
+        x, d = state
+        scale = torch.clamp_min(x, self.eps).add_(1.0)  # 1 + max(x, eps)
+        dx = torch.mul(d, 2.0).div_(scale).mul_(grad)
+        kept = x >= self.eps  # the clamp passes these (NaN: not)
+        if not bool(kept.all()):  # a read on CPU, no device sync
+            dx.masked_fill_(~kept, 0.0)
+        return dx, None
 
 
 #: Alias of :func:`mean_squared_logarithmic_error` (Keras' ``MSLE``).
