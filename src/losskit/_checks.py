@@ -543,6 +543,8 @@ def check_class_indices(
     than the read), and nothing is raised.
     """
     checking = checks_enabled()
+    # not checking: off by request (read anyway on CPU, in eager mode), or inside
+    # torch.compile / torch.func (no read)
     if t.numel() == 0 or not checking and (_state["enabled"] or not t.is_cpu or not eager()):
         return False
     # one pass and one read when every target is a class (integers: no autograd)
