@@ -280,6 +280,33 @@ def test_inputs_not_modified(spec, variant):
         assert a is None or torch.equal(a, b)
 
 
+@pytest.mark.parametrize("spec, variant", spec_variants())
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+@pytest.mark.parametrize("weighted", _weighted_params())
+def test_retained_graph_gives_the_same_gradient_twice(
+    spec, variant, reduction, weighted, monkeypatch
+):
+    """A closed form that turns its forward's buffer into the gradient recomputes it for
+    a retained graph's second backward (every closed form, small inputs included)."""
+    from losskit.functional import _fused
+
+    monkeypatch.setattr(_fused, "KERNELS_FOR_SMALL", False)
+    if weighted and not spec.weight_kind:
+        pytest.skip("no weight")
+    options, args = options_for(spec, variant, make_inputs(spec, (4, 5), dtype=torch.float32))
+    if weighted:
+        options["weight"] = make_weight(spec, args[0].shape, torch.float32)
+    wrt = _differentiable(args)
+    params = [args[i].requires_grad_(True) for i in wrt]
+    out = spec.functional(*args, **options, reduction=reduction)
+    upstream = torch.rand(out.shape, generator=torch.Generator().manual_seed(0)) + 0.5
+    first = torch.autograd.grad(out, params, upstream, retain_graph=True, allow_unused=True)
+    first = [None if g is None else g.clone() for g in first]  # (a buffer reused would alias)
+    second = torch.autograd.grad(out, params, upstream, allow_unused=True)
+    for a, b in zip(first, second, strict=True):
+        assert (a is None and b is None) or torch.equal(a, b)
+
+
 @pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
 def test_empty_batch_mean_is_zero_with_zero_gradient(spec):
     args = make_inputs(spec, (4, 3))

@@ -342,6 +342,16 @@ def test_rmse_is_sqrt_of_mse():
     assert_close(LF.rmse_loss(x, y), torch.sqrt(LF.mse_loss(x, y)))
 
 
+def test_rmse_of_many_float32_elements_keeps_float32_precision():
+    # a million residuals: the sum of squares must not lose digits to float32 lanes
+    # (torch.linalg.vector_norm's float32 accumulation is 1e-5 off here)
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(1 << 20, generator=g), torch.randn(1 << 20, generator=g)
+    exact = torch.sqrt(((x.double() - y.double()) ** 2).mean())
+    got = LF.rmse_loss(x.requires_grad_(True), y)
+    assert abs(float(got) / float(exact) - 1) < 1e-6
+
+
 # --------------------------------------------------------------------------- torch parity
 def _torch_oracle(torch_fn, x, y, weight, reduction, hp):
     if weight is None:

@@ -33,6 +33,7 @@ import torch.nn.functional as TF
 
 from .. import _checks as C
 from .._reduction import compute_dtype, finish_sum, reduce
+from . import _math
 from ._fused import Summed, fused, summed_divisor
 
 __all__ = [
@@ -946,7 +947,7 @@ class _MultiMargin:
         h = self._hinges(x, y)
         if self.summed:  # the whole sum: no per-sample loss
             flat = h.reshape(-1)
-            loss = flat.sum() if self.p == 1 else torch.dot(flat, flat)
+            loss = flat.sum() if self.p == 1 else _math.sum_of_squares(flat)
         else:
             loss = h.sum(dim=1) if self.p == 1 else torch.linalg.vecdot(h, h)
         return loss.mul_(self.scale), (x, y, [h])

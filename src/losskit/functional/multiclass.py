@@ -23,7 +23,7 @@ from .._reduction import UNCAST, compute_dtype, finish_sum, reduce
 from . import _aten
 from ._classes import Classes, prepare_classes
 from ._fused import eager, fused, small
-from ._math import q_log_p
+from ._math import dot, q_log_p
 
 __all__ = [
     "cross_entropy",
@@ -377,7 +377,7 @@ class _IndexCE:
         elif self.cw is None:
             loss = logp_t.sum().neg_().div_(self.count)
         else:
-            loss = torch.dot(logp_t.reshape(-1), self.cw.reshape(-1)).neg_().div_(self.count)
+            loss = dot(logp_t, self.cw).neg_().div_(self.count)
         return loss, [buf, x, route, total]
 
     def backward(self, state, grad, needs):
@@ -664,7 +664,7 @@ class _SoftmaxFocal:
         if self.count is None:
             loss = (focal * nlogp).squeeze(cd)
         else:
-            loss = torch.dot(focal.reshape(-1), nlogp.reshape(-1)).div_(self.count)
+            loss = dot(focal, nlogp).div_(self.count)
         p = e_t.div_(total)
         # r = -log p_t / (1 - p_t); where 1 - p_t underflows to 0, so does the focal term
         r = nlogp.div_(q.clamp_min(torch.finfo(x.dtype).tiny))
