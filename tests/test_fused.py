@@ -461,7 +461,16 @@ def test_overlap_sums_second_derivative_and_retained_graph(plain):
 @pytest.mark.parametrize("scale", [1.0, 30.0, 1e4])
 @pytest.mark.parametrize("shape", [(64, 7), (3, 5, 4, 6), (9,)], ids=str)
 @pytest.mark.parametrize(
-    "options", [{}, {"weight": True}, {"ignore": True}, {"weight": True, "ignore": True}], ids=str
+    "options",
+    [
+        {},
+        {"weight": True},
+        {"ignore": True},
+        {"weight": True, "ignore": True},
+        {"smooth": True},
+        {"smooth": True, "weight": True, "ignore": True},
+    ],
+    ids=str,
 )
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_index_cross_entropy_fast_path_is_the_plain_path(
@@ -469,9 +478,12 @@ def test_index_cross_entropy_fast_path_is_the_plain_path(
 ):
     """Closed-form cross entropy (softmax kept on CPU rows, log_softmax on maps): value
     and gradient of the plain path, with targets of p_t far below the smallest normal
-    number (scale 1e4: log_softmax's exact log), class weights and ignored targets."""
+    number (scale 1e4: log_softmax's exact log), class weights, ignored targets and
+    label smoothing."""
     x, t = _ce_inputs(dtype, shape, scale)
     kw = {"reduction": reduction}
+    if options.get("smooth"):
+        kw["label_smoothing"] = 0.2
     if options.get("weight"):
         kw["weight"] = torch.rand(shape[0] if len(shape) == 1 else shape[1], dtype=dtype) + 0.1
     if options.get("ignore") and t.dim():

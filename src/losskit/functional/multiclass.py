@@ -268,8 +268,8 @@ def cross_entropy_as(
     )
     if kernels.select(name, backend, c.raw, _kernel_unsupported(c)):
         return _softmax_kernel(c, ii, reduction, normalizer, label_smoothing=ls, z_loss=z)
-    if c.kind == "index" and not z and not ls and not _weight_needs_grad(c):
-        return _index_cross_entropy(c, mask, reduction, normalizer)
+    if c.kind == "index" and not z and not _weight_needs_grad(c):
+        return _index_cross_entropy(c, mask, reduction, normalizer, ls)
     if c.kind == "index" and not z and reduction != "none":
         # torch's fused sum, over the denominator of counted targets: the same value as
         # reducing the per-sample loss, with one pass less (torch's own mean where it is
@@ -289,39 +289,73 @@ def _weight_needs_grad(c: Classes) -> bool:
     return c.weight is not None and c.weight.requires_grad
 
 
-def _index_cross_entropy(c: Classes, mask, reduction, normalizer):
-    """Cross entropy of class indices without smoothing or z-loss, in closed form: the
-    value without a tape, the gradient ``s (softmax - onehot)`` in place on the softmax
-    (or log-probabilities) the forward kept (see :class:`_IndexCE`). Class weights that
-    require a gradient keep torch's path, which refuses them (this node would drop it)."""
+def _index_cross_entropy(c: Classes, mask, reduction, normalizer, ls=0.0):
+    """Cross entropy of class indices, label smoothing ``ls`` too, without z-loss, in
+    closed form: the value without a tape, the gradient ``s (softmax - q)`` in place on
+    the softmax (or log-probabilities) the forward kept (see :class:`_IndexCE`). Class
+    weights that require a gradient keep torch's path, which refuses them (this node
+    would drop it)."""
     t = _safe_index(c, mask)
     cw = _sample_weight(c, mask)  # w[y_i], None without a class weight
+    counted = None
     if mask is not None and not c.all_counted:
         counted = mask.to(c.input.dtype)
         cw = counted if cw is None else cw * counted
-    if reduction == "none":
-        return fused(_IndexCE(t, cw, c.class_dim, None), _IndexCEPlain(t, cw, c.class_dim), c.input)
-    if _torch_mean_is_ours(c, reduction, normalizer):  # the mean over a count on the host
-        count = c.target.numel()
+    smooth = _Smoothing(ls, c, counted) if ls else None
+    cd = c.class_dim
+
+    def node(count):
         return fused(
-            _IndexCE(t, None, c.class_dim, count),
-            _IndexCEPlain(t, None, c.class_dim, count),
-            c.input,
+            _IndexCE(t, cw, cd, count, smooth), _IndexCEPlain(t, cw, cd, count, smooth), c.input
         )
-    total = fused(_IndexCE(t, cw, c.class_dim, 1), _IndexCEPlain(t, cw, c.class_dim, 1), c.input)
-    return _finish_sum(total, reduction, c, mask, normalizer)
+
+    if reduction == "none":
+        return node(None)
+    if _torch_mean_is_ours(c, reduction, normalizer):  # the mean over a count on the host
+        return node(c.target.numel())
+    return _finish_sum(node(1), reduction, c, mask, normalizer)
+
+
+class _Smoothing:
+    """Label smoothing ``eps`` of an index target: the loss adds ``-(eps / C) rowc_i
+    sum_c w_c log p_c`` to ``-(1 - eps) cw_i log p_t`` (torch's smoothed, weighted cross
+    entropy; ``rowc``: 1 where the target is counted, 0 where ignored, ``None``: all 1;
+    ``w``: the class weight, ``None``: 1)."""
+
+    def __init__(self, eps, c: Classes, counted):
+        self.eps, self.spread = eps, eps / c.num_classes
+        self.rowc = counted
+        self.w = None if c.weight is None else c.class_view(c.weight)
+        self.total_w = c.num_classes if c.weight is None else c.weight.sum()
+
+    def weighted_sum(self, t: torch.Tensor, cd: int) -> torch.Tensor:
+        """``sum_c w_c t_c`` over the class dimension."""
+        return t.sum(cd) if self.w is None else torch.mul(t, self.w).sum(cd)
+
+    def per_sample(self, nlogp_t, cw, sum_logp):
+        """The smoothed loss of each sample from ``-log p_t`` and ``sum_c w_c log p_c``."""
+        target = nlogp_t.mul_(1.0 - self.eps)
+        if cw is not None:
+            target = target.mul_(cw)
+        spread = sum_logp.mul_(-self.spread)
+        if self.rowc is not None:
+            spread = spread.mul_(self.rowc)
+        return target.add_(spread)
 
 
 class _IndexCEPlain:
-    """``-sum_i cw_i log p_{i, t_i} / count`` (unreduced when ``count`` is ``None``)
-    through autograd (second derivatives)."""
+    """``-sum_i cw_i log p_{i, t_i} / count`` (unreduced when ``count`` is ``None``), with
+    its label smoothing, through autograd (second derivatives)."""
 
-    def __init__(self, t, cw, cd, count=None):
-        self.t, self.cw, self.cd, self.count = t, cw, cd, count
+    def __init__(self, t, cw, cd, count=None, smooth=None):
+        self.t, self.cw, self.cd, self.count, self.smooth = t, cw, cd, count, smooth
 
     def __call__(self, x):
-        per = -_gather(TF.log_softmax(x, dim=self.cd), self.t, self.cd)
-        if self.cw is not None:
+        logp = TF.log_softmax(x, dim=self.cd)
+        per = -_gather(logp, self.t, self.cd)
+        if self.smooth is not None:
+            per = self.smooth.per_sample(per, self.cw, self.smooth.weighted_sum(logp, self.cd))
+        elif self.cw is not None:
             per = per * self.cw
         return per if self.count is None else per.sum() / self.count
 
@@ -330,7 +364,13 @@ class _IndexCE:
     """The cross entropy of class indices ``t``, ``-cw_i log p_{i, t_i}`` per row
     (``cw``: the class weight of the target, 0 where it is ignored; ``None``: 1),
     divided by ``count`` (``None``: unreduced), and its gradient
-    ``s_i (p_i - onehot(t_i))`` with ``s_i = g cw_i / count``.
+    ``s_i (p_i - onehot(t_i))`` with ``s_i = g cw_i / count``. With label smoothing
+    (``smooth``, :class:`_Smoothing`) the loss adds ``-(eps / C) rowc_i sum_c w_c log
+    p_c``, whose gradient is ``(eps / C) rowc_i (W p - w)`` (``W = sum_c w_c``): the
+    backward scales ``p`` by ``s_i (1 - eps) cw_i + (eps / C) s_i rowc_i W``, scatters
+    ``-s_i (1 - eps) cw_i`` at the targets and subtracts ``(eps / C) s_i rowc_i w`` (one
+    pass more). ``sum_c w_c log p_c = sum_c w_c x_c - W lse`` takes one read of the
+    logits, with ``lse = x_t - log p_t`` (the softmax route) or ``max + log S`` (maps).
 
     The forward keeps what makes ``p`` without another exponential, so the backward is
     one multiplication in place on that buffer (which becomes the gradient) and a
@@ -349,30 +389,47 @@ class _IndexCE:
 
     A second backward through a retained graph recomputes the buffer."""
 
-    def __init__(self, t, cw, cd, count):
-        self.t, self.cw, self.cd, self.count = t, cw, cd, count
+    def __init__(self, t, cw, cd, count, smooth=None):
+        self.t, self.cw, self.cd, self.count, self.smooth = t, cw, cd, count, smooth
 
     def _probabilities(self, x):
-        """``(buffer, log p_t, route, S)``: see the class docstring."""
+        """``(buffer, log p_t, route, S, lse)``: see the class docstring (``lse``: the
+        log-sum-exp of each row where the route has it without a pass, else ``None``)."""
         cd = self.cd
         if x.device.type != "cpu":
             logp = torch.log_softmax(x, cd)
-            return logp, _gather(logp, self.t, cd), "log_softmax", None
+            return logp, _gather(logp, self.t, cd), "log_softmax", None, None
         if cd == x.dim() - 1:
             p = torch.softmax(x, cd)
             p_t = _gather(p, self.t, cd)
             if not bool((p_t < torch.finfo(p_t.dtype).tiny).any()):
-                return p, p_t.log_(), "softmax", None
-            return p, _gather(torch.log_softmax(x, cd), self.t, cd), "softmax", None
+                return p, p_t.log_(), "softmax", None, None
+            return p, _gather(torch.log_softmax(x, cd), self.t, cd), "softmax", None, None
         m = x.amax(cd, keepdim=True)
         e = torch.sub(x, m).exp_()
         total = e.sum(cd, keepdim=True)
-        logp_t = _gather(x, self.t, cd).sub_(m.squeeze(cd)).sub_(total.log().squeeze(cd))
-        return e, logp_t, "exp", total
+        log_total = total.log().squeeze(cd)
+        m = m.squeeze(cd)
+        # (x_t - max) - log S, log_softmax's own rounding (exact -log S at the max)
+        logp_t = _gather(x, self.t, cd).sub_(m).sub_(log_total)
+        return e, logp_t, "exp", total, log_total.add_(m)
+
+    def _sum_logp(self, x, buf, logp_t, route, lse):
+        """``sum_c w_c log p_c`` of each row (label smoothing)."""
+        sm, cd = self.smooth, self.cd
+        if route == "log_softmax":
+            return sm.weighted_sum(buf, cd)
+        if lse is None:  # lse = x_t - log p_t
+            lse = _gather(x, self.t, cd).sub_(logp_t)
+        return sm.weighted_sum(x, cd).sub_(lse * sm.total_w)
 
     def forward(self, x):
-        buf, logp_t, route, total = self._probabilities(x)
-        if self.count is None:
+        buf, logp_t, route, total, lse = self._probabilities(x)
+        if self.smooth is not None:
+            sum_logp = self._sum_logp(x, buf, logp_t, route, lse)
+            per = self.smooth.per_sample(logp_t.neg_(), self.cw, sum_logp)
+            loss = per if self.count is None else per.sum().div_(self.count)
+        elif self.count is None:
             loss = logp_t.neg_() if self.cw is None else logp_t.mul_(self.cw).neg_()
         elif self.cw is None:
             loss = logp_t.sum().neg_().div_(self.count)
@@ -381,21 +438,30 @@ class _IndexCE:
         return loss, [buf, x, route, total]
 
     def backward(self, state, grad, needs):
-        cd = self.cd
+        cd, sm = self.cd, self.smooth
         buf, x, route, total = state
         state[0] = None  # the buffer becomes the gradient
         if buf is None:  # a retained graph's second backward
-            buf, _, route, total = self._probabilities(x)
+            buf, _, route, total, _ = self._probabilities(x)
         if route == "log_softmax":
             buf.exp_()
         s = grad if self.count is None else grad / self.count
-        if self.cw is not None:
-            s = s * self.cw
-        if s.dim():
-            s = s.unsqueeze(cd)
+        st = s if self.cw is None else s * self.cw  # the target's coefficient
+        scale = st
+        if sm is not None:
+            row = s if sm.rowc is None else s * sm.rowc  # (eps / C) row (W p - w)
+            st = st * (1.0 - sm.eps)
+            scale = st + row * (sm.spread * sm.total_w)
+        if scale.dim():
+            scale, st = scale.unsqueeze(cd), st.unsqueeze(cd)
         tt = self.t.unsqueeze(cd)
-        dx = buf.mul_(s if total is None else s / total)
-        return (dx.scatter_add_(cd, tt, s.neg().expand(tt.shape)),)
+        dx = buf.mul_(scale if total is None else scale / total)
+        dx = dx.scatter_add_(cd, tt, st.neg().expand(tt.shape))
+        if sm is not None:
+            row = row * sm.spread
+            row = row.unsqueeze(cd) if row.dim() else row
+            dx = dx.sub_(row) if sm.w is None else dx.addcmul_(row, sm.w, value=-1.0)
+        return (dx,)
 
 
 _INT64 = 1 << 63  # the kernels' ignore_index is an int64
