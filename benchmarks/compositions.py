@@ -107,6 +107,18 @@ def _softmax_focal(x, t, gamma=2.0, ignore_index=-100, **_):
     return _masked_mean(per, t, ignore_index) if ignore_index in t else per.mean()
 
 
+def _softmax_focal_every_class(x, t, gamma=2.0, label_smoothing=0.0, ignore_index=-100, **_):
+    """``-sum_c q_c (1 - p_c)^gamma log p_c`` against the smoothed one-hot ``q`` (the
+    focal term of every class, as label smoothing weighs them)."""
+    safe = torch.where(t == ignore_index, 0, t)
+    logp = TF.log_softmax(x, dim=1)
+    n = x.shape[1]
+    q = torch.full_like(x, label_smoothing / n)
+    q = q.scatter_(1, safe.unsqueeze(1), 1 - label_smoothing + label_smoothing / n)
+    per = -(q * (1 - logp.exp()) ** gamma * logp).sum(1)
+    return _masked_mean(per, t, ignore_index) if ignore_index in t else per.mean()
+
+
 def _tutorial_sce(x, t, alpha=1.0, beta=1.0, log_zero=-4.0, **_):
     """The symmetric CE article's code: CE + RCE through a clamped one-hot (the clamp's
     floor set to exp(log_zero), so that it is the same loss as losskit's default)."""
@@ -394,7 +406,10 @@ COMPOSITIONS: dict[str, list[tuple[str, Composition]]] = {
     "sigmoid_focal_loss": [("torchvision sigmoid_focal_loss body", _torchvision_focal)],
     "cross_entropy": [("torch F.cross_entropy", _builtin(TF.cross_entropy))],
     "nll_loss": [("torch F.nll_loss", _builtin(TF.nll_loss))],
-    "softmax_focal_loss": [("-(1 - p_t)^g log p_t, log_softmax gather", _softmax_focal)],
+    "softmax_focal_loss": [
+        ("-(1 - p_t)^g log p_t, log_softmax gather", _softmax_focal),
+        ("-sum_c q_c (1 - p_c)^g log p_c, smoothed one-hot", _softmax_focal_every_class),
+    ],
     "symmetric_cross_entropy": [("tutorial CE + clamped one-hot RCE", _tutorial_sce)],
     "reverse_cross_entropy": [("tutorial clamped one-hot RCE", _tutorial_rce)],
     "categorical_cross_entropy": [("Keras form in torch", _keras_categorical_ce)],

@@ -6,7 +6,8 @@ and a path can be slower than the few lines a user writes with that option. This
 the cases below, each a registry row with options that its composition in
 :mod:`benchmarks.compositions` takes too, through the CPU suite's measurement (same
 inputs, interleaved rounds; ``ignore_index`` marks a third of the targets). A row
-whose composition's value differs from losskit's (``value diff`` above 1e-4) is not the
+whose composition's value or gradient differs from losskit's (``value diff``, ``grad
+diff``: relative, the gradient's in norm, above ``runner.SAME_LOSS`` = 1e-4) is not the
 same loss: its ratio is shown, but not compared.
 
 ``python -m benchmarks.options [--size N] [--budget S] [--clock wall|thread]``
@@ -29,6 +30,8 @@ CASES: list[tuple[str, dict]] = [
     ("nll_loss", {"ignore_index": 1}),
     ("softmax_focal_loss", {"ignore_index": 1}),
     ("softmax_focal_loss", {"gamma": 0.5}),
+    ("softmax_focal_loss", {"label_smoothing": 0.1}),
+    ("softmax_focal_loss", {"label_smoothing": 0.1, "ignore_index": 1}),
     ("generalized_cross_entropy", {"q": 0.3, "ignore_index": 1}),
     ("reverse_cross_entropy", {"ignore_index": 1}),
     ("sigmoid_focal_loss", {"gamma": 0.5, "alpha": 0.75}),
@@ -40,8 +43,6 @@ CASES: list[tuple[str, dict]] = [
     ("smooth_l1_loss", {"beta": 0.5}),
     ("quantile_loss", {"quantile": 0.9}),
 ]
-
-SAME_LOSS = 1e-4  # the largest relative value difference of one loss on two paths
 
 
 def run(size: int = 1 << 20, budget: float = 2.0, clock=None) -> list[dict]:
@@ -57,14 +58,14 @@ def run(size: int = 1 << 20, budget: float = 2.0, clock=None) -> list[dict]:
 def markdown(rows: list[dict]) -> str:
     lines = [
         "| loss (options) | shape | losskit median / min ms | composition | "
-        "composition median / min ms | time ratio | memory ratio | value diff |",
-        "|---|---|---|---|---|---|---|---|",
+        "composition median / min ms | time ratio | memory ratio | value diff | grad diff |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if "error" in r:
-            lines.append(f"| `{r['loss']}` | {r['shape']} | {r['error']} | | | | | |")
+            lines.append(f"| `{r['loss']}` | {r['shape']} | {r['error']} | | | | | | |")
             continue
-        same = r["value_rel_diff"] <= SAME_LOSS
+        same = r["same_loss"]
         ratio = f"{r['time_ratio']:.2f}x"
         if not same:
             ratio = f"({ratio}: not the same loss)"
@@ -72,7 +73,7 @@ def markdown(rows: list[dict]) -> str:
             f"| `{r['loss']}` | {r['shape']} | {r['losskit_median_ms']:.3f} / "
             f"{r['losskit_min_ms']:.3f} | {r['composition']} | {r['composition_median_ms']:.3f} / "
             f"{r['composition_min_ms']:.3f} | {ratio} | {r['memory_ratio']:.2f}x | "
-            f"{r['value_rel_diff']:.2g} |"
+            f"{r['value_rel_diff']:.2g} | {r['grad_rel_diff']:.2g} |"
         )
     return "\n".join(lines)
 

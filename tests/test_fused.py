@@ -225,6 +225,41 @@ def test_softmax_focal_fast_path_on_maps_weights_and_ignored(plain_all, dtype):
     _compare(plain_all, LF.softmax_focal_loss, masked, (torch.tensor([0, 1, 2, 0]),), dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("scale", [1.0, 10.0, 1e4])
+@pytest.mark.parametrize("gamma", [2.0, 0.5, 1.0, 3.7])
+@pytest.mark.parametrize(
+    "target", ["index smoothed", "index smoothed weighted ignored", "probs", "probs smoothed"]
+)
+def test_softmax_focal_every_class_weighted_fast_path_is_the_plain_path(
+    plain_all, dtype, scale, gamma, target
+):
+    """The closed form where the target weighs every class (label smoothing, probability
+    targets): value and gradient of the plain path, rows and maps, and a retained
+    graph's second backward."""
+    g = torch.Generator().manual_seed(4)
+    for shape in [(64, 7), (2, 7, 3, 4)]:
+        x = torch.randn(shape, generator=g, dtype=dtype) * scale
+        options = {"gamma": gamma}
+        if "smoothed" in target:
+            options["label_smoothing"] = 0.15
+        if target.startswith("index"):
+            t = torch.randint(0, 7, (shape[0], *shape[2:]), generator=g)
+            if "ignored" in target:
+                t.view(-1)[::5] = -100
+                options["weight"] = torch.rand(7, generator=g, dtype=dtype) + 0.1
+        else:
+            t = torch.softmax(torch.randn(shape, generator=g, dtype=dtype) * 2, 1)
+        x1, _ = _compare(plain_all, LF.softmax_focal_loss, x, (t,), dtype, **options)
+        out = LF.softmax_focal_loss(x1, t, reduction="none", **options)
+        assert out.grad_fn.name() == "_FusedBackward"
+        up = torch.rand(out.shape, generator=g, dtype=dtype)
+        (g1,) = torch.autograd.grad(out, x1, up, retain_graph=True)
+        g1 = g1.clone()
+        (g2,) = torch.autograd.grad(out, x1, up)
+        assert torch.equal(g1, g2)
+
+
 def test_softmax_focal_top_class_keeps_relative_precision():
     """p_t near 1: the loss is about (1 - p_t)^3; the fast path takes 1 - p_t from the
     other classes' sum, exact in float32 where log_softmax's is not."""

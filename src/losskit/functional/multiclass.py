@@ -22,6 +22,7 @@ from .. import kernels
 from .._reduction import UNCAST, compute_dtype, finish_sum, reduce
 from . import _aten
 from ._classes import Classes, prepare_classes
+from ._common import finite_on_cpu
 from ._fused import eager, fused, small
 from ._math import dot, q_log_p
 
@@ -655,6 +656,13 @@ def softmax_focal_loss(
         if c.weight is not None:
             per = per * c.weight[t]
         return _finish(per, reduction, c, mask, normalizer)
+    if (
+        not _weight_needs_grad(c)
+        and not (c.kind == "probs" and c.target.requires_grad)
+        and finite_on_cpu(c.input)
+    ):
+        # every class weighted (label smoothing, probability targets): the closed form
+        return _all_class_focal(c, mask, gamma, ls, reduction, normalizer)
     focal_ce = _focal_ce(c.input, gamma, cd)
     if c.kind == "index":
         t = _safe_index(c, mask)
@@ -748,6 +756,154 @@ class _SoftmaxFocal:
         # entry (0 in e) g A (1 - p_t)
         dx = e.mul_(ga.div(total))
         return dx.scatter_(self.cd, tt, ga.mul_(rest).neg_()), None
+
+
+def _all_class_focal(c: Classes, mask, gamma, ls, reduction, normalizer):
+    """The softmax focal loss whose target weighs every class (label smoothing of an
+    index target, or probability targets), in closed form (:class:`_AllClassFocal`):
+    finite logits on CPU in eager mode (the caller reads that)."""
+    if c.kind == "index":
+        counted = None
+        t = _safe_index(c, mask)
+        cw = _sample_weight(c, mask)
+        if mask is not None and not c.all_counted:
+            counted = mask.to(c.input.dtype)
+            cw = counted if cw is None else cw * counted
+        q = _IndexTargetWeights(t, cw, ls, c, counted)
+    else:
+        dense = c.target
+        if ls:
+            dense = dense * (1.0 - ls) + ls / c.num_classes
+        if c.weight is not None:
+            dense = dense * c.class_view(c.weight)
+        q = _DenseTargetWeights(dense)
+    cd = c.class_dim
+    if c.kind == "index" and _torch_mean_is_ours(c, reduction, normalizer):
+        count = c.target.numel()
+        return fused(
+            _AllClassFocal(gamma, cd, q, count), _AllClassFocalPlain(gamma, cd, q, count), c.input
+        )
+    if reduction == "none":
+        return fused(_AllClassFocal(gamma, cd, q), _AllClassFocalPlain(gamma, cd, q), c.input)
+    total = fused(_AllClassFocal(gamma, cd, q, 1), _AllClassFocalPlain(gamma, cd, q, 1), c.input)
+    return _finish_sum(total, reduction, c, mask, normalizer)
+
+
+class _IndexTargetWeights:
+    """``Q_ic`` of a smoothed index target: ``(1 - eps) cw_i`` at the target class ``t_i``
+    plus ``(eps / C) w_c rowc_i`` at every class (``cw``: the target's class weight, 0
+    where ignored, ``None``: 1; ``rowc``: 1 where counted, ``None``: all)."""
+
+    def __init__(self, t, cw, eps, c: Classes, rowc):
+        self.t, self.cw, self.rowc = t, cw, rowc
+        self.on_target, self.spread = 1.0 - eps, eps / c.num_classes
+        self.w = None if c.weight is None else c.class_view(c.weight)
+
+    def _row(self, v, cd):
+        return v.unsqueeze(cd) if v.dim() else v
+
+    def combine(self, f: torch.Tensor, cd: int) -> torch.Tensor:
+        """``sum_c Q_ic f_ic`` of each row."""
+        spread = (f if self.w is None else torch.mul(f, self.w)).sum(cd).mul_(self.spread)
+        if self.rowc is not None:
+            spread = spread.mul_(self.rowc)
+        at_t = _gather(f, self.t, cd).mul_(self.on_target)
+        if self.cw is not None:
+            at_t = at_t.mul_(self.cw)
+        return spread.add_(at_t)
+
+    def weigh_(self, b: torch.Tensor, g: torch.Tensor, cd: int) -> torch.Tensor:
+        """``g_i Q_ic b_ic`` in place in ``b`` (``g``: a scalar or one per row)."""
+        tt = self.t.unsqueeze(cd)
+        b_t = b.gather(cd, tt)
+        row = g * self.spread if self.rowc is None else g * self.rowc * self.spread
+        b = b.mul_(self._row(row, cd))
+        if self.w is not None:
+            b = b.mul_(self.w)
+        at_t = g * self.on_target if self.cw is None else g * self.cw * self.on_target
+        return b.scatter_add_(cd, tt, b_t.mul_(self._row(at_t, cd)))
+
+
+class _DenseTargetWeights:
+    """``Q``: a (smoothed, class-weighted) probability target of the input's shape."""
+
+    def __init__(self, q):
+        self.q = q
+
+    def combine(self, f: torch.Tensor, cd: int) -> torch.Tensor:
+        return torch.mul(f, self.q).sum(cd)
+
+    def weigh_(self, b: torch.Tensor, g: torch.Tensor, cd: int) -> torch.Tensor:
+        b = b.mul_(self.q)
+        return b.mul_(g.unsqueeze(cd) if g.dim() else g)
+
+
+class _AllClassFocalPlain:
+    """``sum_c Q_c (-(1 - p_c)^gamma log p_c)`` per row through autograd (second
+    derivatives), divided by ``count`` (``None``: unreduced)."""
+
+    def __init__(self, gamma, cd, q, count=None):
+        self.gamma, self.cd, self.q, self.count = gamma, cd, q, count
+
+    def __call__(self, x):
+        per = self.q.combine(_focal_ce(x, self.gamma, self.cd), self.cd)
+        return per if self.count is None else per.sum() / self.count
+
+
+class _AllClassFocal:
+    """``l_i = sum_c Q_ic f_ic``, ``f_c = -(1 - p_c)^gamma log p_c``, over ``count``
+    (``None``: unreduced), for finite logits, with the gradient in closed form:
+
+        dl/dx_j = Q_j b_j - p_j sum_c Q_c b_c,
+        b_c = p_c df/dp_c = (1 - p_c)^gamma (gamma p_c log p_c / (1 - p_c) - 1)
+
+    (``b_c = (1 - p_c) (2 p_c log p_c - (1 - p_c))`` at gamma 2, no division; below,
+    ``1 - p_c`` is floored at the smallest normal number, where ``p log p = 0`` too).
+
+    ``e = exp(x - max)`` once; its sum without the largest entry gives ``1 - p`` of the
+    largest class without cancellation (every other class has ``p <= 1/2``, where ``1 -
+    p`` is exact), and ``log p = (x - max) - log1p(rest)``. The forward keeps ``p`` and
+    ``b`` (the backward turns ``b`` into the gradient in place); a retained graph's
+    second backward recomputes them."""
+
+    def __init__(self, gamma, cd, q, count=None):
+        self.gamma, self.cd, self.q, self.count = gamma, cd, q, count
+
+    def forward(self, x):
+        cd, gamma = self.cd, self.gamma
+        m, top = x.max(cd, keepdim=True)
+        logp = torch.sub(x, m)
+        p = logp.exp()
+        rest = p.scatter_(cd, top, 0.0).sum(cd, keepdim=True)  # the others' mass
+        total = rest + 1.0
+        logp = logp.sub_(rest.log1p())
+        omp = torch.rsub(p.scatter_(cd, top, 1.0).div_(total), 1.0)
+        omp = omp.scatter_(cd, top, rest.div_(total))  # 1 - p of the largest logit
+        if gamma == 2.0:
+            buf = omp.square()
+            per = self.q.combine(buf.mul_(logp), cd).neg_()
+            b = torch.mul(p, logp, out=buf).mul_(2.0).sub_(omp).mul_(omp)
+        else:
+            focal = omp.pow(gamma)
+            buf = torch.mul(focal, logp)
+            per = self.q.combine(buf, cd).neg_()
+            b = (
+                torch.mul(p, logp, out=buf)
+                .mul_(gamma)
+                .div_(omp.clamp_min_(torch.finfo(x.dtype).tiny))
+            )
+            b = b.sub_(1.0).mul_(focal)
+        loss = per if self.count is None else per.sum().div_(self.count)
+        return loss, [b, p, x]
+
+    def backward(self, state, grad, needs):
+        b, p, x = state
+        state[0] = None  # b becomes the gradient
+        if b is None:  # a retained graph's second backward
+            b, p, _ = self.forward(x)[1]
+        g = grad if self.count is None else grad / self.count
+        qb = self.q.weigh_(b, g, self.cd)
+        return (qb.addcmul_(p, qb.sum(self.cd, keepdim=True), value=-1.0),)
 
 
 def _clipped_log_probabilities(x, dim, eps):
