@@ -30,7 +30,10 @@ class _Fused(torch.autograd.Function):
 
     Applied only in plain eager autograd (:func:`fused` runs ``plain`` under
     ``torch.compile`` and ``torch.func``), so it needs no ``setup_context``: its
-    ``state`` (any structure of tensors) stays on ``ctx``, where the forward made it."""
+    ``state`` (any structure of tensors) stays on ``ctx``, where the forward made it.
+    A rule whose backward turns its state into the gradient in place says so
+    (``CONSUMES_STATE = True``); the state is then made again for a second backward
+    through a retained graph."""
 
     EAGER_ONLY = True  # never applied inside a torch.func transform (see fused)
 
@@ -51,7 +54,14 @@ class _Fused(torch.autograd.Function):
                 out = ctx.plain(*inputs)
                 got = iter(torch.autograd.grad(out, wrt, grad, create_graph=True))
             return (None, None, *(next(got) if n else None for n in needs))
-        return (None, None, *ctx.rule.backward(ctx.state, grad, needs))
+        state = ctx.state
+        if getattr(ctx.rule, "CONSUMES_STATE", False):
+            # the rule writes its gradient into its state: a retained graph's second
+            # backward computes the state again
+            ctx.state = None
+            if state is None:
+                state = ctx.rule.forward(*inputs)[1]
+        return (None, None, *ctx.rule.backward(state, grad, needs))
 
 
 #: Logits up to which cross entropy and the L1 loss run torch's kernel (their plain path
@@ -99,6 +109,7 @@ class Summed:
 
     def __init__(self, rule, divisor: int = 1):
         self.rule, self.divisor = rule, divisor
+        self.CONSUMES_STATE = getattr(rule, "CONSUMES_STATE", False)
 
     def forward(self, *inputs):
         if hasattr(self.rule, "sum_forward"):  # the rule's own sum: no per-element buffer
