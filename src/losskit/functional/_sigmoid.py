@@ -16,7 +16,7 @@ from .. import kernels
 from .._reduction import compute_dtype, finish_sum, reduce, reduce_builtin
 from ._common import finite_on_cpu
 from ._fused import eager, fused
-from ._math import log_add_exp
+from ._math import log_add_exp, softplus_of_minus_abs
 
 _WEIGHT_HINT = (
     "weight rescales each element's loss: give it the input's shape or one "
@@ -230,7 +230,7 @@ class _BCE:
 
     @staticmethod
     def forward(x, y):
-        loss = x.abs().neg_().exp_().log1p_()  # log1p(exp(-|x|)) = softplus(-|x|)
+        loss = softplus_of_minus_abs(x)  # log1p(exp(-|x|))
         # max(x, 0) - x y first: exactly 0 where the logit agrees with a hard target
         loss.add_(x.clamp_min(0.0).addcmul_(x, y, value=-1.0))
         return loss, (x, y)
@@ -254,7 +254,7 @@ class _BCESum(_BCE):
 
     @staticmethod
     def forward(x, y):
-        buf = x.abs().neg_().exp_().log1p_()
+        buf = softplus_of_minus_abs(x)
         total = buf.sum()
         total += torch.clamp_min(x, 0.0, out=buf).addcmul_(x, y, value=-1.0).sum()
         # the buffer is kept for the gradient (no allocation in the backward); taken by

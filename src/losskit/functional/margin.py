@@ -336,7 +336,7 @@ class _SoftMargin:
     @staticmethod
     def forward(x, y):
         z = torch.mul(x, y)
-        loss = z.abs().neg_().exp_().log1p_().sub_(z.clamp_max(0.0))
+        loss = _math.softplus_of_minus_abs(z).sub_(z.clamp_max(0.0))
         # z is kept for the gradient (made into it in place); taken by the first backward
         # (a retained graph's next one computes its own)
         return loss, (x, y, [z])
@@ -344,7 +344,7 @@ class _SoftMargin:
     @staticmethod
     def sum_forward(x, y):
         z = torch.mul(x, y)
-        buf = z.abs().neg_().exp_().log1p_()
+        buf = _math.softplus_of_minus_abs(z)
         total = buf.sum()
         total -= torch.clamp_max(z, 0.0, out=buf).sum()
         return total, (x, y, [z])
@@ -574,7 +574,7 @@ class _MultilabelSoftMargin:
         self.scale = 1.0 / n_classes if n_classes else 1.0
 
     def forward(self, x, y):
-        t = x.abs().neg_().exp_().log1p_()  # log1p(exp(-|x|))
+        t = _math.softplus_of_minus_abs(x)  # log1p(exp(-|x|))
         buf = torch.clamp_min(x, 0.0)
         t.add_(buf).addcmul_(x, y, value=-1.0)
         per_sample = t.sum(dim=-1).mul_(self.scale)
