@@ -84,6 +84,7 @@ SUMMED = [
     *POINTWISE,
     pytest.param(LF.l1_loss, {}, id="l1"),
     pytest.param(LF.smooth_l1_loss, {"beta": 0.0}, id="smooth_l1-beta0"),
+    pytest.param(LF.mse_loss, {}, id="mse"),
 ]
 
 

@@ -169,8 +169,31 @@ def mse_loss(input, target, *, weight=None, reduction="mean", normalizer=None, b
         tensor(1.5000)
     """
     return _builtin(
-        "mse_loss", _aten.mse_loss, input, target, weight, reduction, normalizer, broadcast
+        "mse_loss", _aten.mse_loss, input, target, weight, reduction, normalizer, broadcast, _MSE
     )
+
+
+class _MSE:
+    """The summed squares of ``r = x - y`` from one residual buffer, which becomes the
+    gradient ``2 g r`` in place: torch's kernel writes the squares into a buffer of their
+    own and reads ``x`` and ``y`` again in its backward (24 against 28 bytes of traffic
+    per float32 element). The sum is :func:`._math.sum_of_squares` (no squared copy)."""
+
+    CONSUMES_STATE = True
+
+    @staticmethod
+    def forward(x, y):
+        r = x - y
+        return r.square(), r
+
+    @staticmethod
+    def sum_forward(x, y):
+        r = x - y
+        return sum_of_squares(r), r
+
+    @staticmethod
+    def backward(r, grad, needs):
+        return _residual_grads(r, grad * 2.0, needs)
 
 
 def _safe_sqrt(u: torch.Tensor) -> torch.Tensor:
