@@ -496,7 +496,8 @@ def cpu_markdown(rows: list[dict[str, object]], skipped: list[str], env: dict) -
         "rounds (each round runs every provider once, in turn); peak MB is the most the CPU "
         "allocator held during one step beyond what it held before (torch.profiler's "
         "allocation events, summed in order). Ratios are losskit / the fastest "
-        "composition; a second ratio is a re-run of a row above 1.0x.",
+        "composition of the same loss (value and gradient within 1e-4); a second ratio is "
+        "a re-run of a row above 1.0x.",
         "",
         "| loss | shape | losskit ms (median / min) | peak MB | fastest composition | "
         "its ms (median / min) | peak MB | time ratio | memory ratio | value diff |",
