@@ -213,9 +213,10 @@ def test_softmax_focal_fast_path_is_the_plain_path(plain_all, dtype, scale, gamm
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-def test_softmax_focal_fast_path_on_maps_weights_and_ignored(plain_all, dtype):
+@pytest.mark.parametrize("scale", [1.0, 10.0, 40.0])
+def test_softmax_focal_fast_path_on_maps_weights_and_ignored(plain_all, dtype, scale):
     g = torch.Generator().manual_seed(3)
-    x = torch.randn(2, 5, 3, 4, generator=g, dtype=dtype)
+    x = torch.randn(2, 5, 3, 4, generator=g, dtype=dtype) * scale
     t = torch.randint(0, 5, (2, 3, 4), generator=g)
     t[0, 0, 0] = -100
     x[0, :, 0, 0] = float("nan")  # an ignored pixel: inert
@@ -261,11 +262,16 @@ def test_softmax_focal_every_class_weighted_fast_path_is_the_plain_path(
         assert torch.equal(g1, g2)
 
 
-def test_softmax_focal_top_class_keeps_relative_precision():
+@pytest.mark.parametrize("layout", ["rows", "map"])
+def test_softmax_focal_top_class_keeps_relative_precision(layout):
     """p_t near 1: the loss is about (1 - p_t)^3; the fast path takes 1 - p_t from the
-    other classes' sum, exact in float32 where log_softmax's is not."""
+    other classes' sum, exact in float32 where log_softmax's is not. The map (classes in
+    dimension 1) takes exp(x - max) by exp2 (``_math.exp_of_difference_``), within a few
+    ulps of it here."""
     x = torch.tensor([[12.0, -3.0, -4.0], [20.0, 0.0, 1.0]])
     t = torch.tensor([0, 0])
+    if layout == "map":  # the same logits as (1, 3, 2, 1)
+        x, t = x.T.reshape(1, 3, 2, 1).contiguous(), t.reshape(1, 2, 1)
     want = LF.softmax_focal_loss(x.double(), t, reduction="none")
     got = LF.softmax_focal_loss(x, t, reduction="none")
     torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=0)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
+
+_LOG2_E = 1.0 / math.log(2.0)
 
 
 def q_log_p(q: torch.Tensor, log_p: torch.Tensor) -> torch.Tensor:
@@ -39,6 +43,32 @@ def softplus_of_minus_abs(x: torch.Tensor) -> torch.Tensor:
     torch 2.13, AMD EPYC)."""
     buf = torch.abs(x).neg_()
     return torch._C._nn.softplus(buf, 1.0, 20.0, out=buf)
+
+
+def exp_of_difference_(z: torch.Tensor) -> torch.Tensor:
+    """``exp(z)`` in place, for ``z`` a rounded difference (a logit minus its row's
+    largest): on CPU as ``exp2(z log2 e)``, elsewhere ``exp``.
+
+    On CPU ``torch.exp`` of float32 is the math library's vector exponential where torch
+    has one (MKL: 1.23 ms per 2^20 elements on this AMD EPYC machine, one thread, torch
+    2.13) and ``torch.exp2`` torch's own vectorised one (0.36 ms; the scaling is one
+    pass more, 0.05-0.1 ms). The product's rounding moves the result by at most ``|z|
+    eps / 2`` relative, the size of the rounding of ``z = x - max`` itself, so the
+    softmax built from it keeps the error of ``exp(x - max)`` (float32 against float64
+    ``exp(x - max)`` of logits of scale 3 over 19 classes: 1.8e-6 against 1.0e-6 at
+    ``|z| <= 21.5``); its absolute error is at most ``max(|z| e^z) eps / 2 = 0.18 eps``,
+    a fifth of an ulp of 1. ``-inf`` gives 0 and NaN stays NaN, as ``exp``."""
+    if z.device.type != "cpu":
+        return z.exp_()
+    return z.mul_(_LOG2_E).exp2_()
+
+
+def exp_of_difference(z: torch.Tensor) -> torch.Tensor:
+    """:func:`exp_of_difference_` in a fresh buffer (``z`` unchanged): ``exp`` of
+    log-probabilities, themselves rounded differences."""
+    if z.device.type != "cpu":
+        return torch.exp(z)
+    return torch.mul(z, _LOG2_E).exp2_()
 
 
 #: Elements per block of :func:`sum_of_squares`: float32 lanes stay accurate over 1024.

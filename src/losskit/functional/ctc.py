@@ -43,6 +43,7 @@ from torch import Tensor
 
 from .. import _checks as C
 from .._reduction import compute_dtype, reduce
+from ._math import exp_of_difference
 from ._rowstats import check_first_order, vmap_by_loop
 
 __all__ = ["ctc_loss"]
@@ -74,7 +75,7 @@ def _fix_gradient(raw, grad, lp, il, nll):
     step = max(1, _BLOCK // max(1, lp[0].numel()))  # frames per block: p one block at a time
     for t0 in range(0, lp.shape[0], step):
         t1 = t0 + step
-        raw[t0:t1].addcmul_(lp[t0:t1].exp(), scale[t0:t1], value=-1.0)
+        raw[t0:t1].addcmul_(exp_of_difference(lp[t0:t1]), scale[t0:t1], value=-1.0)
     return raw
 
 

@@ -24,7 +24,7 @@ from . import _aten
 from ._classes import Classes, prepare_classes
 from ._common import finite_on_cpu
 from ._fused import eager, fused, small
-from ._math import dot, q_log_p
+from ._math import dot, exp_of_difference_, q_log_p
 
 __all__ = [
     "cross_entropy",
@@ -407,7 +407,7 @@ class _IndexCE:
                 return p, p_t.log_(), "softmax", None, None
             return p, _gather(torch.log_softmax(x, cd), self.t, cd), "softmax", None, None
         m = x.amax(cd, keepdim=True)
-        e = torch.sub(x, m).exp_()
+        e = exp_of_difference_(torch.sub(x, m))
         total = e.sum(cd, keepdim=True)
         log_total = total.log().squeeze(cd)
         m = m.squeeze(cd)
@@ -741,7 +741,7 @@ class _SoftmaxFocal:
         """``(e, -log p_t, 1 - p_t, p_t, total)`` from ``e = exp(x - max)`` (its target
         entries 0), ``p = e / total``."""
         m = x.amax(cd, keepdim=True)
-        e = torch.sub(x, m).exp_()
+        e = exp_of_difference_(torch.sub(x, m))
         e_t = e.gather(cd, tt)
         # the targets' entries stay 0 in e: the backward adds the whole target term (a
         # zero tensor as the source: torch's scatter of a scalar value is slower)
