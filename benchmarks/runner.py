@@ -280,25 +280,30 @@ def _cpu_inputs(spec, shape):
     return PREPARE[spec.name](args) if spec.name in PREPARE else args
 
 
-def peak_step_bytes(step: Callable[[], None]) -> int:
+def peak_step_bytes(step: Callable[[], None], repeats: int = 3) -> int:
     """Peak bytes the CPU allocator holds during ``step()`` beyond what it held before:
     the running sum of torch's allocation and free events (``torch.profiler`` with
     ``profile_memory=True``), in their order. Counts every tensor torch allocates (the
-    autograd tape's saved tensors, temporaries, gradients), nothing Python allocates."""
+    autograd tape's saved tensors, temporaries, gradients), nothing Python allocates.
+    The median over ``repeats`` profiled steps: the profiler now and then drops a step's
+    events (a row once read 0.0 MB), which one step alone would report."""
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        step()
-    events = sorted(
-        (e.start_ns(), e.nbytes())
-        for e in prof.profiler.kineto_results.events()
-        if e.name() == "[memory]"
-    )
-    held = peak = 0
-    for _, nbytes in events:
-        held += nbytes
-        peak = max(peak, held)
-    return peak
+    peaks = []
+    for _ in range(repeats):
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            step()
+        events = sorted(
+            (e.start_ns(), e.nbytes())
+            for e in prof.profiler.kineto_results.events()
+            if e.name() == "[memory]"
+        )
+        held = peak = 0
+        for _, nbytes in events:
+            held += nbytes
+            peak = max(peak, held)
+        peaks.append(peak)
+    return sorted(peaks)[len(peaks) // 2]
 
 
 def _stepper(fn, args):
