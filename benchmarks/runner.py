@@ -280,17 +280,22 @@ def _cpu_inputs(spec, shape):
     return PREPARE[spec.name](args) if spec.name in PREPARE else args
 
 
-def peak_step_bytes(step: Callable[[], None], repeats: int = 3) -> int:
+def peak_step_bytes(
+    step: Callable[[], None], reset: Callable[[], None] | None = None, repeats: int = 3
+) -> int:
     """Peak bytes the CPU allocator holds during ``step()`` beyond what it held before:
     the running sum of torch's allocation and free events (``torch.profiler`` with
     ``profile_memory=True``), in their order. Counts every tensor torch allocates (the
     autograd tape's saved tensors, temporaries, gradients), nothing Python allocates.
-    The median over ``repeats`` profiled steps: the profiler now and then drops a step's
-    events (a row once read 0.0 MB), which one step alone would report."""
+    The median over ``repeats`` profiled steps, each after ``reset()`` (what frees the last
+    step's results, such as the input's gradient, outside the profile): the profiler now
+    and then drops a step's events (a row once read 0.0 MB), which one step would report."""
     from torch.profiler import ProfilerActivity, profile
 
     peaks = []
     for _ in range(repeats):
+        if reset is not None:
+            reset()
         with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
             step()
         events = sorted(
@@ -357,8 +362,7 @@ def measure_cpu(
             step()  # warm up (and fail here, not in the timed loop)
             grads[name] = None if x.grad is None else x.grad.detach().clone()
             v = value()
-            x.grad = None
-            peak = peak_step_bytes(step)
+            peak = peak_step_bytes(step, reset=lambda x=x: setattr(x, "grad", None))
         except Exception as err:  # a composition that cannot take these inputs
             print(f"  {w.label}: {name} failed: {type(err).__name__}: {err}")
             continue
