@@ -307,6 +307,31 @@ def test_retained_graph_gives_the_same_gradient_twice(
         assert (a is None and b is None) or torch.equal(a, b)
 
 
+@pytest.mark.parametrize("spec, variant", spec_variants())
+def test_vectorized_jacobian_equals_the_loop(spec, variant, monkeypatch):
+    """A batched backward (``jacobian(..., vectorize=True)``, ``hessian`` too: vmap over the
+    upstream gradients) gives the loop's rows: a closed form whose backward writes into its
+    buffer in place cannot take a batched gradient, and takes its plain path there."""
+    from losskit.functional import _fused
+
+    monkeypatch.setattr(_fused, "KERNELS_FOR_SMALL", False)
+    options, args = options_for(spec, variant, make_inputs(spec, (3, 4)))
+    wrt = _differentiable(args)
+
+    def fn(*ts):
+        return spec.functional(*_with(args, wrt, ts), **options, reduction="none")
+
+    params = tuple(args[i] for i in wrt)
+    loop = torch.autograd.functional.jacobian(fn, params)
+    if spec.name == "linear_cross_entropy":  # its backward sweep takes one gradient at a time
+        with pytest.raises(losskit.LossInputError, match="vectorize=False, or torch.func"):
+            torch.autograd.functional.jacobian(fn, params, vectorize=True)
+        return
+    vectorized = torch.autograd.functional.jacobian(fn, params, vectorize=True)
+    for a, b in zip(loop, vectorized, strict=True):
+        assert_close(b, a)
+
+
 @pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
 def test_empty_batch_mean_is_zero_with_zero_gradient(spec):
     args = make_inputs(spec, (4, 3))

@@ -22,6 +22,7 @@ from ._rowstats import (
     Coefficients,
     RowCrossEntropy,
     RowStats,
+    batched_grad,
     check_first_order,
     target_weight,
     vmap_by_loop,
@@ -320,6 +321,15 @@ class _LinearCrossEntropy(torch.autograd.Function):
         if ctx.scalar:
             grads = [None if t is None else t * grad_out.to(t.dtype) for t in ctx.saved_tensors]
         else:
+            if batched_grad(grad_out):
+                C.fail(
+                    LOSS,
+                    "a vectorized backward (is_grads_batched=True, as jacobian or hessian "
+                    "with vectorize=True) of reduction='none' is not supported: the "
+                    "backward sweep takes one upstream gradient at a time.",
+                    "use vectorize=False, or torch.func.jacrev (its vmap sweeps each row "
+                    "of the batch on its own).",
+                )
             x, w, b, y, mask, cw, lse = ctx.saved_tensors
             needs = tuple(ctx.needs_input_grad[:3])
             grads = _SweepBackward.apply(x, w, b, y, mask, cw, lse, grad_out, ctx.plan, needs)

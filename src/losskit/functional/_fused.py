@@ -19,6 +19,7 @@ from collections.abc import Callable
 import torch
 
 from .. import _checks as C
+from ._rowstats import batched_grad
 
 eager = C.eager  # where the hand-written gradients may run
 
@@ -48,7 +49,10 @@ class _Fused(torch.autograd.Function):
     def backward(ctx, grad):
         inputs = ctx.saved_tensors
         needs = ctx.needs_input_grad[2:]
-        if torch.is_grad_enabled():  # create_graph=True: differentiate the plain path
+        # create_graph=True, or a grad without storage (a vmapped backward: a vectorized
+        # jacobian or hessian, whose batched grad in-place steps cannot take): the plain
+        # path, differentiated by autograd
+        if torch.is_grad_enabled() or batched_grad(grad):
             wrt = [t for t, n in zip(inputs, needs, strict=True) if n]
             with torch.enable_grad():
                 out = ctx.plain(*inputs)

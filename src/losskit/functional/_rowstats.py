@@ -142,6 +142,17 @@ def _outer_transform_differentiates() -> bool | None:
     return any(level.key() in differentiating for level in outer)
 
 
+def batched_grad(grad: torch.Tensor) -> bool:
+    """In a hand-written backward: whether ``grad`` is a batch of upstream gradients of
+    autograd's vectorized backward (``torch.autograd.grad(..., is_grads_batched=True)``,
+    which ``jacobian`` and ``hessian`` with ``vectorize=True`` use). Such a tensor has no
+    storage, and is not a ``torch.func`` wrapper (those have no storage either; their
+    transforms run a Function's own vmap rule). In-place steps on an unbatched buffer
+    cannot take such a batch."""
+    wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)
+    return not torch._C._has_storage(grad) and not (wrapped is not None and wrapped(grad))
+
+
 def check_first_order(loss: str, hint: str) -> None:
     """In a hand-written backward: raise when its result is to be differentiated again
     (``torch.autograd.grad(..., create_graph=True)``, ``backward(create_graph=True)``, or

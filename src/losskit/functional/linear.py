@@ -247,7 +247,9 @@ def linear_cross_entropy(
     second derivative (``create_graph=True``, nested ``torch.func`` transforms) raises a
     :class:`~losskit.LossInputError` (hold the logits and use ``cross_entropy`` for one);
     ``torch.func.grad``, ``vjp`` and ``jacrev`` work, and ``torch.func.vmap`` sweeps each
-    element of the batch on its own.
+    element of the batch on its own. Autograd's vectorized backward of
+    ``reduction="none"`` (``is_grads_batched=True``, as ``jacobian(..., vectorize=True)``)
+    raises a :class:`~losskit.LossInputError` naming ``jacrev`` instead.
 
     torch 2.13's other forms are taken too, and hold the logits (as torch's own
     ``options=None`` path does): probability targets ``(*, V)`` (floating; a target row
