@@ -293,6 +293,8 @@ class _SoftmaxIndexSums:
     pass for ``r``, one for ``p (a - r)``, and ``b_t p_t`` added at each target class
     (times the counted pixels' 0/1 weight). ``G`` takes no gradient."""
 
+    CONSUMES_STATE = True  # the gradient is written into the saved softmax
+
     def __init__(self, squared, counted):
         self.squared, self.counted = squared, counted
 
@@ -333,8 +335,15 @@ class _SoftmaxIndexSums:
             a_p = a.unsqueeze(-1)
             r = torch.bmm(a.unsqueeze(1), p).squeeze(1)  # Σ_c a p
         q = b.gather(1, t).mul_(p_t)  # b_t p_t
-        r.add_(q)
-        dx = torch.sub(a_p, r.unsqueeze(1)).mul_(p)
+        r.add_(q).unsqueeze_(1)
+        if self.squared:  # dx = p (dL/dp - r), in a_p's buffer
+            dx = a_p.sub_(r).mul_(p)
+        else:  # in the saved softmax's (CONSUMES_STATE), a few classes at a time: no
+            # (N, C, S) temporary beside it
+            dx, c = p, p.shape[1]
+            step = -(-c // 8)
+            for k in range(0, c, step):
+                dx[:, k : k + step].mul_(torch.sub(a_p[:, k : k + step], r))
         dx.scatter_add_(1, t.unsqueeze(1), q.unsqueeze(1))
         if self.counted is not None:
             dx.mul_(self.counted.unsqueeze(1))
