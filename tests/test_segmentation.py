@@ -520,3 +520,36 @@ def test_distributed_batch_sums_equal_one_process_on_the_whole_batch(world, tmp_
 def test_group_none_is_local_and_one_process_is_the_same_loss():
     x, y = _logits((3, 3, 4)), _labels((3, 4), 3)
     assert LF.dice_loss(x, y, per_image=False, group=None) == LF.dice_loss(x, y, per_image=False)
+
+
+@pytest.mark.parametrize("classes", [3, 19], ids=lambda c: f"C{c}")
+@pytest.mark.parametrize("squared", [False, True], ids=["plain", "squared"])
+@pytest.mark.parametrize("ignore", [None, 1], ids=["all", "ignore"])
+def test_index_closed_form_equals_the_one_hot_path(classes, squared, ignore, monkeypatch):
+    """Class indices take the closed form (no one-hot; its backward written into the
+    saved softmax in slices of ceil(C / 8) classes, 19 classes: six of 3 and one of 1);
+    the same targets as float one-hot probabilities take the autograd path of p and g."""
+    from losskit.functional import _fused
+
+    monkeypatch.setattr(_fused, "KERNELS_FOR_SMALL", False)
+    g = torch.Generator().manual_seed(classes)
+    x = (3 * torch.randn(2, classes, 5, 7, generator=g, dtype=torch.float64)).requires_grad_()
+    y = torch.randint(0, classes, (2, 5, 7), generator=g)
+    one_hot = torch.nn.functional.one_hot(y, classes).movedim(-1, 1).double()
+    upstream = torch.rand(2, classes, generator=g, dtype=torch.float64) + 0.5
+    if ignore is not None:  # class 1's pixels ignored: the float path zeroes them by hand
+        one_hot = one_hot * (y != ignore).unsqueeze(1)
+    for fn in (LF.dice_loss, LF.tversky_loss):
+        opts = {"squared": squared} if fn is LF.dice_loss else {}
+        if fn is LF.tversky_loss and squared:
+            continue
+        got = fn(x, y, ignore_index=ignore, reduction="none", **opts)
+        (g_got,) = torch.autograd.grad(got, x, upstream)
+        if ignore is None:
+            want = fn(x, one_hot, reduction="none", **opts)
+        else:  # ignored pixels leave every sum, p included: the reference's p is zeroed
+            p = torch.softmax(x, 1) * (y != ignore).unsqueeze(1)
+            want = fn(p, one_hot, from_logits=False, reduction="none", **opts)
+        (g_want,) = torch.autograd.grad(want, x, upstream)
+        torch.testing.assert_close(got, want)
+        torch.testing.assert_close(g_got, g_want)

@@ -49,14 +49,15 @@ class _Fused(torch.autograd.Function):
     def backward(ctx, grad):
         inputs = ctx.saved_tensors
         needs = ctx.needs_input_grad[2:]
-        # create_graph=True, or a grad without storage (a vmapped backward: a vectorized
-        # jacobian or hessian, whose batched grad in-place steps cannot take): the plain
-        # path, differentiated by autograd
-        if torch.is_grad_enabled() or batched_grad(grad):
+        # create_graph=True, or autograd's batched backward (a vectorized jacobian or
+        # hessian, whose batch of gradients the rules' in-place steps cannot take): the
+        # plain path, differentiated by autograd (a graph of its own only when asked)
+        create_graph = torch.is_grad_enabled()
+        if create_graph or batched_grad(grad):
             wrt = [t for t, n in zip(inputs, needs, strict=True) if n]
             with torch.enable_grad():
                 out = ctx.plain(*inputs)
-                got = iter(torch.autograd.grad(out, wrt, grad, create_graph=True))
+                got = iter(torch.autograd.grad(out, wrt, grad, create_graph=create_graph))
             return (None, None, *(next(got) if n else None for n in needs))
         state = ctx.state
         if getattr(ctx.rule, "CONSUMES_STATE", False):

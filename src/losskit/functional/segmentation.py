@@ -338,8 +338,8 @@ class _SoftmaxIndexSums:
         r.add_(q).unsqueeze_(1)
         if self.squared:  # dx = p (dL/dp - r), in a_p's buffer
             dx = a_p.sub_(r).mul_(p)
-        else:  # in the saved softmax's (CONSUMES_STATE), a few classes at a time: no
-            # (N, C, S) temporary beside it
+        else:  # in the saved softmax's (CONSUMES_STATE), in at most 8 slices of classes:
+            # a temporary a - r of C/8 classes, not (N, C, S), and at most 8 calls
             dx, c = p, p.shape[1]
             step = -(-c // 8)
             for k in range(0, c, step):
