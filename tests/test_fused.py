@@ -1141,3 +1141,28 @@ def test_small_inputs_run_the_kernel_of_the_plain_path(monkeypatch, fn, kernel, 
         torch.testing.assert_close(
             torch.autograd.grad(got, x)[0], torch.autograd.grad(want, b)[0], rtol=1e-13, atol=0
         )
+
+
+@pytest.mark.parametrize("dtype,ulps", [(torch.float32, 2.0), (torch.float64, 2.5)])
+def test_softplus_of_minus_abs_within_a_few_ulps(dtype, ulps):
+    """``log1p(exp(-|x|))`` by ``-log1p(-sigmoid(-|x|))`` (``_math``): relative error
+    within a few ulps of float64's ``log1p(exp(-|x|))`` wherever the value is a normal
+    number, an absolute error below the smallest normal one beyond, 0 at ``+-inf``, NaN
+    at NaN, and the negated form its exact negative."""
+    from losskit.functional import _math
+
+    x = torch.cat([torch.linspace(-120, 120, 200001, dtype=torch.float64), torch.zeros(1)])
+    x = x.to(dtype)
+    got = _math.softplus_of_minus_abs(x).double()
+    want = torch.log1p(torch.exp(-x.double().abs()))
+    tiny = torch.finfo(dtype).tiny
+    normal = want > tiny
+    rel = (got - want).abs()[normal] / want[normal]
+    assert float(rel.max()) <= ulps * torch.finfo(dtype).eps
+    beyond = (got - want).abs()[~normal]  # float32 past |x| = 87 (none in float64)
+    assert beyond.numel() == 0 or float(beyond.max()) <= tiny
+    assert torch.equal(
+        _math.softplus_of_minus_abs(x, negated=True), -_math.softplus_of_minus_abs(x)
+    )
+    edge = _math.softplus_of_minus_abs(torch.tensor([math.inf, -math.inf, math.nan], dtype=dtype))
+    assert edge[:2].tolist() == [0.0, 0.0] and math.isnan(edge[2])

@@ -224,7 +224,7 @@ def _bce_plain(x, y):
 class _BCE:
     """``max(x, 0) - x y + log1p(exp(-|x|))`` (torch's ``(1 - y) x - log_sigmoid(x)``,
     rearranged: exact where the logit agrees with its target, no ``log 0``) and its
-    derivatives ``d/dx = sigmoid(x) - y``, ``d/dy = -x``, for finite logits: one ``exp``
+    derivatives ``d/dx = sigmoid(x) - y``, ``d/dy = -x``, for finite logits: one ``sigmoid``
     and one ``log1p`` forward, against torch's composite of about ten kernels, and the
     gradient from one ``sigmoid`` in the backward (nothing saved beyond the inputs)."""
 
@@ -254,8 +254,8 @@ class _BCESum(_BCE):
 
     @staticmethod
     def forward(x, y):
-        buf = softplus_of_minus_abs(x)
-        total = buf.sum()
+        buf = softplus_of_minus_abs(x, negated=True)
+        total = buf.sum().neg_()
         total += torch.clamp_min(x, 0.0, out=buf).addcmul_(x, y, value=-1.0).sum()
         # the buffer is kept for the gradient (no allocation in the backward); taken by
         # the first backward (a retained graph's next one allocates its own)

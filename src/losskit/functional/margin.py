@@ -329,7 +329,7 @@ def _soft_margin_summed(reduction):
 class _SoftMargin:
     """``softplus(-z)``, ``z = y x``, and its derivatives ``-y sigmoid(-z)`` (input) and
     ``-x sigmoid(-z)`` (target), from two buffers: the loss as ``log1p(exp(-|z|)) -
-    min(z, 0)`` (one ``exp``, one ``log1p``), the gradient as ``sigmoid`` of ``-z`` in
+    min(z, 0)`` (one ``sigmoid``, one ``log1p``), the gradient as ``sigmoid`` of ``-z`` in
     place of ``z``. torch's ``log(1 + exp(-y x))`` takes five passes forward, and
     computes ``exp(-y x)`` again in as many backward, each pass a new buffer."""
 
@@ -344,8 +344,8 @@ class _SoftMargin:
     @staticmethod
     def sum_forward(x, y):
         z = torch.mul(x, y)
-        buf = _math.softplus_of_minus_abs(z)
-        total = buf.sum()
+        buf = _math.softplus_of_minus_abs(z, negated=True)
+        total = buf.sum().neg_()
         total -= torch.clamp_max(z, 0.0, out=buf).sum()
         return total, (x, y, [z])
 
@@ -564,7 +564,7 @@ class _MultilabelSoftMargin:
     """``(1/C) sum_c softplus(x) - x y`` per sample and its derivative ``(sigmoid(x) -
     y) / C`` (``-x / C`` for the target): each term as ``max(x, 0) - x y +
     log1p(exp(-|x|))`` (exact for saturated logits: ``x - x y`` is 0 at ``y = 1``), from
-    one ``exp``, one ``log1p`` and one ``sigmoid`` (torch's composite takes two
+    one ``log1p`` and two ``sigmoid`` (torch's composite takes two
     ``log_sigmoid`` passes forward and two backward, and a tape of products). A sample
     whose sum is not finite (an infinite logit: ``inf - inf``) takes the plain path's
     value; the gradient ``sigmoid(x) - y`` is finite there."""
