@@ -71,12 +71,12 @@ def exp_of_difference_(z: torch.Tensor) -> torch.Tensor:
     return z.mul_(_LOG2_E).exp2_()
 
 
-def exp_of_difference(z: torch.Tensor) -> torch.Tensor:
-    """:func:`exp_of_difference_` in a fresh buffer (``z`` unchanged): ``exp`` of
-    log-probabilities, themselves rounded differences."""
+def exp_of_difference(z: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`exp_of_difference_` in a fresh buffer, or in ``out`` (of ``z``'s shape;
+    ``z`` unchanged): ``exp`` of log-probabilities, themselves rounded differences."""
     if z.device.type != "cpu":
-        return torch.exp(z)
-    return torch.mul(z, _LOG2_E).exp2_()
+        return torch.exp(z, out=out)
+    return torch.mul(z, _LOG2_E, out=out).exp2_()
 
 
 #: Elements per block of :func:`sum_of_squares`: float32 lanes stay accurate over 1024.

@@ -73,9 +73,11 @@ def _fix_gradient(raw, grad, lp, il, nll):
     frames = torch.arange(lp.shape[0], device=lp.device)[:, None] < il.to(lp.device)[None, :]
     scale = torch.where(frames & finite[None, :], grad, 0.0).unsqueeze(-1)
     step = max(1, _BLOCK // max(1, lp[0].numel()))  # frames per block: p one block at a time
+    p = torch.empty_like(lp[:step])  # one buffer for every block
     for t0 in range(0, lp.shape[0], step):
-        t1 = t0 + step
-        raw[t0:t1].addcmul_(exp_of_difference(lp[t0:t1]), scale[t0:t1], value=-1.0)
+        block = lp[t0 : t0 + step]
+        p_block = exp_of_difference(block, out=p[: block.shape[0]])
+        raw[t0 : t0 + step].addcmul_(p_block, scale[t0 : t0 + step], value=-1.0)
     return raw
 
 
