@@ -889,6 +889,49 @@ def test_hinge_fast_path_is_the_plain_path(plain_all, dtype, fn, reduction, labe
         torch.testing.assert_close(a, b, rtol=tol, atol=0)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("case", ["plain", "weight", "normalizer", "infinite"])
+def test_hinge_embedding_fast_path_is_torchs_formula(plain_all, dtype, reduction, case):
+    """The clamp-selected closed form gives torch's own values and gradients: distances at
+    the margin (clamp_min passes there), inside and beyond it, 0, 1e30, and, in rows of
+    their own, infinite distances of both labels (a 0/1 mask would make them NaN)."""
+    import torch.nn.functional as TF
+
+    if case == "normalizer" and reduction != "mean":
+        pytest.skip("normalizer goes with reduction='mean' only")
+    g = torch.Generator().manual_seed(19)
+    margin = 1.5
+    x = torch.rand(16, 6, generator=g, dtype=dtype) * 3
+    x[0] = torch.tensor([margin, margin, 0.0, 0.0, 1e30, 1e30], dtype=dtype)
+    y = (torch.rand(16, 6, generator=g) < 0.5).to(dtype) * 2 - 1
+    y[0] = torch.tensor([1.0, -1.0, 1.0, -1.0, 1.0, -1.0], dtype=dtype)
+    options = {}
+    if case == "weight":
+        options["weight"] = torch.rand(16, 6, generator=g, dtype=dtype)
+    elif case == "normalizer":
+        options["normalizer"] = 7.0
+    elif case == "infinite":  # inf where y = -1 (loss 0), -inf where y = -1 (loss inf)
+        x = torch.tensor([math.inf, -math.inf, math.inf, -math.inf, 0.5], dtype=dtype)
+        y = torch.tensor([-1.0, -1.0, -1.0, -1.0, 1.0], dtype=dtype)
+    results = []
+    for run in (lambda f, *a, **k: f(*a, **k), plain_all):
+        xi = x.clone().requires_grad_(True)
+        value = run(LF.hinge_embedding_loss, xi, y, margin=margin, reduction=reduction, **options)
+        u = torch.rand(value.shape, generator=torch.Generator().manual_seed(1), dtype=dtype)
+        results.append((value, *torch.autograd.grad((value * u).sum(), xi)))
+    xi = x.clone().requires_grad_(True)
+    torch_value = TF.hinge_embedding_loss(xi, y, margin=margin, reduction="none")
+    if case == "infinite":
+        assert torch_value.tolist() == [0.0, math.inf, 0.0, math.inf, 0.5]
+    tol = {torch.float32: 1e-6, torch.float64: 1e-14}[dtype]
+    (got, got_grad), (want, want_grad) = results
+    torch.testing.assert_close(got, want, rtol=tol, atol=0)
+    torch.testing.assert_close(got_grad, want_grad, rtol=tol, atol=0)
+    if case == "plain" and reduction == "none":
+        torch.testing.assert_close(got, torch_value, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("fn", [LF.hinge, LF.squared_hinge], ids=["hinge", "squared"])
 def test_hinge_labels_from_float_passes_keep_the_messages(fn):
     import losskit

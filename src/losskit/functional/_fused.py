@@ -19,6 +19,7 @@ from collections.abc import Callable
 import torch
 
 from .. import _checks as C
+from .._reduction import reduce
 from ._rowstats import batched_grad
 
 eager = C.eager  # where the hand-written gradients may run
@@ -137,3 +138,19 @@ def summed_divisor(x: torch.Tensor, weight, reduction: str, normalizer) -> int |
     if weight is not None or normalizer is not None or reduction == "none" or x.numel() == 0:
         return None
     return x.numel() if reduction == "mean" else 1
+
+
+def fused_reduce(rule, per_element, *inputs, reduction, weight=None, normalizer=None):
+    """``reduce(per_element(*inputs), reduction, ...)`` with the per-element ``rule``'s
+    closed-form gradient: a plain mean or sum as one :class:`Summed` rule (no expanded
+    gradient, no tape for the reduction), anything else (a weight, a normalizer,
+    ``"none"``) the rule's per-element loss, then :func:`losskit._reduction.reduce`."""
+    divisor = summed_divisor(inputs[0], weight, reduction, normalizer)
+    if divisor is not None:
+
+        def plain(*args):
+            return reduce(per_element(*args), reduction)
+
+        return fused(Summed(rule, divisor), plain, *inputs)
+    loss = fused(rule, per_element, *inputs)
+    return reduce(loss, reduction, weight=weight, normalizer=normalizer)

@@ -18,7 +18,7 @@ from .. import _checks as C
 from .._reduction import reduce, reduce_builtin
 from . import _aten
 from ._common import prepare_pointwise
-from ._fused import SMALL, Summed, eager, fused, summed_divisor
+from ._fused import SMALL, Summed, eager, fused, fused_reduce, summed_divisor
 from ._math import sum_of_squares
 
 __all__ = [
@@ -71,14 +71,9 @@ def _pointwise(
     x, y, w = _prepared(name, input, target, weight, reduction, normalizer, broadcast)
     if rule is None:
         return reduce(per_element(x, y), reduction, weight=w, normalizer=normalizer)
-    divisor = summed_divisor(x, w, reduction, normalizer)
-    if divisor is not None:
-
-        def plain(a, b):
-            return reduce(per_element(a, b), reduction)
-
-        return fused(Summed(rule, divisor), plain, x, y)
-    return reduce(fused(rule, per_element, x, y), reduction, weight=w, normalizer=normalizer)
+    return fused_reduce(
+        rule, per_element, x, y, reduction=reduction, weight=w, normalizer=normalizer
+    )
 
 
 def _residual_grads(dr, grad, needs):
