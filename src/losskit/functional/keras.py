@@ -742,7 +742,7 @@ class _CategoricalHinge:
         top = t.sub_(neg.unsqueeze(-1)).sign_().add_(1.0)  # 1 at the maxima, else 0
         count = top.sum(dim=-1)
         if not math.isfinite(count.sum().item()):
-            top = (torch.rsub(y, 1.0).mul_(x) == neg.unsqueeze(-1)).to(x.dtype)
+            top = torch.rsub(y, 1.0).mul_(x).eq_(neg.unsqueeze(-1))  # in place: float, not bool
             count = top.sum(dim=-1)
         active = torch.le(loss, 0.0).logical_not_()  # relu's backward passes NaN rows too
         return loss.clamp_min_(0.0), (y, [top], x, neg, count, active)
@@ -754,7 +754,7 @@ class _CategoricalHinge:
         if spare:  # the first backward takes the indicator (a retained graph's next: again)
             top = spare.pop()
         else:
-            top = (torch.rsub(y, 1.0).mul_(x) == neg.unsqueeze(-1)).to(x.dtype)
+            top = torch.rsub(y, 1.0).mul_(x).eq_(neg.unsqueeze(-1))  # in place: float, not bool
         share = top.addcmul_(top, y, value=-1.0)  # (1 - y) e
         gx = torch.mul(y, act).neg_()  # -y [L > 0]
         return gx.addcmul_(share, act / count.unsqueeze(-1)), None
