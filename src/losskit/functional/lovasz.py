@@ -24,6 +24,7 @@ import torch
 
 from .. import _checks as C
 from .._reduction import compute_dtype, reduce
+from . import _math
 from ._fused import fused
 
 __all__ = ["lovasz_softmax_loss", "lovasz_hinge_loss", "lovasz_softmax", "lovasz_hinge"]
@@ -144,7 +145,7 @@ class _LovaszSoftmaxPlain:
     def __call__(self, x, y):
         k = x.shape[1]
         p = torch.softmax(x, dim=1) if self.from_logits else x
-        g = (y == torch.arange(k, device=y.device).view(1, k, 1)).to(p.dtype)
+        g = _math.one_hot(y[:, 0], k, p.dtype)  # y (N, 1, P)
         errors = (g - p).abs()
         valid = None if self.valid is None else self.valid.expand_as(errors)
         return _lovasz(errors, g, valid)

@@ -41,6 +41,7 @@ import torch
 
 from .. import _checks as C
 from .._reduction import compute_dtype, reduce
+from . import _math
 from ._fused import fused
 
 __all__ = [
@@ -195,8 +196,7 @@ def _prepare(
                 counted = mask[:, 0].to(dtype)
             w = None if weight is None else weight.to(dtype)
             return _Maps(None, None, w, per_image, group, size, index=(x, t, counted))
-        classes = torch.arange(c, device=t.device).view(1, c, 1)
-        g = (t.unsqueeze(1) == classes).to(dtype)
+        g = _math.one_hot(t, c, dtype)
         if mask is not None:  # ignore_index may be a class: its pixels leave G too
             g = g * mask
     else:
@@ -301,7 +301,7 @@ class _SoftmaxIndexSums:
     def plain(self, x, t):
         """The autograd definition: the softmax times the one-hot."""
         p = torch.softmax(x, dim=1)
-        g = (t.unsqueeze(1) == torch.arange(x.shape[1], device=t.device).view(1, -1, 1)).to(x.dtype)
+        g = _math.one_hot(t, x.shape[1], x.dtype)
         if self.counted is not None:
             p = p * self.counted.unsqueeze(1)
             g = g * self.counted.unsqueeze(1)
