@@ -1017,6 +1017,23 @@ def test_msle_fast_path_is_the_plain_path(plain_all, dtype, reduction, eps):
         torch.testing.assert_close(got, want, rtol=tol, atol=0)
 
 
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_msle_masked_non_finite_derivatives_take_the_where_form(plain_all, reduction):
+    """Below eps the clamp's derivative is 0 whatever the rest of the chain: a NaN input
+    and an infinite target there give a 0 gradient (a product with the 0/1 mask would
+    give NaN), as the plain form's; the other entries keep theirs."""
+    x = torch.tensor([0.5, 0.0, float("nan"), 2.0, 1e-9])
+    y = torch.tensor([1.0, float("inf"), 1.0, 3.0, 0.5])
+    grads = []
+    for run in (lambda f, *a, **k: f(*a, **k), plain_all):
+        xi = x.clone().requires_grad_(True)
+        value = run(LF.mean_squared_logarithmic_error, xi, y, reduction=reduction)
+        grads.append(torch.autograd.grad(value.sum(), xi)[0])
+    fast, slow = grads
+    assert fast[1] == 0 and fast[2] == 0 and fast[4] == 0
+    torch.testing.assert_close(fast, slow, rtol=1e-6, atol=0)
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("case", ["plain", "zeros", "weight", "eps"])

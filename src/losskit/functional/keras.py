@@ -289,23 +289,42 @@ def _msle_plain(x, y, *, eps):
 class _MSLE:
     """``d^2``, ``d = log1p(max(x, eps)) - log1p(max(y, eps))``, and its derivative ``2 d /
     (1 + max(x, eps))`` where ``x >= eps`` (the clamp's, as autograd's: 0 below), from
-    ``d`` and the input kept: one autograd node where the tape holds five."""
+    ``d`` and the inputs kept: one autograd node where the tape holds five.
+
+    Two fresh buffers forward, one backward, and the clamp's mask as a float product,
+    not a boolean ``masked_fill`` (on the CPU 0.1 against 4.6 ms per 1M, with its
+    ``all()``): a product differs from the mask only where the unmasked derivative is
+    not finite (a NaN input, an infinite target), which one sum shows; there the
+    ``where`` form is computed instead."""
+
+    CONSUMES_STATE = True  # the backward writes its mask into d
 
     def __init__(self, eps):
         self.eps = eps
 
-    def forward(self, x, y):
+    def _d(self, x, y):
         d = torch.clamp_min(x, self.eps).log1p_()
-        d.sub_(torch.clamp_min(y, self.eps).log1p_())
-        return d.square(), (x, d)
+        other = torch.clamp_min(y, self.eps).log1p_()
+        return d.sub_(other), other
+
+    def forward(self, x, y):
+        d, buf = self._d(x, y)
+        return torch.mul(d, d, out=buf), (x, y, d)
+
+    def sum_forward(self, x, y):
+        d, buf = self._d(x, y)
+        return torch.mul(d, d, out=buf).sum(), (x, y, d)
 
     def backward(self, state, grad, needs):
-        x, d = state
+        x, y, d = state
         scale = torch.clamp_min(x, self.eps).add_(1.0)  # 1 + max(x, eps)
-        dx = torch.mul(d, 2.0).div_(scale).mul_(grad)
-        kept = x >= self.eps  # the clamp passes these (NaN: not)
-        if not bool(kept.all()):  # a read on CPU, no device sync
-            dx.masked_fill_(~kept, 0.0)
+        dx = torch.div(d, scale, out=scale).mul_(grad).mul_(2.0)
+        dx.mul_(torch.ge(x, self.eps, out=d))  # the clamp passes x >= eps (NaN: not)
+        if not math.isfinite(float(dx.sum())):  # a product with a mask of 0 may be NaN
+            d = self._d(x, y)[0]
+            unmasked = d.div_(torch.clamp_min(x, self.eps).add_(1.0)).mul_(grad).mul_(2.0)
+            zero = torch.zeros((), dtype=x.dtype, device=x.device)
+            dx = torch.where(x >= self.eps, unmasked, zero)
         return dx, None
 
 
