@@ -1017,6 +1017,43 @@ def test_msle_fast_path_is_the_plain_path(plain_all, dtype, reduction, eps):
         torch.testing.assert_close(got, want, rtol=tol, atol=0)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("case", ["plain", "full", "per_sample", "weight", "huge"])
+def test_gaussian_nll_fast_path_is_the_plain_path(plain_all, dtype, reduction, case):
+    """(log m + r^2 / m) / 2 and its three derivatives: the plain form's values and
+    gradients, variances below eps (the clamp passes the gradient, as torch's), at it
+    and above, a per-sample variance, full, weights, and residuals of 1e15 (in float32
+    r^2 overflows in the plain form only: compared where it is finite)."""
+    g = torch.Generator().manual_seed(23)
+    x = torch.randn(12, 5, generator=g, dtype=dtype)
+    y = torch.randn(12, 5, generator=g, dtype=dtype)
+    v = torch.rand(12, 5, generator=g, dtype=dtype) * 2
+    v[0] = torch.tensor([0.0, 1e-9, 1e-6, 3.0, 1e30], dtype=dtype)
+    options = {}
+    if case == "full":
+        options["full"] = True
+    elif case == "per_sample":
+        v = v[:, :1]
+    elif case == "weight":
+        options["weight"] = torch.rand(12, 5, generator=g, dtype=dtype)
+    elif case == "huge":
+        x[1] = 1e15
+        v[1] = 1e16
+    results = []
+    for run in (lambda f, *a, **k: f(*a, **k), plain_all):
+        xi, yi, vi = (t.clone().requires_grad_(True) for t in (x, y, v))
+        value = run(LF.gaussian_nll_loss, xi, yi, vi, reduction=reduction, **options)
+        u = torch.rand(value.shape, generator=torch.Generator().manual_seed(1), dtype=dtype)
+        results.append((value, *torch.autograd.grad((value * u).sum(), (xi, yi, vi))))
+    tol = {torch.float32: 2e-6, torch.float64: 1e-13}[dtype]
+    for a, b in zip(*results, strict=True):
+        assert torch.isfinite(a).all()
+        if case == "huge" and dtype == torch.float32 and not torch.isfinite(b).all():
+            continue  # the plain form's r^2 overflowed
+        torch.testing.assert_close(a, b, rtol=tol, atol=tol)
+
+
 @pytest.mark.parametrize("reduction", ["mean", "none"])
 def test_msle_masked_non_finite_derivatives_take_the_where_form(plain_all, reduction):
     """Below eps the clamp's derivative is 0 whatever the rest of the chain: a NaN input

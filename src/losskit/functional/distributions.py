@@ -19,13 +19,14 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 
 from .. import _checks as C
 from .._reduction import compute_dtype, reduce
-from ._fused import eager, fused
+from ._fused import eager, fused, fused_reduce
 
 __all__ = ["kl_div", "poisson_nll_loss", "gaussian_nll_loss"]
 
@@ -454,10 +455,56 @@ def gaussian_nll_loss(
     eps = C.check_number(name, "eps", eps, low=0.0, low_open=True)
     if not isinstance(full, bool):
         C.fail(name, f"full must be True or False, got {full!r}.", cls=C.LossTypeError)
-    # max(v, eps) in value, the identity in gradient: torch clamps a copy under no_grad
+    plain = functools.partial(_gaussian_nll_plain, eps, full)
+    if x.is_meta:
+        return reduce(plain(x, y, v), reduction, weight=w, normalizer=normalizer)
+    return fused_reduce(
+        _GaussianNLL(eps, full), plain, x, y, v.expand(x.shape),
+        reduction=reduction, weight=w, normalizer=normalizer,
+    )  # fmt: skip
+
+
+def _gaussian_nll_plain(eps, full, x, y, v):
+    """The autograd definition: max(v, eps) in value, the identity in gradient (torch
+    clamps a copy under no_grad)."""
     fixed = v.detach()
     v = (v - fixed) + fixed.clamp(min=eps)
     loss = 0.5 * (torch.log(v) + (x - y) ** 2 / v)
-    if full:
-        loss = loss + _HALF_LOG_2PI
-    return reduce(loss, reduction, weight=w, normalizer=normalizer)
+    return loss + _HALF_LOG_2PI if full else loss
+
+
+class _GaussianNLL:
+    """``(log m + r q) / 2`` with ``m = max(v, eps)``, ``r = x - y``, ``q = r / m``, and its
+    derivatives ``q`` (mean), ``-q`` (target) and ``(1 / m - q^2) / 2`` (variance, through
+    the clamp as torch's): three buffers forward and the two kept, ``m`` and ``q``, where
+    the tape holds eight; ``r q`` is ``r^2 / m`` without squaring ``r`` first, so it
+    overflows only where the value does."""
+
+    def __init__(self, eps, full):
+        self.eps, self.full = eps, full
+
+    def _parts(self, x, y, v):
+        m = torch.clamp_min(v, self.eps)
+        q = torch.sub(x, y)
+        term = torch.div(q, m).mul_(q)  # r^2 / m
+        return m, q.div_(m), term
+
+    def forward(self, x, y, v):
+        m, q, term = self._parts(x, y, v)
+        loss = term.add_(torch.log(m)).mul_(0.5)
+        return (loss.add_(_HALF_LOG_2PI) if self.full else loss), (m, q)
+
+    def sum_forward(self, x, y, v):
+        m, q, term = self._parts(x, y, v)
+        total = term.sum() + torch.log(m, out=term).sum()
+        total = total.mul_(0.5)
+        return (total.add_(_HALF_LOG_2PI * x.numel()) if self.full else total), (m, q)
+
+    def backward(self, state, grad, needs):
+        m, q = state
+        gx = torch.mul(q, grad) if needs[0] else None
+        gy = torch.mul(q, grad).neg_() if needs[1] else None
+        gv = None
+        if needs[2]:
+            gv = torch.reciprocal(m).addcmul_(q, q, value=-1.0).mul_(grad).mul_(0.5)
+        return gx, gy, gv
