@@ -1054,6 +1054,32 @@ def test_gaussian_nll_fast_path_is_the_plain_path(plain_all, dtype, reduction, c
         torch.testing.assert_close(a, b, rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("log_input", [True, False], ids=["log_rate", "rate"])
+@pytest.mark.parametrize("full", [False, True], ids=["", "full"])
+def test_poisson_nll_fast_path_is_the_plain_path(plain_all, dtype, reduction, log_input, full):
+    """exp(x) - y x (log-rates, from -30 to 30) and x - y log(x + eps) (rates, 0 and
+    1e-30 to 1e30 included): the plain form's values and both inputs' gradients."""
+    g = torch.Generator().manual_seed(29)
+    if log_input:
+        x = torch.linspace(-30, 30, 60, dtype=dtype)
+    else:
+        x = torch.cat([torch.zeros(1), torch.logspace(-30, 30, 59)]).to(dtype)
+    y = torch.poisson(torch.full((60,), 3.0, dtype=dtype), generator=g)
+    results = []
+    for run in (lambda f, *a, **k: f(*a, **k), plain_all):
+        xi, yi = x.clone().requires_grad_(True), y.clone().requires_grad_(True)
+        value = run(
+            LF.poisson_nll_loss, xi, yi, log_input=log_input, full=full, reduction=reduction
+        )
+        u = torch.rand(value.shape, generator=torch.Generator().manual_seed(1), dtype=dtype)
+        results.append((value, *torch.autograd.grad((value * u).sum(), (xi, yi))))
+    tol = {torch.float32: 1e-6, torch.float64: 1e-14}[dtype]
+    for a, b in zip(*results, strict=True):
+        torch.testing.assert_close(a, b, rtol=tol, atol=tol)
+
+
 @pytest.mark.parametrize("reduction", ["mean", "none"])
 def test_msle_masked_non_finite_derivatives_take_the_where_form(plain_all, reduction):
     """Below eps the clamp's derivative is 0 whatever the rest of the chain: a NaN input

@@ -331,7 +331,7 @@ def poisson_nll_loss(
             C.fail(name, f"{arg} must be True or False, got {value!r}.", cls=C.LossTypeError)
     eps = C.check_number(name, "eps", eps, low=0.0, low_open=True)
     if log_input:
-        loss = torch.exp(x) - y * x
+        rule, plain = _PoissonLog, _poisson_log_plain
     else:
         _check_nonnegative(
             name,
@@ -340,13 +340,74 @@ def poisson_nll_loss(
             "with log_input=False the input is the Poisson rate itself (>= 0); for a "
             "log-rate pass log_input=True.",
         )
-        loss = x - y * torch.log(x + eps)
-    if full:
-        big = y > 1
-        ys = torch.where(big, y, 2.0)
-        stirling = ys * torch.log(ys) - ys + 0.5 * torch.log(2.0 * math.pi * ys)
-        loss = loss + torch.where(big, stirling, 0.0)
+        rule, plain = _Poisson(eps), functools.partial(_poisson_plain, eps=eps)
+    if x.is_meta:
+        rule = None
+    if not full:
+        if rule is None:
+            return reduce(plain(x, y), reduction, weight=w, normalizer=normalizer)
+        return fused_reduce(rule, plain, x, y, reduction=reduction, weight=w, normalizer=normalizer)
+    loss = plain(x, y) if rule is None else fused(rule, plain, x, y)
+    big = y > 1
+    ys = torch.where(big, y, 2.0)
+    stirling = ys * torch.log(ys) - ys + 0.5 * torch.log(2.0 * math.pi * ys)
+    loss = loss + torch.where(big, stirling, 0.0)
     return reduce(loss, reduction, weight=w, normalizer=normalizer)
+
+
+def _poisson_log_plain(x, y):
+    """``exp(x) - y x`` through autograd: the definition :class:`_PoissonLog` is checked
+    against, and the one differentiated twice."""
+    return torch.exp(x) - y * x
+
+
+class _PoissonLog:
+    """``exp(x) - y x`` (a log-rate ``x``) and its derivatives ``exp(x) - y`` (input) and
+    ``-x`` (target): ``exp(x)`` made once and kept, turned into the input's gradient in
+    place by the first backward (a retained graph's second makes it again)."""
+
+    CONSUMES_STATE = True
+
+    @staticmethod
+    def forward(x, y):
+        rate = torch.exp(x)
+        return torch.addcmul(rate, y, x, value=-1.0), (x, y, rate)
+
+    @staticmethod
+    def backward(state, grad, needs):
+        x, y, rate = state
+        gy = torch.mul(x, grad).neg_() if needs[1] else None
+        gx = rate.sub_(y).mul_(grad) if needs[0] else None
+        return gx, gy
+
+
+def _poisson_plain(x, y, *, eps):
+    """``x - y log(x + eps)`` (a rate ``x``) through autograd: the definition
+    :class:`_Poisson` is checked against, and the one differentiated twice."""
+    return x - y * torch.log(x + eps)
+
+
+class _Poisson:
+    """``x - y log(x + eps)`` (a rate ``x``: torch's ``log_input=False``, Keras' ``poisson``)
+    in one buffer and its derivatives ``1 - y / (x + eps)`` (input) and ``-log(x + eps)``
+    (target) in another, from the inputs alone (the composition keeps ``x + eps`` and
+    ``log`` of it for its backward, and takes four kernels more)."""
+
+    def __init__(self, eps):
+        self.eps = eps
+
+    def forward(self, x, y):
+        t = torch.add(x, self.eps).log_().mul_(y)  # y log(x + eps)
+        return t.neg_().add_(x), (x, y)  # x - y log(x + eps), rounded as x - t
+
+    def backward(self, state, grad, needs):
+        x, y = state
+        gy = torch.add(x, self.eps).log_().mul_(grad).neg_() if needs[1] else None
+        gx = None
+        if needs[0]:
+            d = torch.add(x, self.eps)
+            gx = torch.div(y, d, out=d).neg_().add_(1.0).mul_(grad)
+        return gx, gy
 
 
 # --------------------------------------------------------------------------- Gaussian

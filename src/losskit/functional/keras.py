@@ -30,6 +30,7 @@ import torch
 from .. import _checks as C
 from .._reduction import compute_dtype, reduce
 from ._fused import eager, fused
+from .distributions import _Poisson, _poisson_plain
 
 __all__ = [
     "mean_absolute_percentage_error",
@@ -500,30 +501,6 @@ def poisson_loss(
     else:
         per_element = _poisson_plain(x, y, eps=eps)
     return _finish(_mean_last(per_element), reduction, w, normalizer)
-
-
-def _poisson_plain(x, y, *, eps):
-    """``x - y log(x + eps)`` through autograd: the definition :class:`_Poisson` is
-    checked against, and the one differentiated twice."""
-    return x - y * torch.log(x + eps)
-
-
-class _Poisson:
-    """``x - y log(x + eps)`` in one buffer and its derivative ``1 - y / (x + eps)`` in
-    another, from the inputs alone (the composition keeps ``x + eps`` and ``log`` of it
-    for its backward, and takes four kernels more)."""
-
-    def __init__(self, eps):
-        self.eps = eps
-
-    def forward(self, x, y):
-        t = torch.add(x, self.eps).log_().mul_(y)  # y log(x + eps)
-        return t.neg_().add_(x), (x, y)  # x - y log(x + eps), rounded as x - t
-
-    def backward(self, state, grad, needs):
-        x, y = state
-        d = torch.add(x, self.eps)
-        return torch.div(y, d, out=d).neg_().add_(1.0).mul_(grad), None
 
 
 # --------------------------------------------------------------------------- classification
