@@ -1080,6 +1080,31 @@ def test_poisson_nll_fast_path_is_the_plain_path(plain_all, dtype, reduction, lo
         torch.testing.assert_close(a, b, rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("weighted", [False, True], ids=["", "weight"])
+def test_mape_fast_path_is_the_plain_path(plain_all, dtype, reduction, weighted):
+    """|x - y| / max(|y|, eps): the plain form's values and gradients, at x = y (abs'
+    0), targets of 0 (the floor), negative ones and 1e30."""
+    g = torch.Generator().manual_seed(31)
+    x = torch.randn(8, 6, generator=g, dtype=dtype) * 10
+    y = torch.randn(8, 6, generator=g, dtype=dtype) * 10
+    x[0], y[0] = (
+        torch.tensor([1.0, 0.0, -2.0, 5.0, 1e30, 3.0], dtype=dtype),
+        torch.tensor([1.0, 0.0, 0.0, -5.0, 1e30, -1e30], dtype=dtype),
+    )
+    options = {"weight": torch.rand(8, generator=g, dtype=dtype)} if weighted else {}
+    results = []
+    for run in (lambda f, *a, **k: f(*a, **k), plain_all):
+        xi = x.clone().requires_grad_(True)
+        value = run(LF.mean_absolute_percentage_error, xi, y, reduction=reduction, **options)
+        u = torch.rand(value.shape, generator=torch.Generator().manual_seed(1), dtype=dtype)
+        results.append((value, *torch.autograd.grad((value * u).sum(), xi)))
+    tol = {torch.float32: 1e-6, torch.float64: 1e-14}[dtype]
+    for a, b in zip(*results, strict=True):
+        torch.testing.assert_close(a, b, rtol=tol, atol=0)
+
+
 @pytest.mark.parametrize("reduction", ["mean", "none"])
 def test_msle_masked_non_finite_derivatives_take_the_where_form(plain_all, reduction):
     """Below eps the clamp's derivative is 0 whatever the rest of the chain: a NaN input
