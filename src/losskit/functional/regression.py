@@ -441,8 +441,11 @@ class _PseudoHuber:
         r = x - y
         a = r.abs()
         lo = a.clamp(max=d)
-        s = torch.div(lo, a.clamp(min=d)).square_().add_(1.0).sqrt_()
-        den = torch.div(d, a).clamp_(max=1.0).add_(s)
+        hi = a.clamp(min=d)
+        s = torch.div(lo, hi).square_().add_(1.0).sqrt_()
+        # min(1, delta / |r|) is delta / hi: into hi's buffer (each fresh buffer costs
+        # more than its arithmetic)
+        den = torch.div(d, hi, out=hi).add_(s)
         loss = a.mul_(lo).div_(den)
         return loss, r.clamp_(-d, d).div_(s)
 
