@@ -24,6 +24,7 @@ from conftest import (
 )
 from losskit import kernels
 from losskit._kinds import LOGITS
+from losskit.functional import _rowstats
 
 INF = float("inf")
 # the kernel path: Triton's interpreter on CPU (conftest sets it), CUDA where there is one
@@ -363,6 +364,7 @@ def _autograd_functions():
                 isinstance(obj, type)
                 and issubclass(obj, torch.autograd.Function)
                 and obj.__module__ == name
+                and obj is not _rowstats.Function  # the base of those below
             ):
                 found[f"{name}.{obj.__qualname__}"] = obj
     return found
@@ -380,6 +382,31 @@ def test_every_autograd_function_has_setup_context():
         and not getattr(fn, "EAGER_ONLY", False)
     ]
     assert not missing, missing
+
+
+def test_every_function_with_setup_context_binds_its_arguments_without_inspect():
+    """torch's Function.apply binds each call's arguments to inspect.signature(forward)
+    for a Function with a setup_context (about 25 us a call): every such losskit Function
+    derives from _rowstats.Function, which computes that signature once."""
+    import inspect
+
+    found = _autograd_functions()
+    assert "losskit.functional.ctc._CTC" in found
+    with_context = {
+        name: fn
+        for name, fn in found.items()
+        if fn.setup_context is not torch.autograd.Function.setup_context
+    }
+    assert len(with_context) >= 4
+    for name, fn in with_context.items():
+        assert issubclass(fn, _rowstats.Function), name
+        forward = inspect.getattr_static(fn, "forward")
+        forward = forward.__func__ if isinstance(forward, staticmethod) else forward
+        kept = vars(forward).pop("__signature__")
+        try:  # the kept signature is the forward's own, computed afresh
+            assert kept == inspect.signature(forward), name
+        finally:
+            forward.__signature__ = kept
 
 
 def test_eager_only_functions_are_not_applied_under_torch_func(monkeypatch):

@@ -30,6 +30,7 @@ import torch.distributed as dist
 from . import _checks as C
 from ._reduction import compute_dtype, finish_sum, mean_weight
 from .functional._rowstats import (
+    Function,
     RowCrossEntropy,
     RowStats,
     check_first_order,
@@ -148,7 +149,7 @@ SECOND_ORDER_HINT = (
 )
 
 
-class _VocabParallelCrossEntropy(torch.autograd.Function):
+class _VocabParallelCrossEntropy(Function):
     """Per-row cross entropy of the full vocabulary from the local shard ``(M, V_local)``.
 
     Forward: the row statistics of :mod:`losskit.functional._rowstats` against the global

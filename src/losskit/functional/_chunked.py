@@ -20,6 +20,7 @@ from .. import _checks as C
 from .._reduction import compute_dtype
 from ._rowstats import (
     Coefficients,
+    Function,
     RowCrossEntropy,
     RowStats,
     batched_grad,
@@ -261,7 +262,7 @@ def _cast(grads, dtypes):
     return tuple(None if t is None else t.to(dt) for t, dt in zip(grads, dtypes, strict=True))
 
 
-class _SweepBackward(torch.autograd.Function):
+class _SweepBackward(Function):
     """The backward sweep of ``reduction="none"`` (the gradients of ``sum_i g_i l_i``), as
     a Function of its own so that it has a vmap rule: under ``torch.func.jacrev`` or
     ``vmap(grad(...))`` the upstream gradient is batched, and each element of the batch
@@ -285,7 +286,7 @@ class _SweepBackward(torch.autograd.Function):
         return vmap_by_loop(_SweepBackward.apply, info, in_dims, *args)
 
 
-class _LinearCrossEntropy(torch.autograd.Function):
+class _LinearCrossEntropy(Function):
     """The sum of the per-row losses (``scalar=True``) with the gradients of the sum
     computed in the same sweep (for the inputs ``needs`` names), or the per-row losses
     (``scalar=False``) with their lse, the backward then sweeping again.

@@ -44,7 +44,7 @@ from torch import Tensor
 from .. import _checks as C
 from .._reduction import compute_dtype, reduce
 from ._math import exp_of_difference
-from ._rowstats import check_first_order, vmap_by_loop
+from ._rowstats import Function, check_first_order, vmap_by_loop
 
 __all__ = ["ctc_loss"]
 
@@ -187,7 +187,7 @@ def _eager_backward(grad, lp, targets, il, tl, nll, alpha, blank):
     return out.scatter_(2, cls.unsqueeze(0).expand_as(part), part)
 
 
-class _CTC(torch.autograd.Function):
+class _CTC(Function):
     """Per-sample negative log-likelihood ``(N,)`` of ``lp (T, N, C)``; differentiable once
     in ``lp``. Under ``torch.func.vmap`` each element of the batch runs on its own."""
 

@@ -43,6 +43,7 @@ from .. import _checks as C
 from .._reduction import compute_dtype, reduce
 from . import _math
 from ._fused import fused
+from ._rowstats import Function
 
 __all__ = [
     "dice_loss",
@@ -350,7 +351,7 @@ class _SoftmaxIndexSums:
         return dx, None
 
 
-class _AllReduceSum(torch.autograd.Function):
+class _AllReduceSum(Function):
     """The sum over the ranks of ``group``. Every rank computes the same loss from the
     global sums, and differentiates it by its own share: the backward is the identity."""
 

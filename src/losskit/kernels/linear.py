@@ -37,6 +37,7 @@ import triton.language as tl
 
 from .. import _checks as C
 from ..functional._rowstats import (
+    Function,
     RowCrossEntropy,
     RowStats,
     check_first_order,
@@ -301,7 +302,7 @@ def backward(x, w, b, y, cw, cap, lse, scale, at_target, spread, grads):
     return gx, gw, gb
 
 
-class _Backward(torch.autograd.Function):
+class _Backward(Function):
     """The backward launch as a Function of its own: under a torch.func transform its
     arguments reach it as plain tensors (a kernel cannot read functorch's wrappers), and
     under ``vmap`` (``jacrev``, ``vmap(grad(...))``) each element of the batch is launched
@@ -324,7 +325,7 @@ class _Backward(torch.autograd.Function):
         return vmap_by_loop(_Backward.apply, info, in_dims, *args)
 
 
-class _LinearCrossEntropy(torch.autograd.Function):
+class _LinearCrossEntropy(Function):
     """The fused kernel: the forward launch gives the per-tile partials, merged here into
     each row's statistics and loss; the backward launch recomputes the tiles of logits and
     accumulates the gradients. Outputs ``(loss, lse)``: the per-row loss (``scalar=False``)

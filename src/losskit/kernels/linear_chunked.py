@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import torch
 
-from ..functional._rowstats import check_first_order, vmap_by_loop
+from ..functional._rowstats import Function, check_first_order, vmap_by_loop
 from . import softmax
 
 LOSS = "linear_cross_entropy"
@@ -93,7 +93,7 @@ def sweep(x, w, b, y, cw, ignore_index, label_smoothing, z_loss, rows, needs, ro
     return losses, (gx, gw, gb)
 
 
-class _BackwardSweep(torch.autograd.Function):
+class _BackwardSweep(Function):
     """The backward's sweep (``"none"``) as a Function of its own: under a torch.func
     transform its arguments reach it as plain tensors (a kernel cannot read functorch's
     wrappers), and under ``vmap`` each element is swept on its own. Its outputs are not
@@ -117,7 +117,7 @@ class _BackwardSweep(torch.autograd.Function):
         return vmap_by_loop(_BackwardSweep.apply, info, in_dims, *args)
 
 
-class _ChunkedLinearCrossEntropy(torch.autograd.Function):
+class _ChunkedLinearCrossEntropy(Function):
     """Outputs the per-row losses (``scalar=False``) or their sum."""
 
     @staticmethod

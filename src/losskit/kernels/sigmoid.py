@@ -25,7 +25,7 @@ import triton.language as tl
 
 from .._checks import current_loss
 from .._checks import in_functorch_transform as in_transform
-from ..functional._rowstats import check_first_order, vmap_by_loop
+from ..functional._rowstats import Function, check_first_order, vmap_by_loop
 
 _BLOCK = 1024
 SECOND_ORDER_HINT = (
@@ -136,7 +136,7 @@ def _sigmoid_loss_kernel(
         tl.store(loss_ptr + offs, loss, mask=inb)
 
 
-class _SigmoidLoss(torch.autograd.Function):
+class _SigmoidLoss(Function):
     """One launch: outputs ``(loss, den, grad)``, the loss (summed, or per element), the
     mean's denominator and the saved gradient (neither differentiable). Differentiable
     once; under ``torch.func.vmap`` each element of the batch is launched on its own."""

@@ -38,7 +38,7 @@ import triton.language as tl
 
 from .._checks import current_loss
 from .._checks import in_functorch_transform as in_transform
-from ..functional._rowstats import check_first_order, vmap_by_loop
+from ..functional._rowstats import Function, check_first_order, vmap_by_loop
 
 SECOND_ORDER_HINT = (
     "for second derivatives (e.g. a gradient penalty), use backend='torch', which is "
@@ -318,7 +318,7 @@ def launch(x, target, weight, grad, *, ignore_index, mode, eps, z, gamma, alpha,
     return loss, den
 
 
-class _SoftmaxLoss(torch.autograd.Function):
+class _SoftmaxLoss(Function):
     """One launch: outputs ``(loss, den, grad)`` per row, the saved gradient and the
     mean's denominator not differentiable. Differentiable once; under
     ``torch.func.vmap`` each element of the batch is launched on its own."""
