@@ -1105,6 +1105,45 @@ def test_mape_fast_path_is_the_plain_path(plain_all, dtype, reduction, weighted)
         torch.testing.assert_close(a, b, rtol=tol, atol=0)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("gamma_neg", [4.0, 0.0, 0.5, 2.5])
+@pytest.mark.parametrize("case", ["hard", "soft", "ignored", "weight", "infinite"])
+def test_asymmetric_clipped_fast_path_is_the_plain_path(
+    plain_all, dtype, reduction, gamma_neg, case
+):
+    """The clipped asymmetric loss's closed form (gamma_pos 0): the plain form's values and
+    gradients over logits from -1e4 to 1e4, around the clip (p = m: the clamp's corner),
+    soft targets, ignored targets, weights and infinite logits."""
+    g = torch.Generator().manual_seed(37)
+    x = torch.randn(12, 8, generator=g, dtype=dtype) * 4
+    m = 0.05
+    at_clip = math.log(m / (1 - m))  # sigmoid(at_clip) = m
+    x[0] = torch.tensor([-1e4, -30.0, at_clip, at_clip + 1e-3, 0.0, 30.0, 1e4, -3.0])
+    y = (torch.rand(12, 8, generator=g) < 0.3).to(dtype)
+    options = {"gamma_neg": gamma_neg, "clip": m}
+    if case == "soft":
+        y = torch.rand(12, 8, generator=g, dtype=dtype)
+    elif case == "ignored":
+        y[1, :3] = -1.0
+        options["ignore_index"] = -1
+    elif case == "weight":
+        options["weight"] = torch.rand(12, 8, generator=g, dtype=dtype)
+    elif case == "infinite":
+        x[2, 0], x[2, 1] = -math.inf, math.inf
+        y[2, 0], y[2, 1] = 0.0, 1.0  # agreeing: finite losses
+    results = []
+    for run in (lambda f, *a, **k: f(*a, **k), plain_all):
+        xi = x.clone().requires_grad_(True)
+        value = run(LF.asymmetric_loss, xi, y, reduction=reduction, **options)
+        u = torch.rand(value.shape, generator=torch.Generator().manual_seed(1), dtype=dtype)
+        results.append((value, *torch.autograd.grad((value * u).sum(), xi)))
+    tol = {torch.float32: 2e-6, torch.float64: 1e-13}[dtype]
+    for a, b in zip(*results, strict=True):
+        assert torch.isfinite(a).all()
+        torch.testing.assert_close(a, b, rtol=tol, atol=tol)
+
+
 @pytest.mark.parametrize("reduction", ["mean", "none"])
 def test_msle_masked_non_finite_derivatives_take_the_where_form(plain_all, reduction):
     """Below eps the clamp's derivative is 0 whatever the rest of the chain: a NaN input

@@ -110,6 +110,23 @@ def asymmetric_loss(
         reduction=reduction,
         normalizer=normalizer,
     )
+    plain = functools.partial(_asymmetric_plain, y, gp, gn, m)
+    if gp == 0.0 and m > 0.0 and not y.requires_grad and not x.is_meta:
+        loss = fused(_AsymmetricClipped(y, gn, m), plain, x)
+    else:
+        loss = plain(x)
+    out = reduce(loss, reduction, weight=w, mask=mask, normalizer=normalizer)
+    if saturated is None:
+        return out
+    # an infinite logit (computed as +-finfo.max) against its target: the limit is +inf
+    # for a positive at -inf, and for a negative at +inf without the clip (1 - p_m = 0)
+    infinite = saturated & (((x < 0) & (y > 0)) | ((x > 0) & (y < 1) & (m == 0.0)))
+    return infinite_where(out, infinite)
+
+
+def _asymmetric_plain(y, gp, gn, m, x):
+    """The asymmetric loss per element through autograd: the definition
+    :class:`_AsymmetricClipped` is checked against, and the one differentiated twice."""
     log_p = TF.logsigmoid(x)
     pos = log_p if gp == 0.0 else torch.exp(gp * TF.logsigmoid(-x)) * log_p
     if m == 0.0:
@@ -126,14 +143,49 @@ def asymmetric_loss(
             safe = torch.where(on, p_m, torch.ones((), dtype=x.dtype, device=x.device))
             factor = torch.where(on, torch.exp(gn * torch.log(safe)), _zero(x))
     neg = log_1m if factor is None else factor * log_1m
-    loss = -(y * pos + (1.0 - y) * neg)
-    out = reduce(loss, reduction, weight=w, mask=mask, normalizer=normalizer)
-    if saturated is None:
-        return out
-    # an infinite logit (computed as +-finfo.max) against its target: the limit is +inf
-    # for a positive at -inf, and for a negative at +inf without the clip (1 - p_m = 0)
-    infinite = saturated & (((x < 0) & (y > 0)) | ((x > 0) & (y < 1) & (m == 0.0)))
-    return infinite_where(out, infinite)
+    return -(y * pos + (1.0 - y) * neg)
+
+
+class _AsymmetricClipped:
+    r"""The asymmetric loss with ``gamma_pos = 0`` and a clip ``m > 0`` (timm's and the
+    paper's defaults), ``-[y log p + (1 - y) p_m^g log(1 - p_m)]``, and its derivative
+
+    .. math::
+        -\left[y (1 - p) + (1 - y)\, p (1 - p) \left(g \frac{p_m^g}{p_m}
+        \log(1 - p_m) - \frac{p_m^g}{1 - p_m} [1 - p + m \le 1]\right)\right]
+
+    made in the forward with its value (one buffer kept), without a ``where``: ``p_m^g /
+    p_m`` over ``max(p_m, tiny)`` is 0 where ``p_m = 0`` for ``g > 0`` (and times ``g =
+    0`` otherwise), and the clamp's mask is a float comparison. ``1 - p`` is ``sigmoid(-x)``
+    and ``log p`` is ``log_sigmoid(x)``, as the definition's; the target takes no
+    gradient."""
+
+    CONSUMES_STATE = True
+
+    def __init__(self, y, gn, m):
+        self.y, self.gn, self.m = y, gn, m
+
+    def forward(self, x):
+        y, gn, m = self.y, self.gn, self.m
+        p = torch.sigmoid(x)
+        q = torch.neg(x).sigmoid_()  # 1 - p
+        r = torch.add(q, m)  # 1 - p + m
+        on = torch.le(r, 1.0, out=torch.empty_like(r))  # where the clamp passes
+        r.clamp_max_(1.0)  # 1 - p_m
+        log_r = torch.log(r)
+        pm = torch.sub(p, m).clamp_min_(0.0)
+        f = pm.square().square_() if gn == 4.0 else torch.pow(pm, gn)  # p_m^g
+        neg = torch.mul(f, log_r)
+        loss = neg.addcmul_(y, TF.logsigmoid(x).sub_(neg)).neg_()  # in neg's buffer
+        # the derivative: p q (g f / p_m log(1 - p_m) - f / (1 - p_m) on) on the negatives
+        tiny = torch.finfo(x.dtype).tiny
+        d = torch.div(f, pm.clamp_min_(tiny), out=pm).mul_(log_r).mul_(gn)
+        d.sub_(f.div_(r).mul_(on)).mul_(p).mul_(q)
+        slope = d.addcmul_(y, q.sub_(d)).neg_()  # -(y q + (1 - y) d)
+        return loss, [slope]
+
+    def backward(self, state, grad, needs):
+        return (state.pop().mul_(grad),)
 
 
 def poly1_focal_loss(
