@@ -192,6 +192,19 @@ def plain_all(monkeypatch):
     return run
 
 
+def _fast_and_plain(plain_all, fn, inputs, wrt=(0,), **options):
+    """``fn(*inputs, **options)`` and the gradients of ``sum(value * u)`` (``u`` fixed
+    uniform weights) with respect to the inputs at positions ``wrt``, on the closed form's
+    path and on the plain autograd path: two tuples ``(value, *grads)``."""
+    results = []
+    for run in (lambda f, *a, **k: f(*a, **k), plain_all):
+        args = [t.clone().requires_grad_(True) if i in wrt else t for i, t in enumerate(inputs)]
+        value = run(fn, *args, **options)
+        u = torch.rand(value.shape, generator=torch.Generator().manual_seed(1), dtype=value.dtype)
+        results.append((value, *torch.autograd.grad((value * u).sum(), [args[i] for i in wrt])))
+    return results
+
+
 def _compare(plain_all, fn, x, rest, dtype, value_atol=None, grad_atol=0.0, **options):
     x1, x2 = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
     fast = fn(x1, *rest, reduction="none", **options)
@@ -884,13 +897,8 @@ def test_hinge_fast_path_is_the_plain_path(plain_all, dtype, fn, reduction, labe
         y[1:] = y[1:] * 2 - 1
         y[0, 0] = 0.0  # -1 and 0 mixed: an error under value checks, unconverted without
     tol = {torch.float32: 1e-6, torch.float64: 1e-14}[dtype]
-    got, want = [], []
     with losskit.set_checks(labels != "unchecked"):
-        for run, out in ((lambda f, *a, **k: f(*a, **k), got), (plain_all, want)):
-            xi = x.clone().requires_grad_(True)
-            value = run(fn, xi, y, reduction=reduction, **options)
-            u = torch.rand(value.shape, generator=torch.Generator().manual_seed(1), dtype=dtype)
-            out.extend((value, *torch.autograd.grad((value * u).sum(), xi)))
+        got, want = _fast_and_plain(plain_all, fn, (x, y), reduction=reduction, **options)
     for a, b in zip(got, want, strict=True):
         torch.testing.assert_close(a, b, rtol=tol, atol=0)
 
@@ -917,17 +925,13 @@ def test_hinge_embedding_fast_path_is_torchs_formula(plain_all, dtype, reduction
         options["weight"] = torch.rand(16, 6, generator=g, dtype=dtype)
     elif case == "normalizer":
         options["normalizer"] = 7.0
-    elif case == "infinite":  # inf where y = -1 (loss 0), -inf where y = -1 (loss inf)
+    elif case == "infinite":  # y = -1: inf gives loss 0, -inf loss inf
         x = torch.tensor([math.inf, -math.inf, math.inf, -math.inf, 0.5], dtype=dtype)
         y = torch.tensor([-1.0, -1.0, -1.0, -1.0, 1.0], dtype=dtype)
-    results = []
-    for run in (lambda f, *a, **k: f(*a, **k), plain_all):
-        xi = x.clone().requires_grad_(True)
-        value = run(LF.hinge_embedding_loss, xi, y, margin=margin, reduction=reduction, **options)
-        u = torch.rand(value.shape, generator=torch.Generator().manual_seed(1), dtype=dtype)
-        results.append((value, *torch.autograd.grad((value * u).sum(), xi)))
-    xi = x.clone().requires_grad_(True)
-    torch_value = TF.hinge_embedding_loss(xi, y, margin=margin, reduction="none")
+    results = _fast_and_plain(
+        plain_all, LF.hinge_embedding_loss, (x, y), margin=margin, reduction=reduction, **options
+    )
+    torch_value = TF.hinge_embedding_loss(x, y, margin=margin, reduction="none")
     if case == "infinite":
         assert torch_value.tolist() == [0.0, math.inf, 0.0, math.inf, 0.5]
     tol = {torch.float32: 1e-6, torch.float64: 1e-14}[dtype]
@@ -981,12 +985,9 @@ def test_categorical_hinge_fast_path_is_the_plain_path(plain_all, dtype, reducti
         # a wrong class's infinite score: sum(y x) holds 0 * inf (NaN) in both forms; the
         # indicator's inf - inf takes the comparison
         x[0, (y[0].argmax() + 1) % 7] = float("inf")
-    got, want = [], []
-    for run, out in ((lambda f, *a, **k: f(*a, **k), got), (plain_all, want)):
-        xi = x.clone().requires_grad_(True)
-        value = run(LF.categorical_hinge, xi, y, reduction=reduction, **options)
-        u = torch.rand(value.shape, generator=torch.Generator().manual_seed(1), dtype=dtype)
-        out.extend((value, *torch.autograd.grad((value * u).sum(), xi)))
+    got, want = _fast_and_plain(
+        plain_all, LF.categorical_hinge, (x, y), reduction=reduction, **options
+    )
     tol = {torch.float32: 1e-6, torch.float64: 1e-14}[dtype]
     for a, b in zip(got, want, strict=True):
         torch.testing.assert_close(a, b, rtol=tol, atol=tol, equal_nan=case == "infinite")
@@ -1040,12 +1041,9 @@ def test_gaussian_nll_fast_path_is_the_plain_path(plain_all, dtype, reduction, c
     elif case == "huge":
         x[1] = 1e15
         v[1] = 1e16
-    results = []
-    for run in (lambda f, *a, **k: f(*a, **k), plain_all):
-        xi, yi, vi = (t.clone().requires_grad_(True) for t in (x, y, v))
-        value = run(LF.gaussian_nll_loss, xi, yi, vi, reduction=reduction, **options)
-        u = torch.rand(value.shape, generator=torch.Generator().manual_seed(1), dtype=dtype)
-        results.append((value, *torch.autograd.grad((value * u).sum(), (xi, yi, vi))))
+    results = _fast_and_plain(
+        plain_all, LF.gaussian_nll_loss, (x, y, v), (0, 1, 2), reduction=reduction, **options
+    )
     tol = {torch.float32: 2e-6, torch.float64: 1e-13}[dtype]
     for a, b in zip(*results, strict=True):
         assert torch.isfinite(a).all()
@@ -1067,14 +1065,10 @@ def test_poisson_nll_fast_path_is_the_plain_path(plain_all, dtype, reduction, lo
     else:
         x = torch.cat([torch.zeros(1), torch.logspace(-30, 30, 59)]).to(dtype)
     y = torch.poisson(torch.full((60,), 3.0, dtype=dtype), generator=g)
-    results = []
-    for run in (lambda f, *a, **k: f(*a, **k), plain_all):
-        xi, yi = x.clone().requires_grad_(True), y.clone().requires_grad_(True)
-        value = run(
-            LF.poisson_nll_loss, xi, yi, log_input=log_input, full=full, reduction=reduction
-        )
-        u = torch.rand(value.shape, generator=torch.Generator().manual_seed(1), dtype=dtype)
-        results.append((value, *torch.autograd.grad((value * u).sum(), (xi, yi))))
+    results = _fast_and_plain(
+        plain_all, LF.poisson_nll_loss, (x, y), (0, 1),
+        log_input=log_input, full=full, reduction=reduction,
+    )  # fmt: skip
     tol = {torch.float32: 1e-6, torch.float64: 1e-14}[dtype]
     for a, b in zip(*results, strict=True):
         torch.testing.assert_close(a, b, rtol=tol, atol=tol)
@@ -1094,12 +1088,9 @@ def test_mape_fast_path_is_the_plain_path(plain_all, dtype, reduction, weighted)
         torch.tensor([1.0, 0.0, 0.0, -5.0, 1e30, -1e30], dtype=dtype),
     )
     options = {"weight": torch.rand(8, generator=g, dtype=dtype)} if weighted else {}
-    results = []
-    for run in (lambda f, *a, **k: f(*a, **k), plain_all):
-        xi = x.clone().requires_grad_(True)
-        value = run(LF.mean_absolute_percentage_error, xi, y, reduction=reduction, **options)
-        u = torch.rand(value.shape, generator=torch.Generator().manual_seed(1), dtype=dtype)
-        results.append((value, *torch.autograd.grad((value * u).sum(), xi)))
+    results = _fast_and_plain(
+        plain_all, LF.mean_absolute_percentage_error, (x, y), reduction=reduction, **options
+    )
     tol = {torch.float32: 1e-6, torch.float64: 1e-14}[dtype]
     for a, b in zip(*results, strict=True):
         torch.testing.assert_close(a, b, rtol=tol, atol=0)
@@ -1132,12 +1123,7 @@ def test_asymmetric_clipped_fast_path_is_the_plain_path(
     elif case == "infinite":
         x[2, 0], x[2, 1] = -math.inf, math.inf
         y[2, 0], y[2, 1] = 0.0, 1.0  # agreeing: finite losses
-    results = []
-    for run in (lambda f, *a, **k: f(*a, **k), plain_all):
-        xi = x.clone().requires_grad_(True)
-        value = run(LF.asymmetric_loss, xi, y, reduction=reduction, **options)
-        u = torch.rand(value.shape, generator=torch.Generator().manual_seed(1), dtype=dtype)
-        results.append((value, *torch.autograd.grad((value * u).sum(), xi)))
+    results = _fast_and_plain(plain_all, LF.asymmetric_loss, (x, y), reduction=reduction, **options)
     tol = {torch.float32: 2e-6, torch.float64: 1e-13}[dtype]
     for a, b in zip(*results, strict=True):
         assert torch.isfinite(a).all()
