@@ -526,9 +526,9 @@ def test_group_none_is_local_and_one_process_is_the_same_loss():
 @pytest.mark.parametrize("squared", [False, True], ids=["plain", "squared"])
 @pytest.mark.parametrize("ignore", [None, 1], ids=["all", "ignore"])
 def test_index_closed_form_equals_the_one_hot_path(classes, squared, ignore, monkeypatch):
-    """Class indices take the closed form (no one-hot; its backward written into the
-    saved softmax in slices of ceil(C / 8) classes, 19 classes: six of 3 and one of 1);
-    the same targets as float one-hot probabilities take the autograd path of p and g."""
+    """Class indices take the closed form (the one-hot times the softmax kept, the
+    backward written into it in place); the same targets as float one-hot probabilities
+    take the autograd path of p and g."""
     from losskit.functional import _fused
 
     monkeypatch.setattr(_fused, "KERNELS_FOR_SMALL", False)

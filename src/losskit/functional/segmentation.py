@@ -286,15 +286,17 @@ class _SoftmaxIndexSums:
     """``(I, P, G)`` stacked ``(3, N, C)`` of ``p = softmax(x, dim=1)`` and the one-hot of
     the class indices ``t``, over the counted pixels, with the gradient in closed form.
 
-    The value from the softmax and the target class's probability ``p_t`` alone: ``I``
-    and ``G`` add ``p_t`` and the counted pixels into their classes. The sums are linear
+    The forward keeps ``p`` and ``g p`` (the one-hot ``g`` times ``p``, in the one-hot's
+    buffer): ``G = Σ g`` before the product, ``I = Σ g p`` after it. The sums are linear
     in ``p``, so with the upstream gradients ``a = dL/dP`` and ``b = dL/dI`` (per image
     and class) ``dL/dp = a + b g`` (``2 a p + b g`` with ``squared``), and through the
-    softmax ``dL/dx = p (dL/dp - r)`` with ``r = Σ_c p dL/dp = Σ_c a p + b_t p_t``: one
-    pass for ``r``, one for ``p (a - r)``, and ``b_t p_t`` added at each target class
-    (times the counted pixels' 0/1 weight). ``G`` takes no gradient."""
+    softmax ``dL/dx = p (dL/dp - r)`` with ``r = Σ_c p dL/dp = Σ_c a p + Σ_c b g p``: two
+    batched products over the classes for ``r``, then ``b (g p) + a p - p r`` in place in
+    the ``g p`` buffer (times the counted pixels' 0/1 weight). No gather or scatter of the
+    indices: on the CPU each costs four times an in-place pass (64x4x4096 float32, one
+    thread: 0.44 ms a gather against 0.11 a multiply). ``G`` takes no gradient."""
 
-    CONSUMES_STATE = True  # the gradient is written into the saved softmax
+    CONSUMES_STATE = True  # the gradient is written into the saved g p
 
     def __init__(self, squared, counted):
         self.squared, self.counted = squared, counted
@@ -313,39 +315,35 @@ class _SoftmaxIndexSums:
         n, c = x.shape[0], x.shape[1]
         counted = self.counted
         p = torch.softmax(x, dim=1)
-        p_t = p.gather(1, t.unsqueeze(1)).squeeze(1)  # (N, S)
-        sums = x.new_zeros(3, n, c)
-        if counted is None:
-            sums[1] = _dot(p, p if self.squared else None)
-            sums[0].scatter_add_(1, t, p_t)
-            sums[2].scatter_add_(1, t, x.new_ones(()).expand(t.shape))
+        g = _math.one_hot(t, c, x.dtype)
+        if counted is not None:
+            g.mul_(counted.unsqueeze(1))
+        sums = x.new_empty(3, n, c)
+        torch.sum(g, -1, out=sums[2])  # G: Σ g = Σ g² (0/1)
+        if self.squared:
+            pc = p if counted is None else p * counted.unsqueeze(1)
+            sums[1] = _dot(pc, p)
+        elif counted is None:
+            torch.sum(p, -1, out=sums[1])
         else:
-            pc = p * counted.unsqueeze(1)
-            sums[1] = _dot(pc, p if self.squared else None)
-            sums[0].scatter_add_(1, t, p_t * counted)
-            sums[2].scatter_add_(1, t, counted)
-        return sums, (p, p_t, t)
+            sums[1] = torch.bmm(p, counted.unsqueeze(-1)).squeeze(-1)
+        gp = g.mul_(p)
+        torch.sum(gp, -1, out=sums[0])  # I
+        return sums, (p, gp)
 
     def backward(self, state, grad, needs):
-        p, p_t, t = state
-        b, a = grad[0], grad[1].contiguous()  # bmm loops over a broadcast batch
-        if self.squared:  # dL/dp = 2 a p + b g
-            a_p = p * (2.0 * a).unsqueeze(-1)
-            r = _dot(a_p.transpose(1, 2), p.transpose(1, 2))  # Σ_c 2 a p²
-        else:
-            a_p = a.unsqueeze(-1)
-            r = torch.bmm(a.unsqueeze(1), p).squeeze(1)  # Σ_c a p
-        q = b.gather(1, t).mul_(p_t)  # b_t p_t
-        r.add_(q).unsqueeze_(1)
-        if self.squared:  # dx = p (dL/dp - r), in a_p's buffer
-            dx = a_p.sub_(r).mul_(p)
-        else:  # in the saved softmax's (CONSUMES_STATE), in at most 8 slices of classes:
-            # a temporary a - r of C/8 classes, not (N, C, S), and at most 8 calls
-            dx, c = p, p.shape[1]
-            step = -(-c // 8)
-            for k in range(0, c, step):
-                dx[:, k : k + step].mul_(torch.sub(a_p[:, k : k + step], r))
-        dx.scatter_add_(1, t.unsqueeze(1), q.unsqueeze(1))
+        p, gp = state
+        b, a = grad[0].unsqueeze(-1), grad[1].unsqueeze(-1)  # (N, C, 1)
+        r = torch.bmm(b.transpose(1, 2), gp)  # Σ_c b g p, (N, 1, S)
+        dx = gp.mul_(b)  # b g p
+        if self.squared:  # dL/dp = 2 a p + b g: r += Σ_c 2 a p², dx += 2 a p²
+            p2 = p * p
+            r.baddbmm_(2.0 * a.transpose(1, 2), p2)
+            dx.addcmul_(p2, a, value=2.0)
+        else:  # dL/dp = a + b g: r += Σ_c a p, dx += a p
+            r.baddbmm_(a.transpose(1, 2), p)
+            dx.addcmul_(p, a)
+        dx.addcmul_(p, r, value=-1.0)  # - p r
         if self.counted is not None:
             dx.mul_(self.counted.unsqueeze(1))
         return dx, None
