@@ -553,3 +553,20 @@ def test_index_closed_form_equals_the_one_hot_path(classes, squared, ignore, mon
         (g_want,) = torch.autograd.grad(want, x, upstream)
         torch.testing.assert_close(got, want)
         torch.testing.assert_close(g_got, g_want)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
+@pytest.mark.parametrize("shape", [(5,), (2, 3, 4)], ids=["rows", "map"])
+def test_one_hot_is_torchs_in_every_layout_and_under_vmap(dtype, shape):
+    """``_math.one_hot`` compares the indices as floats into the output buffer; it is
+    torch's one-hot moved to dim 1, in eager and under ``torch.func.vmap`` (the bool form)."""
+    from losskit.functional import _math
+
+    classes = 7
+    t = torch.randint(0, classes, shape, generator=torch.Generator().manual_seed(0))
+    want = torch.nn.functional.one_hot(t, classes).movedim(-1, 1).to(dtype)
+    got = _math.one_hot(t, classes, dtype)
+    assert got.dtype == dtype and got.shape == want.shape
+    assert torch.equal(got, want)
+    batched = torch.func.vmap(lambda u: _math.one_hot(u, classes, dtype))(t.unsqueeze(0))
+    assert torch.equal(batched[0], want)
