@@ -15,7 +15,7 @@ from .. import _checks as C
 from .. import kernels
 from .._reduction import compute_dtype, finish_sum, reduce, reduce_builtin
 from ._common import finite_on_cpu
-from ._fused import SMALL, eager, fused
+from ._fused import eager, fused
 from ._math import log_add_exp, softplus_of_minus_abs
 
 _WEIGHT_HINT = (
@@ -193,16 +193,13 @@ def bce_with_logits(
         # the closed form, for a mean or a sum (reduction="none" stays torch's, bit for
         # bit); a loss that is not finite (an infinite or NaN logit, an infinite weight)
         # is computed again on the careful path below. Reading that is no device sync on
-        # CPU, and it replaces the logits' finiteness pass. Up to SMALL elements torch's
-        # kernel instead (as exact: its (1 - y) x - log_sigmoid(x)), whose tape costs less
-        # than the Function (one thread, forward + backward of the mean: 138 against 196
-        # us at 4096 elements, 347 against 404 at 65536; the closed form ahead from 2^20)
+        # CPU, and it replaces the logits' finiteness pass
         if w is None and mask is None:
-            total = fused(_BCESum, _bce_sum_plain, x, y, kernel_up_to=SMALL)
+            total = fused(_BCESum, _bce_sum_plain, x, y)
             if math.isfinite(total.detach().item()):
                 return finish_sum(total, x.numel(), reduction, normalizer)
         else:
-            out = fused(_BCE, _bce_plain, x, y, kernel_up_to=SMALL)
+            out = fused(_BCE, _bce_plain, x, y)
             out = reduce(out, reduction, weight=w, mask=mask, normalizer=normalizer)
             if math.isfinite(out.detach().item()):
                 return out
