@@ -827,3 +827,17 @@ def test_focal_paths_keep_the_loss_of_agreeing_logits():
         )
         for got in (fast, slow):
             assert_close(got.double(), want, rtol=1e-5, atol=0)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_bce_with_logits_keeps_the_precision_of_agreeing_logits_on_small_inputs(reduction):
+    """At the default settings (small inputs included, where some losses take torch's
+    kernel), a logit that agrees with its target keeps its loss ``log1p(exp(-|x|))``
+    to a few ulps in a mean or sum: torch's ``(1 - y) x - log_sigmoid(x)`` rounds ``x =
+    -30, y = 0`` to 0 (``reduction="none"`` is torch's kernel, bit for bit)."""
+    x = torch.tensor([-30.0, 30.0, -17.0, 17.0, -80.0])
+    y = torch.tensor([0.0, 1.0, 0.0, 1.0, 0.0])
+    want = torch.log1p(torch.exp(-x.double().abs()))
+    want = want.mean() if reduction == "mean" else want.sum()
+    got = LF.binary_cross_entropy_with_logits(x, y, reduction=reduction)
+    torch.testing.assert_close(got.double(), want, rtol=1e-6, atol=0)
