@@ -279,6 +279,14 @@ def _lengths(arg, value, n, device):
     return t.long()
 
 
+def _bounds(t: Tensor) -> tuple[int, int]:
+    """The least and largest entry of an integer tensor, read on the host (0, 0 when empty)."""
+    if t.numel() == 0:
+        return 0, 0
+    lo, hi = torch.aminmax(t)
+    return int(lo), int(hi)
+
+
 def _check_values(lp, targets, il, tl, blank, padded):
     """Value checks: the lengths and the labels they count (reads the data)."""
     if not C.checks_enabled():
@@ -286,7 +294,10 @@ def _check_values(lp, targets, il, tl, blank, padded):
     t_max, n, c = lp.shape
     with torch.no_grad():
         il_c, tl_c = il.cpu(), tl.cpu()
-        if n and not bool(((il_c >= 0) & (il_c <= t_max)).all()):
+        # the bounds in one reduction each (the messages below name the bad values)
+        il_lo, il_hi = _bounds(il_c)
+        tl_lo, tl_hi = _bounds(tl_c)
+        if il_lo < 0 or il_hi > t_max:
             bad = il_c[(il_c < 0) | (il_c > t_max)]
             C.fail(
                 NAME,
@@ -294,7 +305,7 @@ def _check_values(lp, targets, il, tl, blank, padded):
                 f"{C.format_values(bad.tolist())} ({bad.numel()} of {n} outside).",
                 "log_probs is (T, N, C): time first; an input length counts its frames.",
             )
-        if n and not bool((tl_c >= 0).all()):
+        if tl_lo < 0:
             bad = tl_c[tl_c < 0]
             C.fail(
                 NAME,
@@ -302,7 +313,7 @@ def _check_values(lp, targets, il, tl, blank, padded):
             )
         if padded:
             s = targets.shape[1]
-            if n and not bool((tl_c <= s).all()):
+            if tl_hi > s:
                 bad = tl_c[tl_c > s]
                 C.fail(
                     NAME,
@@ -311,10 +322,14 @@ def _check_values(lp, targets, il, tl, blank, padded):
                 )
             counted = torch.arange(s)[None, :] < tl_c[:, None]
             every = targets.detach().cpu()
-            # one pass when all is well (no boolean index): no counted label out of range
-            # or blank; the messages below count and name the bad ones
-            if not bool((((every < 0) | (every >= c) | (every == blank)) & counted).any()):
-                return
+            # few ops when all is well (no boolean index): the uncounted padding read as a
+            # valid label, then no label out of range or blank; the messages below count
+            # and name the bad ones
+            if c > 1:
+                valid = torch.where(counted, every, 1 if blank == 0 else 0)
+                lo, hi = _bounds(valid)
+                if lo >= 0 and hi < c and not bool((valid == blank).any()):
+                    return
             labels = every[counted]
         else:
             total = int(tl_c.sum())
