@@ -337,6 +337,7 @@ class _SoftmaxIndexSums:
 
     def backward(self, state, grad, needs):
         p, gp = state
+        grad = grad.contiguous()  # bmm loops over a broadcast (stride 0) batch
         b, a = grad[0].unsqueeze(-1), grad[1].unsqueeze(-1)  # (N, C, 1)
         r = torch.bmm(b.transpose(1, 2), gp)  # Σ_c b g p, (N, 1, S)
         dx = gp.mul_(b)  # b g p
