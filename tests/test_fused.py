@@ -5,6 +5,7 @@ huge. (Speed is measured by ``python -m benchmarks --suite cpu``, never here.)""
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -109,6 +110,75 @@ def test_summed_fast_path_is_the_plain_path(plain, fn, options, dtype, reduction
     g1, g2 = torch.autograd.grad(fast, (x1, y1)), torch.autograd.grad(slow, (x2, y2))
     for a, b in zip(g1, g2, strict=True):
         _close(a, b, dtype)
+
+
+KERNEL_PAIRS = [
+    pytest.param(LF.huber_loss, torch.nn.functional.huber_loss, {"delta": 1.0}, id="huber"),
+    pytest.param(LF.huber_loss, torch.nn.functional.huber_loss, {"delta": 0.3}, id="huber-0.3"),
+    pytest.param(
+        LF.smooth_l1_loss, torch.nn.functional.smooth_l1_loss, {"beta": 1.0}, id="smooth_l1"
+    ),
+    pytest.param(
+        LF.smooth_l1_loss, torch.nn.functional.smooth_l1_loss, {"beta": 0.2}, id="smooth_l1-0.2"
+    ),
+]
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("dtype", [*DTYPES, torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize("layout", ["contiguous", "transposed", "broadcast"])
+@pytest.mark.parametrize("fn, torch_fn, options", KERNEL_PAIRS)
+def test_kernel_pair_is_torchs_bit_for_bit(fn, torch_fn, options, layout, dtype, reduction):
+    """A plain mean or sum of a loss torch computes runs torch's value kernel and its
+    backward kernel into an empty buffer (``regression._Kernels``): torch's value and
+    both gradients, bit for bit, where the residuals cross the quadratic's bound and
+    where one is exactly on it. Half precision is computed in float32 (as everywhere)."""
+    g = torch.Generator().manual_seed(3)
+    x = (torch.randn(40, 24, generator=g, dtype=torch.float64) * 2).to(dtype)
+    y = (torch.randn(40, 24, generator=g, dtype=torch.float64) * 2).to(dtype)
+    bound = next(iter(options.values()))
+    x[0, :3] = y[0, :3] + torch.tensor([bound, -bound, 0.0], dtype=dtype)
+    if layout == "transposed":
+        x, y = x.t(), y.t()
+    elif layout == "broadcast":
+        y = y[:1]
+    runs = []
+    for _ in range(2):
+        xi, yi = x.clone().requires_grad_(True), y.clone().requires_grad_(True)
+        runs.append((xi, yi))
+    (x1, y1), (x2, y2) = runs
+    got = fn(x1, y1, reduction=reduction, broadcast=layout == "broadcast", **options)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch warns about the broadcast
+        wide = torch.float32 if dtype in (torch.bfloat16, torch.float16) else dtype
+        want = torch_fn(x2.to(wide), y2.to(wide), reduction=reduction, **options)
+    assert type(got.grad_fn).__name__ == "_FusedBackward"
+    assert torch.equal(got, want)
+    upstream = torch.tensor(0.7, dtype=want.dtype)
+    for a, b in zip(
+        torch.autograd.grad(got, (x1, y1), upstream),
+        torch.autograd.grad(want, (x2, y2), upstream),
+        strict=True,
+    ):
+        assert a.shape == b.shape and torch.equal(a, b)
+
+
+@pytest.mark.parametrize("fn, torch_fn, options", KERNEL_PAIRS)
+def test_kernel_pair_second_derivative_and_retained_graph(fn, torch_fn, options):
+    """Double backward is torch's (the plain path is its kernel); a retained graph's second
+    backward gives the first one's gradient again."""
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(30, generator=g, dtype=torch.float64).requires_grad_(True)
+    y = torch.randn(30, generator=g, dtype=torch.float64)
+    b = x.detach().clone().requires_grad_(True)
+    (g1,) = torch.autograd.grad(fn(x, y, **options), x, create_graph=True)
+    (g2,) = torch.autograd.grad(torch_fn(b, y, **options), b, create_graph=True)
+    assert torch.equal(g1, g2)
+    u = torch.randn(30, generator=g, dtype=torch.float64)
+    assert torch.equal(torch.autograd.grad(g1, x, u)[0], torch.autograd.grad(g2, b, u)[0])
+    out = fn(x, y, reduction="sum", **options)
+    first = torch.autograd.grad(out, x, retain_graph=True)[0]
+    assert torch.equal(torch.autograd.grad(out, x)[0], first)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)

@@ -41,6 +41,31 @@ def smooth_l1_loss(x: torch.Tensor, y: torch.Tensor, reduction: str, beta: float
     return _nn.smooth_l1_loss(x, y, REDUCTION[reduction], beta)
 
 
+#: torch's backward kernels of the two losses above. torch's autograd formulas for them
+#: fill their output with zeros (``zeros_like``) before the kernel writes every element of
+#: it; these ``out`` forms take an empty buffer instead: one pass over the gradient fewer
+#: (47 us of a 4096 x 256 float32 step on this project's CPU, one thread).
+_huber_backward = torch.ops.aten.huber_loss_backward.out
+_smooth_l1_backward = torch.ops.aten.smooth_l1_loss_backward.grad_input
+
+
+def _empty(x: torch.Tensor) -> torch.Tensor:
+    """The gradient's buffer, contiguous as torch's (its kernel then rounds as torch's)."""
+    return torch.empty_like(x, memory_format=torch.contiguous_format)
+
+
+def huber_loss_backward(g, x, y, reduction: str, delta: float) -> torch.Tensor:
+    """The gradient of :func:`huber_loss` with respect to ``x`` (``g`` the upstream
+    gradient), torch's, in a fresh buffer."""
+    return _huber_backward(g, x, y, REDUCTION[reduction], delta, grad_input=_empty(x))
+
+
+def smooth_l1_loss_backward(g, x, y, reduction: str, beta: float) -> torch.Tensor:
+    """The gradient of :func:`smooth_l1_loss` (``beta > 0``) with respect to ``x``,
+    torch's, in a fresh buffer."""
+    return _smooth_l1_backward(g, x, y, REDUCTION[reduction], beta, grad_input=_empty(x))
+
+
 def nll_loss_cpu(x: torch.Tensor, t: torch.Tensor, ignore_index: int, reduction: str):
     """torch's ``nll_loss`` of ``(N, C, *)`` log-probabilities on CPU, with losskit's
     value check done by the kernel: on CPU it tests every counted target against the

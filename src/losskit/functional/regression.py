@@ -37,22 +37,35 @@ _LOG2 = math.log(2.0)
 
 
 def _builtin(
-    name, torch_fn, input, target, weight, reduction, normalizer, broadcast, rule=None, **hyper
+    name,
+    torch_fn,
+    input,
+    target,
+    weight,
+    reduction,
+    normalizer,
+    broadcast,
+    rule=None,
+    kernels=None,
+    **hyper,
 ):
     """A loss torch has: validated here, computed and reduced by torch where it can be
     (``torch_fn(x, y, reduction, **hyper)``, one of :mod:`._aten`'s kernels).
 
-    ``rule``: its per-element loss with a closed-form gradient; a plain mean or sum then
-    runs it (:class:`Summed`), with torch's built-in as the plain path (second
-    derivatives, ``torch.compile``, ``torch.func``)."""
+    A plain mean or sum runs in one autograd node, with torch's built-in as the plain path
+    (second derivatives, ``torch.compile``, ``torch.func``), where the loss has either
+    ``rule``, its per-element loss with a closed-form gradient (:class:`Summed`), or
+    ``kernels``, torch's value and backward kernels as :class:`_Kernels` calls them."""
     x, y, w = _prepared(name, input, target, weight, reduction, normalizer, broadcast)
-    divisor = None if rule is None else summed_divisor(x, w, reduction, normalizer)
+    has_rule = rule is not None or kernels is not None
+    divisor = summed_divisor(x, w, reduction, normalizer) if has_rule else None
     if divisor is not None:
 
         def plain(a, b):
             return torch_fn(a, b, reduction, **hyper)
 
-        return fused(Summed(rule, divisor), plain, x, y, kernel_up_to=SMALL)
+        node = Summed(rule, divisor) if rule is not None else _Kernels(*kernels, reduction, hyper)
+        return fused(node, plain, x, y, kernel_up_to=SMALL)
     return reduce_builtin(
         lambda red: torch_fn(x, y, red, **hyper),
         reduction,
@@ -60,6 +73,23 @@ def _builtin(
         normalizer=normalizer,
         numel=x.numel(),
     )
+
+
+class _Kernels:
+    """A plain mean or sum from torch's kernels: ``value(x, y, reduction, **hyper)`` and
+    the gradient ``backward(g, x, y, reduction, **hyper)`` of its backward kernel in a
+    fresh buffer (:mod:`._aten`; torch's own autograd formula fills it with zeros first).
+    torch's values and gradients, one pass fewer."""
+
+    def __init__(self, value, backward, reduction, hyper):
+        self.value, self.grad, self.reduction, self.hyper = value, backward, reduction, hyper
+
+    def forward(self, x, y):
+        return self.value(x, y, self.reduction, **self.hyper), (x, y)
+
+    def backward(self, state, grad, needs):
+        gx = self.grad(grad, *state, self.reduction, **self.hyper)
+        return (gx if needs[0] else None), (gx.neg() if needs[1] else None)
 
 
 def _pointwise(
@@ -324,6 +354,7 @@ def smooth_l1_loss(
         normalizer,
         broadcast,
         _L1 if beta == 0 else None,  # torch's beta=0 is its L1 loss
+        None if beta == 0 else (_aten.smooth_l1_loss, _aten.smooth_l1_loss_backward),
         beta=beta,
     )
 
@@ -363,6 +394,7 @@ def huber_loss(
         reduction,
         normalizer,
         broadcast,
+        kernels=(_aten.huber_loss, _aten.huber_loss_backward),
         delta=delta,
     )
 
