@@ -163,6 +163,63 @@ def test_kernel_pair_is_torchs_bit_for_bit(fn, torch_fn, options, layout, dtype,
         assert a.shape == b.shape and torch.equal(a, b)
 
 
+SUMMED_TOTALS = [
+    pytest.param(
+        LF.binary_cross_entropy_with_logits,
+        torch.nn.functional.binary_cross_entropy_with_logits,
+        lambda g: torch.randn(12, 7, generator=g, dtype=torch.float64) * 3,
+        lambda g: torch.rand(12, 7, generator=g, dtype=torch.float64),
+        id="bce_with_logits",
+    ),
+    pytest.param(
+        LF.binary_cross_entropy,
+        torch.nn.functional.binary_cross_entropy,
+        lambda g: torch.rand(12, 7, generator=g, dtype=torch.float64) * 0.98 + 0.01,
+        lambda g: torch.rand(12, 7, generator=g, dtype=torch.float64),
+        id="bce",
+    ),
+    pytest.param(
+        LF.multi_margin_loss,
+        torch.nn.functional.multi_margin_loss,
+        lambda g: torch.randn(12, 7, generator=g, dtype=torch.float64),
+        lambda g: torch.randint(0, 7, (12,), generator=g),
+        id="multi_margin",
+    ),
+]
+
+
+@pytest.mark.parametrize("normalizer", [None, 5.0])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("fn, torch_fn, make_x, make_y", SUMMED_TOTALS)
+def test_summed_total_divides_inside_its_node(
+    plain_all, fn, torch_fn, make_x, make_y, reduction, normalizer
+):
+    """A rule that gives the summed loss takes the mean's division into its node
+    (``_fused.fused_total``): no division node in the graph, torch's value and gradient;
+    a normalizer divides the total as before."""
+    if normalizer is not None and reduction == "sum":
+        pytest.skip("normalizer goes with reduction='mean' only")
+    g = torch.Generator().manual_seed(5)
+    x, y = make_x(g), make_y(g)
+    x1, x2, x3 = (x.clone().requires_grad_(True) for _ in range(3))
+    got = fn(x1, y, reduction=reduction, normalizer=normalizer)
+    if reduction == "mean" and normalizer is None:
+        assert type(got.grad_fn).__name__ == "_FusedBackward"
+    want = torch_fn(x2, y, reduction="sum")
+    if reduction == "mean":
+        want = want / (normalizer or (x.shape[0] if fn is LF.multi_margin_loss else x.numel()))
+    torch.testing.assert_close(got, want, rtol=1e-13, atol=0)
+    g1, g2 = torch.autograd.grad(got, x1)[0], torch.autograd.grad(want, x2)[0]
+    torch.testing.assert_close(g1, g2, rtol=1e-12, atol=1e-15)
+    # the first derivative with a graph: the plain path's
+    slow = plain_all(fn, x3, y, reduction=reduction, normalizer=normalizer)
+    assert type(slow.grad_fn).__name__ != "_FusedBackward"
+    (g3,) = torch.autograd.grad(slow, x3, create_graph=True)
+    fast = fn(x1, y, reduction=reduction, normalizer=normalizer)
+    (g4,) = torch.autograd.grad(fast, x1, create_graph=True)
+    torch.testing.assert_close(g4, g3, rtol=1e-12, atol=1e-15)
+
+
 @pytest.mark.parametrize("fn, torch_fn, options", KERNEL_PAIRS)
 def test_kernel_pair_second_derivative_and_retained_graph(fn, torch_fn, options):
     """Double backward is torch's (the plain path is its kernel); a retained graph's second

@@ -19,7 +19,7 @@ from collections.abc import Callable
 import torch
 
 from .. import _checks as C
-from .._reduction import reduce
+from .._reduction import finish_sum, reduce
 from ._rowstats import batched_grad
 
 eager = C.eager  # where the hand-written gradients may run
@@ -114,7 +114,9 @@ class Summed:
     reduction."""
 
     def __init__(self, rule, divisor: int = 1):
-        self.rule, self.divisor = rule, divisor
+        # a float: dividing by a Python int first makes it an int64 tensor, then copies it
+        # to the loss's dtype (the same value, 1 us more for each division)
+        self.rule, self.divisor = rule, float(divisor)
         self.CONSUMES_STATE = getattr(rule, "CONSUMES_STATE", False)
 
     def forward(self, *inputs):
@@ -128,6 +130,46 @@ class Summed:
 
     def backward(self, state, grad, needs):
         return self.rule.backward(state, grad / self.divisor if self.divisor != 1 else grad, needs)
+
+
+class _Total:
+    """A rule whose forward gives the summed loss, as :class:`Summed` takes it."""
+
+    def __init__(self, rule):
+        self.rule = rule
+        self.CONSUMES_STATE = getattr(rule, "CONSUMES_STATE", False)
+
+    def sum_forward(self, *inputs):
+        return self.rule.forward(*inputs)
+
+    def backward(self, state, grad, needs):
+        return self.rule.backward(state, grad, needs)
+
+
+def fused_total(
+    rule,
+    plain: Callable[..., torch.Tensor],
+    *inputs: torch.Tensor,
+    count: int,
+    reduction: str,
+    normalizer=None,
+    kernel_up_to: int = 0,
+) -> torch.Tensor:
+    """``finish_sum(fused(rule, plain, *inputs), count, reduction, normalizer)`` for a
+    ``rule`` (and its ``plain`` path) whose forward gives the summed loss, a ``"mean"``
+    or ``"sum"`` over ``count`` elements counted on the host. A plain mean (no
+    normalizer, ``count > 0``) is divided inside the node (:class:`Summed`): autograd's
+    graph has no division node (forward + backward of a small input, 16 x 256 on CPU:
+    about 10 us a step less)."""
+    if normalizer is None and count > 0 and reduction == "mean":
+
+        def mean_plain(*args):
+            return plain(*args) / count
+
+        node = Summed(_Total(rule), count)
+        return fused(node, mean_plain, *inputs, kernel_up_to=kernel_up_to)
+    total = fused(rule, plain, *inputs, kernel_up_to=kernel_up_to)
+    return finish_sum(total, count, reduction, normalizer)
 
 
 def summed_divisor(x: torch.Tensor, weight, reduction: str, normalizer) -> int | None:

@@ -15,7 +15,7 @@ from .. import _checks as C
 from .. import kernels
 from .._reduction import compute_dtype, finish_sum, reduce, reduce_builtin
 from ._common import finite_on_cpu
-from ._fused import eager, fused
+from ._fused import eager, fused, fused_total
 from ._math import log_add_exp, softplus_of_minus_abs
 
 _WEIGHT_HINT = (
@@ -195,9 +195,17 @@ def bce_with_logits(
         # is computed again on the careful path below. Reading that is no device sync on
         # CPU, and it replaces the logits' finiteness pass
         if w is None and mask is None:
-            total = fused(_BCESum, _bce_sum_plain, x, y)
-            if math.isfinite(total.detach().item()):
-                return finish_sum(total, x.numel(), reduction, normalizer)
+            out = fused_total(
+                _BCESum,
+                _bce_sum_plain,
+                x,
+                y,
+                count=x.numel(),
+                reduction=reduction,
+                normalizer=normalizer,
+            )
+            if math.isfinite(out.detach().item()):
+                return out
         else:
             out = fused(_BCE, _bce_plain, x, y)
             out = reduce(out, reduction, weight=w, mask=mask, normalizer=normalizer)

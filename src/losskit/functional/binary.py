@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as TF
 
 from .. import _checks as C
-from .._reduction import finish_sum, reduce, reduce_builtin
-from ._fused import eager, fused
+from .._reduction import reduce, reduce_builtin
+from ._fused import eager, fused, fused_total
 from ._sigmoid import bce_with_logits, prepare_binary, sigmoid_focal, upcast
 
 __all__ = ["binary_cross_entropy", "binary_cross_entropy_with_logits", "sigmoid_focal_loss"]
@@ -71,8 +71,16 @@ def binary_cross_entropy(input, target, *, weight=None, reduction="mean", normal
         # torch's kernel refuses other values, reported below)
         with _no_autocast(x.device.type):
             if w is None and reduction != "none":
-                total = fused(_BCESum, _bce_sum_plain, x, y, kernel_up_to=_KERNEL_UP_TO)
-                return finish_sum(total, x.numel(), reduction, normalizer)
+                return fused_total(
+                    _BCESum,
+                    _bce_sum_plain,
+                    x,
+                    y,
+                    count=x.numel(),
+                    reduction=reduction,
+                    normalizer=normalizer,
+                    kernel_up_to=_KERNEL_UP_TO,
+                )
             loss = fused(_BCE, _bce_plain, x, y)
             return reduce(loss, reduction, weight=w, normalizer=normalizer)
 

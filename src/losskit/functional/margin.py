@@ -32,9 +32,9 @@ import torch
 import torch.nn.functional as TF
 
 from .. import _checks as C
-from .._reduction import compute_dtype, finish_sum, reduce
+from .._reduction import compute_dtype, reduce
 from . import _math
-from ._fused import fused, fused_reduce
+from ._fused import fused, fused_reduce, fused_total
 
 __all__ = [
     "margin_ranking_loss",
@@ -924,8 +924,10 @@ def multi_margin_loss(
     plain = functools.partial(_multi_margin_plain, n_classes, p, margin)
     if x.device.type == "cpu" and weight is None and reduction != "none":
         # the sum of the hinges without a per-sample loss: one (N, C) buffer in all
-        total = fused(_MultiMargin(n_classes, p, margin, summed=True), _summed(plain), x, y)
-        return finish_sum(total, y.shape[0], reduction, normalizer)
+        rule = _MultiMargin(n_classes, p, margin, summed=True)
+        return fused_total(
+            rule, _summed(plain), x, y, count=y.shape[0], reduction=reduction, normalizer=normalizer
+        )
     if x.device.type == "cpu":
         per_sample = fused(_MultiMargin(n_classes, p, margin), plain, x, y)
     else:
