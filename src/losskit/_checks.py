@@ -60,28 +60,32 @@ class set_checks:  # noqa: N801 - used like a function, as torch.set_grad_enable
         return f"set_checks({_state['enabled']})"
 
 
-_compiler_is_compiling = getattr(getattr(torch, "compiler", None), "is_compiling", None)
+def _never() -> bool:  # pragma: no cover - a torch without the API asked about
+    return False
 
 
-def is_compiling() -> bool:
-    """Inside ``torch.compile``'s tracing (read on every call: torch's function is looked
-    up once, at import)."""
-    return _compiler_is_compiling is not None and bool(_compiler_is_compiling())
+#: Inside ``torch.compile``'s tracing: torch's own function, bound at import (a call of
+#: it is what ``torch.compile`` reads as true while it traces).
+is_compiling = getattr(getattr(torch, "compiler", None), "is_compiling", _never)
+
+# functorch's interpreter stack: not None inside a torch.func transform
+_peek_interpreter_stack = getattr(
+    getattr(torch._C, "_functorch", None), "peek_interpreter_stack", lambda: None
+)
 
 
 def in_functorch_transform() -> bool:
     """Inside ``torch.func.vmap``/``grad``/``jacrev``...: data-dependent Python reads
     (``bool(t)``, ``.item()``) are not allowed there (vmap), so value checks are skipped."""
-    try:
-        return torch._C._functorch.peek_interpreter_stack() is not None
-    except AttributeError:  # pragma: no cover - a torch without functorch's C API
-        return False
+    return _peek_interpreter_stack() is not None
 
 
 def eager() -> bool:
     """Plain eager mode: no ``torch.compile`` tracing and no ``torch.func`` transform,
-    where a loss may read values on the host and run its hand-written gradients."""
-    return not is_compiling() and not in_functorch_transform()
+    where a loss may read values on the host and run its hand-written gradients. Two
+    calls of torch's functions, bound at import: every loss asks, and on a cache-cold
+    step each Python frame costs microseconds."""
+    return not is_compiling() and _peek_interpreter_stack() is None
 
 
 def checks_enabled() -> bool:
