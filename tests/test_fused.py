@@ -1449,6 +1449,44 @@ def test_small_inputs_run_the_kernel_of_the_plain_path(monkeypatch, fn, kernel, 
         )
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("p", [1, 2])
+def test_small_multi_margin_runs_torchs_kernels(monkeypatch, p, reduction):
+    """Up to ``SMALL`` scores the multi-margin loss's mean or sum is torch's value and
+    backward kernels in one node (bit for bit torch's); above it the closed form; a
+    second derivative is the composition's on both sides."""
+    monkeypatch.setattr(_fused, "KERNELS_FOR_SMALL", True)
+    g = torch.Generator().manual_seed(6)
+    for n, kernels in ((_fused.SMALL // 1000, True), (_fused.SMALL // 1000 + 1, False)):
+        x = torch.randn(n, 1000, generator=g, dtype=torch.float64)
+        y = torch.randint(0, 1000, (n,), generator=g)
+        x1, x2 = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+        got = LF.multi_margin_loss(x1, y, p=p, reduction=reduction)
+        want = torch.nn.functional.multi_margin_loss(x2, y, p=p, reduction=reduction)
+        assert type(got.grad_fn).__name__ == "_FusedBackward"
+        g1, g2 = torch.autograd.grad(got, x1)[0], torch.autograd.grad(want, x2)[0]
+        if kernels:
+            assert torch.equal(got, want) and torch.equal(g1, g2)
+        else:
+            torch.testing.assert_close(got, want, rtol=1e-13, atol=0)
+            torch.testing.assert_close(g1, g2, rtol=1e-12, atol=1e-15)
+    x = torch.randn(3, 5, generator=g, dtype=torch.float64).requires_grad_(True)
+    y = torch.tensor([0, 4, 2])
+    monkeypatch.setattr(_fused, "KERNELS_FOR_SMALL", False)
+    closed = torch.autograd.grad(
+        LF.multi_margin_loss(x, y, p=p, reduction=reduction), x, create_graph=True
+    )[0]
+    monkeypatch.setattr(_fused, "KERNELS_FOR_SMALL", True)
+    small = torch.autograd.grad(
+        LF.multi_margin_loss(x, y, p=p, reduction=reduction), x, create_graph=True
+    )[0]
+    torch.testing.assert_close(small, closed, rtol=1e-14, atol=0)
+    u = torch.randn(3, 5, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(
+        torch.autograd.grad(small, x, u)[0], torch.autograd.grad(closed, x, u, allow_unused=True)[0]
+    )
+
+
 @pytest.mark.parametrize("dtype,ulps", [(torch.float32, 2.0), (torch.float64, 2.5)])
 def test_softplus_of_minus_abs_within_a_few_ulps(dtype, ulps):
     """``log1p(exp(-|x|))`` by ``-log1p(-sigmoid(-|x|))`` (``_math``): relative error

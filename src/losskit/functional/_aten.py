@@ -66,6 +66,20 @@ def smooth_l1_loss_backward(g, x, y, reduction: str, beta: float) -> torch.Tenso
     return _smooth_l1_backward(g, x, y, REDUCTION[reduction], beta, grad_input=_empty(x))
 
 
+def multi_margin_loss(x, y, reduction: str, p: int, margin: float) -> torch.Tensor:
+    """torch's ``multi_margin_loss`` of scores ``(N, C)`` and class indices ``(N, 1)``,
+    without a class weight."""
+    return _nn.multi_margin_loss(x, y.reshape(-1), p, margin, None, REDUCTION[reduction])
+
+
+def multi_margin_loss_backward(g, x, y, reduction: str, p: int, margin: float):
+    """The gradient of :func:`multi_margin_loss` with respect to ``x``, torch's."""
+    return _multi_margin_backward(g, x, y.reshape(-1), p, margin, None, REDUCTION[reduction])
+
+
+_multi_margin_backward = torch.ops.aten.multi_margin_loss_backward.default
+
+
 def nll_loss_cpu(x: torch.Tensor, t: torch.Tensor, ignore_index: int, reduction: str):
     """torch's ``nll_loss`` of ``(N, C, *)`` log-probabilities on CPU, with losskit's
     value check done by the kernel: on CPU it tests every counted target against the

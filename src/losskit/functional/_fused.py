@@ -132,6 +132,24 @@ class Summed:
         return self.rule.backward(state, grad / self.divisor if self.divisor != 1 else grad, needs)
 
 
+class Kernels:
+    """A plain mean or sum from torch's kernels: ``value(x, y, reduction, **hyper)`` and
+    the gradient ``backward(g, x, y, reduction, **hyper)`` of its backward kernel
+    (:mod:`._aten`: for the Huber losses into an empty buffer, where torch's own autograd
+    formula fills one with zeros first). torch's values and gradients; the target's
+    gradient, where one is asked (a loss of ``x - y``), is minus the input's."""
+
+    def __init__(self, value, backward, reduction, hyper):
+        self.value, self.grad, self.reduction, self.hyper = value, backward, reduction, hyper
+
+    def forward(self, x, y):
+        return self.value(x, y, self.reduction, **self.hyper), (x, y)
+
+    def backward(self, state, grad, needs):
+        gx = self.grad(grad, *state, self.reduction, **self.hyper)
+        return (gx if needs[0] else None), (gx.neg() if needs[1] else None)
+
+
 class _Total:
     """A rule whose forward gives the summed loss, as :class:`Summed` takes it."""
 

@@ -18,7 +18,7 @@ from .. import _checks as C
 from .._reduction import reduce, reduce_builtin
 from . import _aten
 from ._common import prepare_pointwise
-from ._fused import SMALL, Summed, eager, fused, fused_reduce, summed_divisor
+from ._fused import SMALL, Kernels, Summed, eager, fused, fused_reduce, summed_divisor
 from ._math import sum_of_squares
 
 __all__ = [
@@ -55,7 +55,7 @@ def _builtin(
     A plain mean or sum runs in one autograd node, with torch's built-in as the plain path
     (second derivatives, ``torch.compile``, ``torch.func``), where the loss has either
     ``rule``, its per-element loss with a closed-form gradient (:class:`Summed`), or
-    ``kernels``, torch's value and backward kernels as :class:`_Kernels` calls them."""
+    ``kernels``, torch's value and backward kernels as :class:`._fused.Kernels` calls them."""
     x, y, w = _prepared(name, input, target, weight, reduction, normalizer, broadcast)
     has_rule = rule is not None or kernels is not None
     divisor = summed_divisor(x, w, reduction, normalizer) if has_rule else None
@@ -64,7 +64,7 @@ def _builtin(
         def plain(a, b):
             return torch_fn(a, b, reduction, **hyper)
 
-        node = Summed(rule, divisor) if rule is not None else _Kernels(*kernels, reduction, hyper)
+        node = Summed(rule, divisor) if rule is not None else Kernels(*kernels, reduction, hyper)
         return fused(node, plain, x, y, kernel_up_to=SMALL)
     return reduce_builtin(
         lambda red: torch_fn(x, y, red, **hyper),
@@ -73,23 +73,6 @@ def _builtin(
         normalizer=normalizer,
         numel=x.numel(),
     )
-
-
-class _Kernels:
-    """A plain mean or sum from torch's kernels: ``value(x, y, reduction, **hyper)`` and
-    the gradient ``backward(g, x, y, reduction, **hyper)`` of its backward kernel in a
-    fresh buffer (:mod:`._aten`; torch's own autograd formula fills it with zeros first).
-    torch's values and gradients, one pass fewer."""
-
-    def __init__(self, value, backward, reduction, hyper):
-        self.value, self.grad, self.reduction, self.hyper = value, backward, reduction, hyper
-
-    def forward(self, x, y):
-        return self.value(x, y, self.reduction, **self.hyper), (x, y)
-
-    def backward(self, state, grad, needs):
-        gx = self.grad(grad, *state, self.reduction, **self.hyper)
-        return (gx if needs[0] else None), (gx.neg() if needs[1] else None)
 
 
 def _pointwise(
