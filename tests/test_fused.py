@@ -130,7 +130,7 @@ KERNEL_PAIRS = [
 @pytest.mark.parametrize("fn, torch_fn, options", KERNEL_PAIRS)
 def test_kernel_pair_is_torchs_bit_for_bit(fn, torch_fn, options, layout, dtype, reduction):
     """A plain mean or sum of a loss torch computes runs torch's value kernel and its
-    backward kernel into an empty buffer (``regression._Kernels``): torch's value and
+    backward kernel into an empty buffer (``_fused.Kernels``): torch's value and
     both gradients, bit for bit, where the residuals cross the quadratic's bound and
     where one is exactly on it. Half precision is computed in float32 (as everywhere)."""
     g = torch.Generator().manual_seed(3)
