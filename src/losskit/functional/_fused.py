@@ -177,8 +177,8 @@ def fused_total(
     ``rule`` (and its ``plain`` path) whose forward gives the summed loss, a ``"mean"``
     or ``"sum"`` over ``count`` elements counted on the host. A plain mean (no
     normalizer, ``count > 0``) is divided inside the node (:class:`Summed`): autograd's
-    graph has no division node (forward + backward of a small input, 16 x 256 on CPU:
-    about 10 us a step less)."""
+    graph has no division node (on CPU, one thread, the sum of a 16 x 256 tensor and its
+    backward: 44 us with the division by an int after it, 30 without)."""
     if normalizer is None and count > 0 and reduction == "mean":
 
         def mean_plain(*args):
